@@ -1,0 +1,557 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PCI devices and drivers, in the shape of upstream `kernel::pci` (6.18).
+//!
+//! C header: [`include/linux/pci.h`](srctree/include/linux/pci.h)
+
+use core::{marker::PhantomData, ops::Deref, pin::Pin, ptr::NonNull};
+
+use kernel::{
+    bindings, ffi,
+    error::{from_result, to_result},
+    init::pin_init_from_closure,
+    prelude::*,
+    str::CStr,
+    types::{ARef, AlwaysRefCounted, ForeignOwnable, Opaque},
+    ThisModule,
+};
+
+use super::{
+    bindings::sys,
+    device::{self, AsDevice, Bound, Core, DeviceContext, Normal},
+    io::{Io, IoRaw},
+};
+
+/// `PCI_ANY_ID`: matches any vendor, device, subsystem vendor or subsystem device.
+const PCI_ANY_ID: u32 = !0;
+
+/// Number of standard BARs of a PCI function (`PCI_STD_NUM_BARS`).
+const PCI_STD_NUM_BARS: u32 = 6;
+
+/// One entry of a PCI driver's ID table (`struct pci_device_id`).
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(crate) struct DeviceId(bindings::pci_device_id);
+
+impl DeviceId {
+    /// The all-zero entry that terminates an ID table.
+    pub(crate) const TERMINATOR: Self = Self(bindings::pci_device_id {
+        vendor: 0,
+        device: 0,
+        subvendor: 0,
+        subdevice: 0,
+        class: 0,
+        class_mask: 0,
+        driver_data: 0,
+        override_only: 0,
+    });
+
+    /// Matches a vendor and device ID, any subsystem.
+    pub(crate) const fn from_id(vendor: u16, device: u16) -> Self {
+        Self(bindings::pci_device_id {
+            vendor: vendor as u32,
+            device: device as u32,
+            subvendor: PCI_ANY_ID,
+            subdevice: PCI_ANY_ID,
+            class: 0,
+            class_mask: 0,
+            driver_data: 0,
+            override_only: 0,
+        })
+    }
+
+    /// Matches a class code (`class` is the 24-bit base class, subclass and programming
+    /// interface), compared under `class_mask`, of any vendor.
+    pub(crate) const fn from_class(class: u32, class_mask: u32) -> Self {
+        Self(bindings::pci_device_id {
+            vendor: PCI_ANY_ID,
+            device: PCI_ANY_ID,
+            subvendor: PCI_ANY_ID,
+            subdevice: PCI_ANY_ID,
+            class,
+            class_mask,
+            driver_data: 0,
+            override_only: 0,
+        })
+    }
+
+    /// Numbers the entries of a table: entry `i` gets `driver_data = i`, the index of its
+    /// [`IdTable`] info. Used by [`pci_device_table!`].
+    pub(crate) const fn index_table<const N: usize>(mut ids: [Self; N]) -> [Self; N] {
+        let mut i = 0;
+        // The last entry is the terminator and keeps zero.
+        while i + 1 < N {
+            ids[i].0.driver_data = i as ffi::c_ulong;
+            i += 1;
+        }
+        ids
+    }
+}
+
+/// A driver's ID table: the zero-terminated C array and one `T` per entry.
+///
+/// # Invariants
+///
+/// `ids` ends with [`DeviceId::TERMINATOR`], `ids.len() == info.len() + 1` and entry `i` has
+/// `driver_data == i`.
+pub(crate) struct IdTable<T: 'static> {
+    ids: &'static [DeviceId],
+    info: &'static [T],
+}
+
+impl<T: 'static> IdTable<T> {
+    /// Builds a table; use [`pci_device_table!`], which guarantees the invariants.
+    pub(crate) const fn new(ids: &'static [DeviceId], info: &'static [T]) -> Self {
+        assert!(ids.len() == info.len() + 1, "an ID table needs one info per entry");
+        Self { ids, info }
+    }
+
+    /// Whether an entry of the table matches a function of class code `class` from any
+    /// vendor (the class-based part of the PCI core's `pci_match_one_device`).
+    pub(crate) fn matches_class(&self, class: u32) -> bool {
+        self.ids[..self.info.len()].iter().any(|id| {
+            id.0.vendor == PCI_ANY_ID
+                && id.0.device == PCI_ANY_ID
+                && (id.0.class ^ class) & id.0.class_mask == 0
+        })
+    }
+
+    fn as_ptr(&self) -> *const bindings::pci_device_id {
+        self.ids.as_ptr().cast()
+    }
+
+    /// Returns the info of the entry the PCI core matched, or `None` for an ID it got from
+    /// elsewhere (a dynamic `new_id` with foreign driver data).
+    fn info(&self, id: &bindings::pci_device_id) -> Option<&'static T> {
+        self.info.get(usize::try_from(id.driver_data).ok()?)
+    }
+}
+
+/// Declares a PCI ID table for a driver and exports it to modpost as
+/// `__mod_pci__<module_table>_device_table`, so that the module gets `pci:` aliases
+/// (like C's `MODULE_DEVICE_TABLE(pci, ...)`).
+///
+/// ```ignore
+/// pci_device_table!(PCI_TABLE, rnvme_pci_ids, (), [
+///     (pci::DeviceId::from_class(0x010802, 0xffffff), ()),
+/// ]);
+/// ```
+macro_rules! pci_device_table {
+    ($table:ident, $module_table:ident, $info_ty:ty, [ $( ($id:expr, $info:expr) ),+ $(,)? ]) => {
+        #[export_name = concat!("__mod_pci__", stringify!($module_table), "_device_table")]
+        static $module_table: [$crate::kapi::pci::DeviceId; [$(stringify!($id)),+].len() + 1] =
+            $crate::kapi::pci::DeviceId::index_table([
+                $($id,)+
+                $crate::kapi::pci::DeviceId::TERMINATOR,
+            ]);
+
+        pub(crate) const $table: $crate::kapi::pci::IdTable<$info_ty> =
+            $crate::kapi::pci::IdTable::new(&$module_table, &[$($info),+]);
+    };
+}
+pub(crate) use pci_device_table;
+
+/// A PCI function (`struct pci_dev`), borrowed in context `Ctx`.
+///
+/// # Invariants
+///
+/// A `&Device<Ctx>` points to a valid `struct pci_dev` whose state matches `Ctx`.
+#[repr(transparent)]
+pub(crate) struct Device<Ctx: DeviceContext = Normal>(Opaque<sys::pci_dev>, PhantomData<Ctx>);
+
+impl<Ctx: DeviceContext> Device<Ctx> {
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid `struct pci_dev` in state `Ctx` for the lifetime `'a`.
+    unsafe fn from_raw<'a>(ptr: *mut sys::pci_dev) -> &'a Self {
+        // SAFETY: transparent wrapper; validity and context guaranteed by the caller.
+        unsafe { &*ptr.cast() }
+    }
+
+    fn as_raw(&self) -> *mut sys::pci_dev {
+        self.0.get()
+    }
+
+    fn raw(&self) -> &sys::pci_dev {
+        // SAFETY: By the type invariant the `pci_dev` is valid; the fields read through this
+        // reference (IDs, class, devfn, flags) are set before probe and not changed while a
+        // driver can see the device.
+        unsafe { &*self.as_raw() }
+    }
+
+    /// The generic device embedded in this PCI function, in the same context.
+    pub(crate) fn as_dev(&self) -> &device::Device<Ctx> {
+        // SAFETY: `dev` is embedded in a valid `pci_dev` and shares its state.
+        unsafe { device::Device::from_raw(&raw mut (*self.as_raw()).dev) }
+    }
+
+    /// PCI vendor ID.
+    pub(crate) fn vendor_id(&self) -> u16 {
+        self.raw().vendor
+    }
+
+    /// PCI device ID.
+    pub(crate) fn device_id(&self) -> u16 {
+        self.raw().device
+    }
+
+    /// PCI revision ID.
+    pub(crate) fn revision_id(&self) -> u8 {
+        self.raw().revision
+    }
+
+    /// 24-bit class code: base class, subclass and programming interface.
+    pub(crate) fn class(&self) -> u32 {
+        self.raw().class
+    }
+
+    /// Whether this function is an SR-IOV virtual function.
+    pub(crate) fn is_virtfn(&self) -> bool {
+        self.raw().is_virtfn() != 0
+    }
+
+    /// Whether this function is an SR-IOV physical function.
+    pub(crate) fn is_physfn(&self) -> bool {
+        self.raw().is_physfn() != 0
+    }
+
+    /// Start address of BAR `bar`, or `EINVAL` for an invalid BAR number.
+    pub(crate) fn resource_start(&self, bar: u32) -> Result<u64> {
+        let bar = valid_bar(bar)?;
+        // SAFETY: the device is valid and `bar` is a valid BAR index.
+        Ok(unsafe { sys::rnvme_pci_resource_start(self.as_raw(), bar) })
+    }
+
+    /// Length of BAR `bar` in bytes (0 if unimplemented), or `EINVAL` for an invalid BAR.
+    pub(crate) fn resource_len(&self, bar: u32) -> Result<u64> {
+        let bar = valid_bar(bar)?;
+        // SAFETY: the device is valid and `bar` is a valid BAR index.
+        Ok(unsafe { sys::rnvme_pci_resource_len(self.as_raw(), bar) })
+    }
+
+    fn resource_flags(&self, bar: ffi::c_int) -> ffi::c_ulong {
+        // SAFETY: the device is valid and `bar` was checked by `valid_bar`.
+        unsafe { sys::rnvme_pci_resource_flags(self.as_raw(), bar) }
+    }
+}
+
+fn valid_bar(bar: u32) -> Result<ffi::c_int> {
+    if bar >= PCI_STD_NUM_BARS {
+        return Err(EINVAL);
+    }
+    ffi::c_int::try_from(bar).map_err(|_| EINVAL)
+}
+
+impl<Ctx: DeviceContext> AsDevice for Device<Ctx> {
+    fn as_device(&self) -> &device::Device<Normal> {
+        self.as_dev().as_normal()
+    }
+}
+
+impl Device<Core> {
+    /// Enables the function's memory space (`pci_enable_device_mem`).
+    pub(crate) fn enable_device_mem(&self) -> Result {
+        // SAFETY: the device is valid and its lock is held (`Core`).
+        to_result(unsafe { sys::pci_enable_device_mem(self.as_raw()) })
+    }
+
+    /// Disables the function again (`pci_disable_device`).
+    pub(crate) fn disable_device(&self) {
+        // SAFETY: the device is valid and its lock is held (`Core`).
+        unsafe { sys::pci_disable_device(self.as_raw()) }
+    }
+
+    /// Enables bus mastering (DMA) for the function.
+    pub(crate) fn set_master(&self) {
+        // SAFETY: the device is valid and its lock is held (`Core`).
+        unsafe { sys::pci_set_master(self.as_raw()) }
+    }
+
+    /// Disables bus mastering (DMA) for the function.
+    pub(crate) fn clear_master(&self) {
+        // SAFETY: the device is valid and its lock is held (`Core`).
+        unsafe { sys::pci_clear_master(self.as_raw()) }
+    }
+
+    /// Requests memory BAR `bar` for `name` and maps it. Fails with `EINVAL` if the BAR is
+    /// not a memory BAR or is smaller than `SIZE`, `EBUSY` if another driver holds the
+    /// region, `ENOMEM` if it cannot be mapped.
+    pub(crate) fn iomap_region_sized<const SIZE: usize>(
+        &self,
+        bar: u32,
+        name: &'static CStr,
+    ) -> Result<Bar<SIZE>> {
+        let num = valid_bar(bar)?;
+        if self.resource_flags(num) & sys::IORESOURCE_MEM as ffi::c_ulong == 0 {
+            return Err(EINVAL);
+        }
+        let len = usize::try_from(self.resource_len(bar)?).map_err(|_| EINVAL)?;
+        if len < SIZE {
+            return Err(EINVAL);
+        }
+
+        // SAFETY: the device is valid; `name` is a static NUL-terminated string, as the
+        // resource tree keeps the pointer.
+        to_result(unsafe { sys::pci_request_region(self.as_raw(), num, name.as_char_ptr()) })?;
+
+        // SAFETY: the region was requested above; `0` maps the whole BAR.
+        let ioptr = unsafe { sys::pci_iomap(self.as_raw(), num, 0) };
+        if ioptr.is_null() {
+            // SAFETY: the region was requested above and is not mapped.
+            unsafe { sys::pci_release_region(self.as_raw(), num) };
+            return Err(ENOMEM);
+        }
+
+        let io = match IoRaw::new(ioptr as usize, len) {
+            Ok(io) => io,
+            Err(e) => {
+                // SAFETY: `ioptr` was mapped and the region requested above.
+                unsafe {
+                    sys::pci_iounmap(self.as_raw(), ioptr);
+                    sys::pci_release_region(self.as_raw(), num);
+                }
+                return Err(e);
+            }
+        };
+
+        // INVARIANT: `io` describes the BAR mapped above, which stays mapped and requested
+        // until `Bar::drop`.
+        Ok(Bar {
+            pdev: self.as_normal().into(),
+            io,
+            num,
+        })
+    }
+
+    fn as_normal(&self) -> &Device<Normal> {
+        // SAFETY: `Normal` claims nothing beyond validity.
+        unsafe { Device::from_raw(self.as_raw()) }
+    }
+}
+
+impl Deref for Device<Core> {
+    type Target = Device<Bound>;
+
+    fn deref(&self) -> &Device<Bound> {
+        // SAFETY: a device in a bus callback is bound.
+        unsafe { Device::from_raw(self.as_raw()) }
+    }
+}
+
+impl Deref for Device<Bound> {
+    type Target = Device<Normal>;
+
+    fn deref(&self) -> &Device<Normal> {
+        // SAFETY: `Normal` claims nothing beyond validity.
+        unsafe { Device::from_raw(self.as_raw()) }
+    }
+}
+
+// SAFETY: `pci_dev_get`/`pci_dev_put` manage the refcount of the embedded `struct device`.
+unsafe impl AlwaysRefCounted for Device<Normal> {
+    fn inc_ref(&self) {
+        // SAFETY: the device is valid, so its refcount is non-zero.
+        unsafe { sys::pci_dev_get(self.as_raw()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: the caller owns a reference.
+        unsafe { sys::pci_dev_put(obj.cast::<sys::pci_dev>().as_ptr()) }
+    }
+}
+
+// SAFETY: a `struct pci_dev` may be referenced from any thread; the C API locks internally.
+unsafe impl<Ctx: DeviceContext> Send for Device<Ctx> {}
+// SAFETY: see `Send`.
+unsafe impl<Ctx: DeviceContext> Sync for Device<Ctx> {}
+
+/// A requested and mapped memory BAR.
+///
+/// Dereferences to [`Io<SIZE>`]; `SIZE` is the part of the BAR whose accesses are checked at
+/// build time. The mapping and the region request are released on drop.
+///
+/// # Invariants
+///
+/// `io` describes the mapping of BAR `num` of `pdev`, which stays mapped and requested until
+/// drop.
+pub(crate) struct Bar<const SIZE: usize = 0> {
+    pdev: ARef<Device<Normal>>,
+    io: IoRaw<SIZE>,
+    num: ffi::c_int,
+}
+
+impl<const SIZE: usize> Deref for Bar<SIZE> {
+    type Target = Io<SIZE>;
+
+    fn deref(&self) -> &Io<SIZE> {
+        // SAFETY: by the type invariant the mapping is valid until drop.
+        unsafe { Io::from_raw(&self.io) }
+    }
+}
+
+impl<const SIZE: usize> Drop for Bar<SIZE> {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the BAR is mapped and requested; nothing uses the
+        // mapping after this point because `self` is being dropped.
+        unsafe {
+            sys::pci_iounmap(self.pdev.as_raw(), self.io.addr() as *mut ffi::c_void);
+            sys::pci_release_region(self.pdev.as_raw(), self.num);
+        }
+    }
+}
+
+/// A PCI driver.
+pub(crate) trait Driver: Send + Sync + 'static {
+    /// Per-entry data of the ID table, handed to [`Driver::probe`].
+    type IdInfo: 'static;
+
+    /// The devices this driver binds to.
+    const ID_TABLE: IdTable<Self::IdInfo>;
+
+    /// Binds the driver to `dev`; the returned object lives until the device is unbound.
+    fn probe(dev: &Device<Core>, id_info: &Self::IdInfo) -> impl PinInit<Self, Error>;
+
+    /// Called before the driver's object is dropped at unbind, with the device still bound.
+    fn unbind(dev: &Device<Core>, this: Pin<&Self>) {
+        let _ = (dev, this);
+    }
+}
+
+/// The C callbacks of a [`Driver`].
+struct Adapter<T: Driver>(PhantomData<T>);
+
+impl<T: Driver> Adapter<T> {
+    /// # Safety
+    ///
+    /// Called by the PCI core with a valid device (lock held) and a valid matched ID.
+    unsafe extern "C" fn probe_callback(
+        pdev: *mut sys::pci_dev,
+        id: *const bindings::pci_device_id,
+    ) -> ffi::c_int {
+        // SAFETY: the PCI core calls probe with a valid device, locked and being bound.
+        let dev = unsafe { Device::<Core>::from_raw(pdev) };
+        // SAFETY: the PCI core passes the matched entry, valid for the call.
+        let id = unsafe { &*id };
+
+        from_result(|| {
+            let info = T::ID_TABLE.info(id).ok_or(ENODEV)?;
+            let data = KBox::pin_init(T::probe(dev, info), GFP_KERNEL)?;
+            // SAFETY: the device is valid; ownership of `data` moves to the drvdata pointer
+            // and is taken back exactly once in `remove_callback`.
+            unsafe { sys::rnvme_dev_set_drvdata(dev.as_dev().as_raw(), data.into_foreign() as _) };
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core with a valid device that `probe_callback` bound.
+    unsafe extern "C" fn remove_callback(pdev: *mut sys::pci_dev) {
+        // SAFETY: the PCI core calls remove with a valid, locked, still bound device.
+        let dev = unsafe { Device::<Core>::from_raw(pdev) };
+        // SAFETY: the device is valid.
+        let ptr = unsafe { sys::rnvme_dev_get_drvdata(dev.as_dev().as_raw()) };
+        // SAFETY: probe succeeded (otherwise remove is not called), so `ptr` came from
+        // `Pin<KBox<T>>::into_foreign` and is converted back exactly once.
+        let data = unsafe { <Pin<KBox<T>> as ForeignOwnable>::from_foreign(ptr) };
+        T::unbind(dev, data.as_ref());
+        drop(data);
+        // SAFETY: the device is valid; the stale pointer must not be seen by the next driver.
+        unsafe { sys::rnvme_dev_set_drvdata(dev.as_dev().as_raw(), core::ptr::null_mut()) };
+    }
+}
+
+/// The registration of a [`Driver`] with the PCI core; unregisters on drop.
+///
+/// # Invariants
+///
+/// `drv` is registered with the PCI core for the lifetime of the object.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Registration<T: Driver> {
+    #[pin]
+    drv: Opaque<sys::pci_driver>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: the registration is only touched at creation and drop; the PCI core serialises
+// access to the `pci_driver` it holds.
+unsafe impl<T: Driver> Send for Registration<T> {}
+// SAFETY: no `&self` method touches the `pci_driver`.
+unsafe impl<T: Driver> Sync for Registration<T> {}
+
+impl<T: Driver> Registration<T> {
+    /// Registers `T` as PCI driver `name` of `module`.
+    pub(crate) fn new(
+        name: &'static CStr,
+        module: &'static ThisModule,
+    ) -> impl PinInit<Self, Error> {
+        let init = move |slot: *mut Opaque<sys::pci_driver>| {
+            let drv = Opaque::raw_get(slot);
+            // SAFETY: `drv` is valid for writes; all-zero is a valid `pci_driver`.
+            unsafe {
+                core::ptr::write_bytes(drv, 0, 1);
+                (*drv).name = name.as_char_ptr();
+                (*drv).id_table = T::ID_TABLE.as_ptr();
+                (*drv).probe = Some(Adapter::<T>::probe_callback);
+                (*drv).remove = Some(Adapter::<T>::remove_callback);
+            }
+            // SAFETY: `drv` is fully initialised and pinned (it lives in a pinned `Opaque`
+            // that is only dropped through `PinnedDrop`, which unregisters it); `name` is a
+            // static string.
+            to_result(unsafe {
+                sys::__pci_register_driver(drv, module.as_ptr(), name.as_char_ptr())
+            })
+        };
+        try_pin_init!(Self {
+            // SAFETY: the closure initialises the whole `pci_driver` before registering it,
+            // and returns an error only when registration failed (nothing to undo).
+            drv <- unsafe { pin_init_from_closure(init) },
+            _p: PhantomData,
+        })
+    }
+}
+
+#[pinned_drop]
+impl<T: Driver> PinnedDrop for Registration<T> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: by the type invariant the driver is registered.
+        unsafe { sys::pci_unregister_driver(self.drv.get()) };
+    }
+}
+
+#[cfg(CONFIG_KUNIT)]
+crate::kapi::kunit::kunit_tests!(rnvme_kapi_pci, {
+    fn id_tables_are_numbered_and_terminated() {
+        let ids = DeviceId::index_table([
+            DeviceId::from_id(0x1b36, 0x0010),
+            DeviceId::from_class(0x01_08_02, 0xff_ff_ff),
+            DeviceId::TERMINATOR,
+        ]);
+        assert_eq!(ids[0].0.driver_data, 0);
+        assert_eq!(ids[1].0.driver_data, 1);
+        assert_eq!(ids[2].0.driver_data, 0);
+        assert_eq!(ids[2].0.vendor, 0);
+        assert_eq!(ids[2].0.class_mask, 0);
+        assert_eq!(ids[0].0.vendor, 0x1b36);
+        assert_eq!(ids[0].0.subvendor, PCI_ANY_ID);
+        assert_eq!(ids[1].0.vendor, PCI_ANY_ID);
+        assert_eq!(ids[1].0.class, 0x01_08_02);
+    }
+
+    fn id_table_info_rejects_foreign_driver_data() {
+        static IDS: [DeviceId; 2] =
+            DeviceId::index_table([DeviceId::from_id(1, 2), DeviceId::TERMINATOR]);
+        const TABLE: IdTable<u32> = IdTable::new(&IDS, &[42]);
+        assert_eq!(TABLE.info(&IDS[0].0), Some(&42));
+        let mut foreign = IDS[0].0;
+        foreign.driver_data = 7;
+        assert_eq!(TABLE.info(&foreign), None);
+    }
+
+    fn bar_numbers_are_validated() {
+        assert_eq!(valid_bar(0), Ok(0));
+        assert_eq!(valid_bar(5), Ok(5));
+        assert_eq!(valid_bar(6), Err(EINVAL));
+        assert_eq!(valid_bar(u32::MAX), Err(EINVAL));
+    }
+});

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The PCI driver: binds NVMe functions (class 01:08:02) and owns their controller.
+
+use kernel::{c_str, prelude::*};
+
+use crate::{
+    controller::Controller,
+    kapi::{
+        device::{dev_info, Core},
+        init::pin_init_scope,
+        pci::{self, pci_device_table},
+    },
+};
+
+/// PCI class code of an NVMe controller: mass storage, non-volatile memory, NVM Express.
+pub(crate) const PCI_CLASS_STORAGE_EXPRESS: u32 = 0x01_08_02;
+
+pci_device_table!(PCI_TABLE, RNVME_PCI_IDS, (), [
+    (pci::DeviceId::from_class(PCI_CLASS_STORAGE_EXPRESS, 0xff_ff_ff), ()),
+]);
+
+/// The driver's per-function object, alive while the function is bound.
+#[pin_data]
+pub(crate) struct NvmeDriver {
+    controller: Controller,
+}
+
+impl pci::Driver for NvmeDriver {
+    type IdInfo = ();
+
+    const ID_TABLE: pci::IdTable<()> = PCI_TABLE;
+
+    fn probe(pdev: &pci::Device<Core>, _info: &()) -> impl PinInit<Self, Error> {
+        pin_init_scope(move || {
+            let controller = Controller::new(pdev)?;
+            Ok(try_pin_init!(Self { controller }))
+        })
+    }
+
+    fn unbind(pdev: &pci::Device<Core>, this: Pin<&Self>) {
+        let csts = this.controller.status();
+        this.controller.shutdown(pdev);
+        dev_info!(pdev, "unbound (CSTS {:#x})\n", csts.0);
+    }
+}
+
+/// Name under which the driver requests BAR0.
+pub(crate) const BAR0_NAME: &kernel::str::CStr = c_str!("rnvme");

@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Host build of the rnvme driver's pure logic.
+//!
+//! The kernel module compiles `mod.rs` of this folder as its `crate::spec` module; this crate
+//! root compiles the very same files for `cargo test` on the host, under the same module path,
+//! so that most of the driver's logic is tested in milliseconds without a VM.
+
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(test)]
+extern crate std;
+
+#[path = "mod.rs"]
+pub mod spec;

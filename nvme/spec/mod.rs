@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pure NVMe logic: definitions from the NVM Express Base Specification and the arithmetic on
+//! them.
+//!
+//! Everything below `spec` is `core`-only: no kernel APIs, no allocation, no `unsafe`. The
+//! kernel module and the host test crate (`rnvme-spec`) compile the same files.
+
+#[macro_use]
+pub mod register;
+pub mod regs;
