@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Test registry, selection and reporting.
+
+use std::{fs, io::Write, path::PathBuf, time::Instant};
+
+/// What every test gets: where the module and the kernel's own modules are, where to write.
+pub struct Env {
+    /// The rnvme module under test.
+    pub module: PathBuf,
+    /// `modprobe -d` root of the test kernel's modules.
+    pub modroot: PathBuf,
+    /// Directory shared with the host.
+    pub out: PathBuf,
+}
+
+/// The outcome of one check.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The check held.
+    Pass,
+    /// The check failed, with the reason.
+    Fail(String),
+    /// The check cannot run on this machine, with the reason.
+    Skip(String),
+}
+
+/// One named result; a test may report several (e.g. one per KUnit case).
+#[derive(Debug)]
+pub struct Report {
+    /// Full result name, e.g. `smoke/module-alias` or `kunit/rnvme_spec/cap_fields_decode`.
+    pub name: String,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// A test: a name, the groups it belongs to, and its body. The body returns its sub-results
+/// (none for a plain test, which then passes) or an error that fails the test itself.
+pub struct Test {
+    /// Unique name.
+    pub name: &'static str,
+    /// Groups for selection (`smoke`, ...).
+    pub groups: &'static [&'static str],
+    /// The test body.
+    pub run: fn(&Env) -> Result<Vec<Report>, String>,
+}
+
+impl Test {
+    /// Whether `filter` selects this test: an exact group name or a substring of the name.
+    pub fn selected_by(&self, filter: Option<&str>) -> bool {
+        match filter {
+            None => true,
+            Some(f) => self.groups.contains(&f) || self.name.contains(f),
+        }
+    }
+}
+
+/// Formats a report as the line the host parses.
+pub fn format_report(r: &Report) -> String {
+    let one_line = |s: &str| s.replace('\n', " | ");
+    match &r.outcome {
+        Outcome::Pass => format!("PASS {}", r.name),
+        Outcome::Fail(why) => format!("FAIL {}: {}", r.name, one_line(why)),
+        Outcome::Skip(why) => format!("SKIP {}: {}", r.name, one_line(why)),
+    }
+}
+
+/// Runs the selected tests in order and writes `results.txt`; returns the exit code.
+pub fn run_all(env: &Env, tests: &[Test], filter: Option<&str>) -> i32 {
+    let path = env.out.join("results.txt");
+    let mut file = match fs::File::create(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("cannot create {}: {e}", path.display());
+            return 2;
+        }
+    };
+    let selected: Vec<&Test> = tests.iter().filter(|t| t.selected_by(filter)).collect();
+    if selected.is_empty() {
+        println!("no test matches {filter:?}");
+        return 2;
+    }
+    let mut failed = false;
+    for test in selected {
+        println!("# running {}", test.name);
+        let started = Instant::now();
+        let mut reports = match (test.run)(env) {
+            Ok(sub) => sub,
+            Err(why) => vec![Report {
+                name: test.name.to_string(),
+                outcome: Outcome::Fail(why),
+            }],
+        };
+        // A test without sub-results reports itself; one with sub-results (e.g. one per
+        // KUnit case) is represented by them.
+        if reports.is_empty() {
+            reports.push(Report {
+                name: test.name.to_string(),
+                outcome: Outcome::Pass,
+            });
+        }
+        println!("# {} took {:.1} s", test.name, started.elapsed().as_secs_f64());
+        for r in &reports {
+            let line = format_report(r);
+            println!("{line}");
+            if writeln!(file, "{line}").is_err() {
+                println!("cannot write {}", path.display());
+                return 2;
+            }
+            failed |= matches!(r.outcome, Outcome::Fail(_));
+        }
+    }
+    if file.sync_all().is_err() {
+        return 2;
+    }
+    i32::from(failed)
+}
+
+/// Turns a condition into a test error.
+pub fn ensure(cond: bool, why: impl FnOnce() -> String) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(why())
+    }
+}

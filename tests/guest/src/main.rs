@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `rnvme-guest-tests`: runs inside the test VM (the guest sees the host's root over 9p, so
+//! this host-built binary runs at the same path). It drives the rnvme module through the
+//! interfaces a user has (insmod, sysfs, /dev/kmsg, BAR0 through sysfs `resource0`) and
+//! reports one line per test: `PASS name`, `FAIL name: reason` or `SKIP name: reason`, on
+//! stdout and in `<out>/results.txt`, which `cargo xtask test` collects.
+
+mod demo;
+mod harness;
+mod identity;
+mod kmsg;
+mod ktap;
+mod mmio;
+mod module;
+mod pci;
+mod tests;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Command line of the guest runner.
+#[derive(Parser, Debug)]
+#[command(about = "rnvme scenario tests and demo, run inside the test VM")]
+struct Args {
+    /// The module under test.
+    #[arg(long)]
+    module: PathBuf,
+    /// Root that `modprobe -d` uses for the test kernel's own modules (the C nvme driver).
+    #[arg(long)]
+    modroot: PathBuf,
+    /// Directory shared with the host; results.txt is written there.
+    #[arg(long)]
+    out: PathBuf,
+    /// Run the narrated demo instead of the tests.
+    #[arg(long)]
+    demo: bool,
+    /// List the tests and their groups, run nothing.
+    #[arg(long)]
+    list: bool,
+    /// Run only tests in this group (e.g. `smoke`) or whose name contains this text.
+    filter: Option<String>,
+}
+
+fn main() {
+    let args = Args::parse();
+    let env = harness::Env {
+        module: args.module,
+        modroot: args.modroot,
+        out: args.out,
+    };
+    let code = if args.demo {
+        match demo::run(&env) {
+            Ok(()) => 0,
+            Err(e) => {
+                println!("demo failed: {e}");
+                1
+            }
+        }
+    } else if args.list {
+        for t in tests::all() {
+            println!("{} [{}]", t.name, t.groups.join(","));
+        }
+        0
+    } else {
+        harness::run_all(&env, &tests::all(), args.filter.as_deref())
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The scenario tests, in the order they run.
+
+mod kunit;
+mod lifecycle;
+mod smoke;
+
+use crate::harness::Test;
+
+/// Every test, in run order. Each test leaves the rnvme module unloaded.
+pub fn all() -> Vec<Test> {
+    let mut v = Vec::new();
+    v.extend(smoke::tests());
+    v.extend(kunit::tests());
+    v.extend(lifecycle::tests());
+    v
+}
