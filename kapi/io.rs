@@ -250,7 +250,11 @@ crate::kapi::kunit::kunit_tests!(rnvme_kapi_io, {
     fn typed_registers_use_their_offsets() {
         use crate::spec::regs::{Aqa, Cc, Csts};
         with_fake_io(|io| {
-            Cc::default().set_en(true).set_iosqes(6).set_iocqes(4).write(io);
+            Cc::default()
+                .set_en(true)
+                .set_iosqes(6)
+                .set_iocqes(4)
+                .write(io);
             assert_eq!(io.read32(0x14), 0x0046_0001);
             Aqa::default().set_asqs(31).set_acqs(15).write(io);
             assert_eq!(io.read32(0x24), 0x000f_001f);

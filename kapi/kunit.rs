@@ -128,7 +128,8 @@ macro_rules! kunit_tests {
 
             mod cases {
                 $(
-                    pub(super) unsafe extern "C" fn $name(_test: *mut kernel::bindings::kunit) {
+                    /// KUnit entry point of the case.
+                    pub(super) extern "C" fn $name(_test: *mut kernel::bindings::kunit) {
                         super::$name()
                     }
                 )+

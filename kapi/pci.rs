@@ -7,8 +7,9 @@
 use core::{marker::PhantomData, ops::Deref, pin::Pin, ptr::NonNull};
 
 use kernel::{
-    bindings, ffi,
+    bindings,
     error::{from_result, to_result},
+    ffi,
     init::pin_init_from_closure,
     prelude::*,
     str::CStr,
@@ -102,7 +103,10 @@ pub(crate) struct IdTable<T: 'static> {
 impl<T: 'static> IdTable<T> {
     /// Builds a table; use [`pci_device_table!`], which guarantees the invariants.
     pub(crate) const fn new(ids: &'static [DeviceId], info: &'static [T]) -> Self {
-        assert!(ids.len() == info.len() + 1, "an ID table needs one info per entry");
+        assert!(
+            ids.len() == info.len() + 1,
+            "an ID table needs one info per entry"
+        );
         Self { ids, info }
     }
 
@@ -123,7 +127,8 @@ impl<T: 'static> IdTable<T> {
     /// Returns the info of the entry the PCI core matched, or `None` for an ID it got from
     /// elsewhere (a dynamic `new_id` with foreign driver data).
     fn info(&self, id: &bindings::pci_device_id) -> Option<&'static T> {
-        self.info.get(usize::try_from(id.driver_data).ok()?)
+        // `driver_data` is a `kernel_ulong_t`, i.e. a `usize` on every kernel target.
+        self.info.get(id.driver_data)
     }
 }
 

@@ -40,7 +40,10 @@ impl Controller {
         let vs = Vs::read(&*bar);
         let csts = Csts::read(&*bar);
         if csts.is_all_ones() {
-            dev_err!(pdev, "controller registers read all ones: function not responding\n");
+            dev_err!(
+                pdev,
+                "controller registers read all ones: function not responding\n"
+            );
             drop(bar);
             pdev.disable_device();
             return Err(ENODEV);

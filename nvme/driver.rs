@@ -16,9 +16,15 @@ use crate::{
 /// PCI class code of an NVMe controller: mass storage, non-volatile memory, NVM Express.
 pub(crate) const PCI_CLASS_STORAGE_EXPRESS: u32 = 0x01_08_02;
 
-pci_device_table!(PCI_TABLE, RNVME_PCI_IDS, (), [
-    (pci::DeviceId::from_class(PCI_CLASS_STORAGE_EXPRESS, 0xff_ff_ff), ()),
-]);
+pci_device_table!(
+    PCI_TABLE,
+    RNVME_PCI_IDS,
+    (),
+    [(
+        pci::DeviceId::from_class(PCI_CLASS_STORAGE_EXPRESS, 0xff_ff_ff),
+        ()
+    ),]
+);
 
 /// The driver's per-function object, alive while the function is bound.
 #[pin_data]

@@ -31,7 +31,10 @@ crate::kapi::kunit::kunit_tests!(rnvme_spec, {
         let vs = Vs(0x0001_0400);
         assert_eq!((vs.mjr(), vs.mnr(), vs.ter()), (1, 4, 0));
         assert_eq!(doorbell_offset(0, Doorbell::SqTail, 4), Some(0x1000));
-        assert_eq!(doorbell_offset(2, Doorbell::CqHead, 8), Some(0x1000 + 5 * 8));
+        assert_eq!(
+            doorbell_offset(2, Doorbell::CqHead, 8),
+            Some(0x1000 + 5 * 8)
+        );
     }
 
     fn driver_matches_the_nvme_class() {

@@ -231,6 +231,7 @@ macro_rules! register {
 }
 
 #[cfg(test)]
+#[allow(dead_code)]
 mod tests {
     use super::*;
     use core::cell::RefCell;

@@ -280,7 +280,10 @@ mod tests {
 
     #[test]
     fn doorbells_overflow_is_reported() {
-        assert_eq!(doorbell_offset(u16::MAX, Doorbell::CqHead, usize::MAX), None);
+        assert_eq!(
+            doorbell_offset(u16::MAX, Doorbell::CqHead, usize::MAX),
+            None
+        );
         assert_eq!(doorbell_offset(1, Doorbell::SqTail, 4), Some(0x1008));
     }
 }

@@ -21,14 +21,25 @@ pub fn run(env: &Env) -> Result<(), String> {
     const STEPS: u32 = 5;
     let release = module::run("uname", &["-r"])?;
     println!("==> rnvme: one Rust NVMe driver that owns both lives of an SR-IOV function");
-    println!("    (block device and VFIO device). Kernel {}", release.trim());
+    println!(
+        "    (block device and VFIO device). Kernel {}",
+        release.trim()
+    );
     println!("    This build shows the foundation: the Rust module binding the emulated NVMe");
     println!("    controller through the project's kernel API layer.");
 
-    step(1, STEPS, "NVMe functions in this VM (QEMU's emulated controller with SR-IOV):");
+    step(
+        1,
+        STEPS,
+        "NVMe functions in this VM (QEMU's emulated controller with SR-IOV):",
+    );
     print!("{}", module::run("lspci", &["-nn", "-d", "::0108"])?);
     let pf = pci::nvme_pf()?;
-    println!("    physical function: {} (driver: {:?})", pf.bdf, pf.driver());
+    println!(
+        "    physical function: {} (driver: {:?})",
+        pf.bdf,
+        pf.driver()
+    );
 
     step(2, STEPS, &format!("Loading {}", env.module.display()));
     module::ensure_unloaded(RNVME)?;
@@ -36,12 +47,20 @@ pub fn run(env: &Env) -> Result<(), String> {
     module::insmod(&env.module)?;
     let log = kmsg::since(mark)?;
     let driver = pf.driver();
-    println!("    {} is now bound to: {}", pf.bdf, driver.as_deref().unwrap_or("nothing"));
+    println!(
+        "    {} is now bound to: {}",
+        pf.bdf,
+        driver.as_deref().unwrap_or("nothing")
+    );
     if driver.as_deref() != Some(RNVME) {
         return Err("rnvme did not bind the PF".into());
     }
 
-    step(3, STEPS, "The controller's identity, as the driver logged it at probe:");
+    step(
+        3,
+        STEPS,
+        "The controller's identity, as the driver logged it at probe:",
+    );
     for line in log.iter().filter(|l| l.starts_with("rnvme ")) {
         println!("    kernel: {line}");
     }
@@ -57,9 +76,16 @@ pub fn run(env: &Env) -> Result<(), String> {
         return Err("CAP mismatch".into());
     }
 
-    step(4, STEPS, "In-kernel KUnit suites of the module ran at load:");
+    step(
+        4,
+        STEPS,
+        "In-kernel KUnit suites of the module ran at load:",
+    );
     let cases = ktap::parse(&log);
-    let passed = cases.iter().filter(|c| c.status == CaseStatus::Passed).count();
+    let passed = cases
+        .iter()
+        .filter(|c| c.status == CaseStatus::Passed)
+        .count();
     for suite in ["rnvme_spec", "rnvme_kapi_io", "rnvme_kapi_pci"] {
         let n = cases.iter().filter(|c| c.suite == suite).count();
         println!("    {suite}: {n} cases");
@@ -72,7 +98,10 @@ pub fn run(env: &Env) -> Result<(), String> {
     step(5, STEPS, "Unloading: the driver unbinds and releases BAR0.");
     let mark = kmsg::mark()?;
     module::rmmod(RNVME)?;
-    for line in kmsg::since(mark)?.iter().filter(|l| l.starts_with("rnvme ")) {
+    for line in kmsg::since(mark)?
+        .iter()
+        .filter(|l| l.starts_with("rnvme "))
+    {
         println!("    kernel: {line}");
     }
     println!("    {} driver after unload: {:?}", pf.bdf, pf.driver());

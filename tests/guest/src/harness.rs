@@ -99,7 +99,11 @@ pub fn run_all(env: &Env, tests: &[Test], filter: Option<&str>) -> i32 {
                 outcome: Outcome::Pass,
             });
         }
-        println!("# {} took {:.1} s", test.name, started.elapsed().as_secs_f64());
+        println!(
+            "# {} took {:.1} s",
+            test.name,
+            started.elapsed().as_secs_f64()
+        );
         for r in &reports {
             let line = format_report(r);
             println!("{line}");

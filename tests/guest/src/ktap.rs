@@ -106,7 +106,10 @@ mod tests {
         );
         let r = parse(&log);
         assert_eq!(r.len(), 4);
-        assert_eq!((r[0].suite.as_str(), r[0].case.as_str()), ("rnvme_spec", "cap_fields_decode"));
+        assert_eq!(
+            (r[0].suite.as_str(), r[0].case.as_str()),
+            ("rnvme_spec", "cap_fields_decode")
+        );
         assert_eq!(r[0].status, CaseStatus::Passed);
         assert_eq!(r[1].status, CaseStatus::Failed);
         assert_eq!(r[1].case, "cc_encodes");

@@ -42,7 +42,7 @@ impl BarMap {
 
     /// Reads the 32-bit register at `offset`.
     pub fn read32(&self, offset: usize) -> Result<u32, String> {
-        if offset % 4 != 0 || offset + 4 > self.len {
+        if !offset.is_multiple_of(4) || offset + 4 > self.len {
             return Err(format!("bad offset {offset:#x}"));
         }
         // SAFETY: in bounds and aligned (checked above) within a live mapping.

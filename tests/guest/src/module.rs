@@ -27,7 +27,10 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
 
 /// Whether module `name` is loaded.
 pub fn is_loaded(name: &str) -> bool {
-    Path::new("/sys/module").join(name).join("initstate").exists()
+    Path::new("/sys/module")
+        .join(name)
+        .join("initstate")
+        .exists()
 }
 
 /// Loads the module file `ko`.

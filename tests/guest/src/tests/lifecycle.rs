@@ -47,16 +47,20 @@ fn c_driver_handover(env: &Env) -> Result<Vec<Report>, String> {
     let pf = load_fresh(env)?;
     module::rmmod(RNVME)?;
     module::modprobe(&env.modroot, "nvme")?;
-    ensure(wait_for_driver(&pf, Some("nvme"), Duration::from_secs(10)), || {
-        format!("C nvme did not bind {} (driver {:?})", pf.bdf, pf.driver())
-    })?;
+    ensure(
+        wait_for_driver(&pf, Some("nvme"), Duration::from_secs(10)),
+        || format!("C nvme did not bind {} (driver {:?})", pf.bdf, pf.driver()),
+    )?;
     module::modprobe_remove(&env.modroot, "nvme")?;
     ensure(wait_for_driver(&pf, None, Duration::from_secs(10)), || {
         "C nvme did not release the PF".to_string()
     })?;
     module::insmod(&env.module)?;
     ensure(pf.driver().as_deref() == Some(RNVME), || {
-        format!("rnvme did not bind after the C driver (driver {:?})", pf.driver())
+        format!(
+            "rnvme did not bind after the C driver (driver {:?})",
+            pf.driver()
+        )
     })?;
     module::rmmod(RNVME)?;
     Ok(vec![])
@@ -85,7 +89,9 @@ fn load_unload_50(env: &Env) -> Result<Vec<Report>, String> {
             format!("cycle {i}: PF bound to {:?}", pf.driver())
         })?;
         module::rmmod(RNVME).map_err(|e| format!("cycle {i}: {e}"))?;
-        ensure(pf.driver().is_none(), || format!("cycle {i}: PF still bound"))?;
+        ensure(pf.driver().is_none(), || {
+            format!("cycle {i}: PF still bound")
+        })?;
     }
     let after = slab_unreclaimable_kib()?;
     println!("# SUnreclaim before {before} KiB, after 50 cycles {after} KiB");

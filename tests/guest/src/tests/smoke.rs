@@ -104,7 +104,12 @@ fn identity_matches_bar0(env: &Env) -> Result<Vec<Report>, String> {
     let (vendor, device) = (pf.hex_attr("vendor")?, pf.hex_attr("device")?);
     ensure(
         (u32::from(id.vendor), u32::from(id.device)) == (vendor, device),
-        || format!("driver logged {:04x}:{:04x}, sysfs says {vendor:04x}:{device:04x}", id.vendor, id.device),
+        || {
+            format!(
+                "driver logged {:04x}:{:04x}, sysfs says {vendor:04x}:{device:04x}",
+                id.vendor, id.device
+            )
+        },
     )?;
     Ok(vec![])
 }
@@ -137,7 +142,9 @@ fn bar0_region_requested(env: &Env) -> Result<Vec<Report>, String> {
     ensure(held == [bar0], || {
         format!("regions held by rnvme {held:x?}, BAR0 starts at {bar0:#x}")
     })?;
-    ensure(after.is_empty(), || format!("regions left after unload: {after:x?}"))?;
+    ensure(after.is_empty(), || {
+        format!("regions left after unload: {after:x?}")
+    })?;
     Ok(vec![])
 }
 
@@ -146,18 +153,24 @@ fn unbind_rebind(env: &Env) -> Result<Vec<Report>, String> {
     let drv = Path::new("/sys/bus/pci/drivers/rnvme");
     let mark = kmsg::mark()?;
     module::sysfs_write(&drv.join("unbind"), &pf.bdf)?;
-    ensure(pf.driver().is_none(), || format!("still bound to {:?}", pf.driver()))?;
+    ensure(pf.driver().is_none(), || {
+        format!("still bound to {:?}", pf.driver())
+    })?;
     let log = kmsg::since(mark)?;
     ensure(
-        log.iter().any(|l| l.starts_with(&format!("rnvme {}: unbound", pf.bdf))),
+        log.iter()
+            .any(|l| l.starts_with(&format!("rnvme {}: unbound", pf.bdf))),
         || format!("no unbind message in {log:?}"),
     )?;
     let mark = kmsg::mark()?;
     module::sysfs_write(&drv.join("bind"), &pf.bdf)?;
-    ensure(pf.driver().as_deref() == Some(RNVME), || "not bound again".to_string())?;
-    ensure(identity::latest(&kmsg::since(mark)?, &pf.bdf).is_some(), || {
-        "rebind logged no identity".to_string()
+    ensure(pf.driver().as_deref() == Some(RNVME), || {
+        "not bound again".to_string()
     })?;
+    ensure(
+        identity::latest(&kmsg::since(mark)?, &pf.bdf).is_some(),
+        || "rebind logged no identity".to_string(),
+    )?;
     module::rmmod(RNVME)?;
     Ok(vec![])
 }
@@ -167,10 +180,14 @@ fn unload_unbinds(env: &Env) -> Result<Vec<Report>, String> {
     module::rmmod(RNVME)?;
     // sysfs entries of a removed module disappear synchronously with rmmod.
     thread::sleep(Duration::from_millis(50));
-    ensure(!module::is_loaded(RNVME), || "module still loaded".to_string())?;
+    ensure(!module::is_loaded(RNVME), || {
+        "module still loaded".to_string()
+    })?;
     ensure(!Path::new("/sys/bus/pci/drivers/rnvme").exists(), || {
         "driver directory left behind".to_string()
     })?;
-    ensure(pf.driver().is_none(), || format!("PF still bound to {:?}", pf.driver()))?;
+    ensure(pf.driver().is_none(), || {
+        format!("PF still bound to {:?}", pf.driver())
+    })?;
     Ok(vec![])
 }
