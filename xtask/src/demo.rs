@@ -1,0 +1,45 @@
+//! `cargo xtask demo`: boot the VM running the guest runner's narrated demo,
+//! streaming the console so the narration is visible.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::kernel;
+use crate::module;
+use crate::paths::Paths;
+use crate::rundir::{self, sh_quote};
+use crate::session::{self, BootOpts};
+use crate::vm::{self, Echo};
+
+pub struct DemoOpts {
+    pub debug: bool,
+    pub timeout: Duration,
+    pub verbose: bool,
+}
+
+/// Returns the process exit code (the demo's, or 1 if the run failed).
+pub fn run(paths: &Paths, opts: &DemoOpts) -> Result<i32> {
+    let k = kernel::ensure(paths, opts.debug)?;
+    let (ko, bin) = module::build(paths, &k, true)?.require()?;
+    let rundir = rundir::create(paths)?;
+    let command = format!(
+        "{} --demo --module {} --modroot {} --out {}",
+        sh_quote(&bin.to_string_lossy()),
+        sh_quote(&ko.to_string_lossy()),
+        sh_quote(&k.modroot.to_string_lossy()),
+        sh_quote(&rundir.to_string_lossy())
+    );
+    let boot = BootOpts {
+        vfs: vm::DEFAULT_VFS,
+        echo: if opts.verbose {
+            Echo::All
+        } else {
+            Echo::FromInit
+        },
+        timeout: opts.timeout,
+        verbose: opts.verbose,
+    };
+    let out = session::boot(paths, &k, &rundir, &command, boot)?;
+    Ok(session::exit_code(&out, opts.timeout))
+}

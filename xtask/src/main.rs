@@ -1,0 +1,234 @@
+//! `cargo xtask`: host-side build and VM harness for rnvme.
+
+mod demo;
+mod deps;
+mod kconfig;
+mod kernel;
+mod lint;
+mod logscan;
+mod module;
+mod paths;
+mod proc;
+mod results;
+mod rundir;
+mod session;
+mod test;
+mod vm;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::paths::Paths;
+use crate::session::BootOpts;
+use crate::vm::Echo;
+
+/// Build and test harness for rnvme, a Rust-for-Linux NVMe PCI driver that
+/// owns both the block and the VFIO lives of SR-IOV functions.
+///
+/// Builds a Linux 6.12 test kernel (Debian linux-source-6.12) and the
+/// out-of-tree module rnvme.ko, then boots them under QEMU (TCG) with an
+/// emulated SR-IOV NVMe controller. Caches live in $RNVME_CACHE
+/// (default ~/.cache/rnvme).
+#[derive(Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install host dependencies: apt packages, QEMU 10 from
+    /// bookworm-backports, bindgen-cli 0.69. Idempotent; installing needs root.
+    Deps,
+    /// Build (or reuse) the test kernel from tests/vm/kernel.config and print
+    /// the bzImage path.
+    ///
+    /// Unpacks Debian's linux-source-6.12, runs tinyconfig + the fragment +
+    /// olddefconfig, checks every fragment option survived, then builds
+    /// bzImage and modules and installs the modules. Cached by a hash of the
+    /// source version and the fragment.
+    Kernel(KernelArgs),
+    /// Build the kernel, rnvme.ko (make M=<repo>) and the guest test runner.
+    Build(KernelArgs),
+    /// Boot the test VM and run a shell command line inside it; exits with
+    /// the command's exit code.
+    ///
+    /// The guest's root is the host's / over 9p (read-only) with tmpfs on
+    /// /tmp, /run, /var/tmp and /root, so host-built binaries run at the same
+    /// paths. The command runs in the repository directory.
+    Vm(VmArgs),
+    /// Run all tests: host unit tests, then the in-guest suites in one VM
+    /// boot; prints each result and one "N passed, M failed" line.
+    Test(TestArgs),
+    /// Boot the VM and run the narrated demo, streaming the guest console.
+    Demo(DemoArgs),
+    /// Check formatting and lints: rustfmt and clippy over the host crates,
+    /// rustfmt and the kernel's clippy (make CLIPPY=1) over the module.
+    Lint,
+}
+
+#[derive(Args)]
+struct KernelArgs {
+    /// Use the debug kernel (adds tests/vm/kernel-debug.config).
+    #[arg(long)]
+    debug: bool,
+}
+
+#[derive(Args)]
+struct VmArgs {
+    /// Use the debug kernel (adds tests/vm/kernel-debug.config).
+    #[arg(long)]
+    debug: bool,
+    /// Kill the VM after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    timeout: u64,
+    /// Number of SR-IOV VFs the emulated NVMe PF offers (0 = no SR-IOV).
+    #[arg(long, value_name = "N", default_value_t = vm::DEFAULT_VFS,
+          value_parser = clap::value_parser!(u16).range(0..=127))]
+    vfs: u16,
+    /// Show the whole console (kernel boot too) and the QEMU command line.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Shell command line to run in the guest (default: `uname -a; cat /proc/cmdline`).
+    #[arg(last = true, value_name = "CMD")]
+    cmd: Vec<String>,
+}
+
+#[derive(Args)]
+struct TestArgs {
+    /// Use the debug kernel (adds tests/vm/kernel-debug.config).
+    #[arg(long)]
+    debug: bool,
+    /// Kill the VM after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    timeout: u64,
+    /// Stream the whole guest console instead of only result lines.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Only run guest tests in this group (e.g. `smoke`) or whose name
+    /// contains this string; host tests always run.
+    filter: Option<String>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Use the debug kernel (adds tests/vm/kernel-debug.config).
+    #[arg(long)]
+    debug: bool,
+    /// Kill the VM after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    timeout: u64,
+    /// Show the kernel boot too, and the QEMU command line.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+const DEFAULT_VM_CMD: &str = "uname -a; cat /proc/cmdline";
+
+fn run(cli: Cli) -> Result<i32> {
+    let paths = Paths::discover()?;
+    match cli.cmd {
+        Cmd::Deps => {
+            deps::ensure(true)?;
+            Ok(0)
+        }
+        Cmd::Kernel(a) => {
+            let k = kernel::ensure(&paths, a.debug)?;
+            println!("{}", k.bzimage.display());
+            Ok(0)
+        }
+        Cmd::Build(a) => {
+            let k = kernel::ensure(&paths, a.debug)?;
+            module::build(&paths, &k, false)?;
+            Ok(0)
+        }
+        Cmd::Vm(a) => {
+            let k = kernel::ensure(&paths, a.debug)?;
+            module::build(&paths, &k, false)?;
+            let rundir = rundir::create(&paths)?;
+            let command = if a.cmd.is_empty() {
+                DEFAULT_VM_CMD.to_string()
+            } else {
+                a.cmd.join(" ")
+            };
+            let opts = BootOpts {
+                vfs: a.vfs,
+                echo: if a.verbose { Echo::All } else { Echo::FromInit },
+                timeout: Duration::from_secs(a.timeout),
+                verbose: a.verbose,
+            };
+            let out = session::boot(&paths, &k, &rundir, &command, opts)?;
+            Ok(session::exit_code(&out, opts.timeout))
+        }
+        Cmd::Test(a) => test::run(
+            &paths,
+            &test::TestOpts {
+                debug: a.debug,
+                filter: a.filter,
+                timeout: Duration::from_secs(a.timeout),
+                verbose: a.verbose,
+            },
+        ),
+        Cmd::Lint => {
+            let k = kernel::ensure(&paths, false)?;
+            lint::run(&paths, &k)?;
+            Ok(0)
+        }
+        Cmd::Demo(a) => demo::run(
+            &paths,
+            &demo::DemoOpts {
+                debug: a.debug,
+                timeout: Duration::from_secs(a.timeout),
+                verbose: a.verbose,
+            },
+        ),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            proc::print_error("error: ", &e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn vm_command_after_double_dash() {
+        let cli =
+            Cli::try_parse_from(["xtask", "vm", "--vfs", "2", "--", "uname -r; false"]).unwrap();
+        let Cmd::Vm(a) = cli.cmd else {
+            panic!("not vm")
+        };
+        assert_eq!(a.vfs, 2);
+        assert_eq!(a.cmd, vec!["uname -r; false".to_string()]);
+        assert!(Cli::try_parse_from(["xtask", "vm", "--vfs", "500"]).is_err());
+    }
+
+    #[test]
+    fn test_filter_is_positional() {
+        let cli = Cli::try_parse_from(["xtask", "test", "smoke"]).unwrap();
+        let Cmd::Test(a) = cli.cmd else {
+            panic!("not test")
+        };
+        assert_eq!(a.filter.as_deref(), Some("smoke"));
+        assert_eq!(a.timeout, 900);
+    }
+}

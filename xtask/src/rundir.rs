@@ -1,0 +1,135 @@
+//! Per-run directories `<cache>/runs/<unix-time>-<pid>/`: namespace images,
+//! the guest's cmd.sh, and everything the run leaves behind (serial.log,
+//! results.txt, exit-code). The last few runs are kept.
+
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+use crate::paths::Paths;
+
+/// How many run directories survive (including the new one).
+pub const KEEP_RUNS: usize = 10;
+/// Size of each sparse namespace image.
+pub const NS_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
+pub const NS_IMAGES: &[&str] = &["ns1.img", "ns2.img"];
+
+/// Create a fresh run directory with its namespace images.
+pub fn create(paths: &Paths) -> Result<PathBuf> {
+    let runs = paths.runs_dir();
+    fs::create_dir_all(&runs).with_context(|| format!("cannot create {}", runs.display()))?;
+    prune(&runs, KEEP_RUNS - 1);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("system clock before 1970")?
+        .as_secs();
+    let dir = runs.join(format!("{now}-{}", std::process::id()));
+    fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for img in NS_IMAGES {
+        let p = dir.join(img);
+        let f = File::create(&p).with_context(|| format!("cannot create {}", p.display()))?;
+        f.set_len(NS_IMAGE_BYTES)
+            .with_context(|| format!("cannot size {}", p.display()))?;
+    }
+    Ok(dir)
+}
+
+/// Names of run directories to delete so that `keep` remain (oldest first).
+pub fn select_old(names: &[String], keep: usize) -> Vec<String> {
+    let mut runs: Vec<(u64, &String)> = names
+        .iter()
+        .filter_map(|n| {
+            let (t, pid) = n.split_once('-')?;
+            pid.parse::<u32>().ok()?;
+            Some((t.parse::<u64>().ok()?, n))
+        })
+        .collect();
+    runs.sort();
+    let excess = runs.len().saturating_sub(keep);
+    runs[..excess].iter().map(|(_, n)| (*n).clone()).collect()
+}
+
+fn prune(runs: &Path, keep: usize) {
+    let Ok(rd) = fs::read_dir(runs) else { return };
+    let names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    for old in select_old(&names, keep) {
+        let p = runs.join(&old);
+        if let Err(e) = fs::remove_dir_all(&p) {
+            eprintln!("[vm] warning: cannot remove old run {}: {e}", p.display());
+        }
+    }
+}
+
+/// Quote for /bin/sh (single quotes).
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r#"'\''"#))
+}
+
+/// The script init.sh runs: `cd <repo>` then the command line.
+pub fn cmd_sh_text(repo: &Path, command: &str) -> String {
+    format!(
+        "#!/bin/sh\ncd {} || exit 125\n{}\n",
+        sh_quote(&repo.to_string_lossy()),
+        command
+    )
+}
+
+pub fn write_cmd_sh(rundir: &Path, repo: &Path, command: &str) -> Result<PathBuf> {
+    let p = rundir.join("cmd.sh");
+    fs::write(&p, cmd_sh_text(repo, command))
+        .with_context(|| format!("cannot write {}", p.display()))?;
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot chmod {}", p.display()))?;
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selects_oldest_runs() {
+        let names: Vec<String> = [
+            "1700000003-9",
+            "1700000001-5",
+            "junk",
+            "1700000002-7",
+            "x-1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(select_old(&names, 2), vec!["1700000001-5".to_string()]);
+        assert_eq!(select_old(&names, 5), Vec::<String>::new());
+        assert_eq!(select_old(&names, 0).len(), 3);
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("/work/main/rnvme.ko"), "/work/main/rnvme.ko");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), r#"'it'\''s'"#);
+        assert_eq!(sh_quote(""), "''");
+    }
+
+    #[test]
+    fn cmd_sh() {
+        assert_eq!(
+            cmd_sh_text(Path::new("/work/main"), "uname -a; false"),
+            "#!/bin/sh\ncd /work/main || exit 125\nuname -a; false\n"
+        );
+    }
+}

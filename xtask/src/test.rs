@@ -1,0 +1,238 @@
+//! `cargo xtask test`: build everything, run the host unit tests and the
+//! in-guest suites, print every result and one `N passed, M failed` line.
+//! An errored phase is a failure, never silently skipped.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::kernel;
+use crate::module;
+use crate::paths::Paths;
+use crate::proc;
+use crate::results::{self, Outcome, Tally};
+use crate::rundir::{self, sh_quote};
+use crate::session::{self, BootOpts};
+use crate::vm::{self, Echo};
+
+pub struct TestOpts {
+    pub debug: bool,
+    pub filter: Option<String>,
+    pub timeout: Duration,
+    pub verbose: bool,
+}
+
+/// Returns the process exit code (0 only when nothing failed).
+pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
+    let mut tally = Tally::default();
+    let all = Instant::now();
+
+    // (1) deps + kernel + module + guest runner. A failure here is counted
+    // and the host tests still run; only the VM phase needs the artifacts.
+    let built = kernel::ensure(paths, opts.debug).and_then(|k| {
+        let a = module::build(paths, &k, true)?;
+        let (ko, bin) = a.require()?;
+        Ok((k, ko, bin))
+    });
+    let built = match built {
+        Ok(b) => Some(b),
+        Err(e) => {
+            proc::print_error("[test] build failed: ", &e);
+            tally.fail("build", &format!("{e:#}"));
+            None
+        }
+    };
+    let rundir = match rundir::create(paths) {
+        Ok(d) => d,
+        Err(e) => {
+            proc::print_error("[test] ", &e);
+            tally.fail("run-dir", &format!("{e:#}"));
+            return Ok(finish(&tally, all));
+        }
+    };
+
+    // (2) host tests.
+    let host: [(&str, &[&str]); 2] = [
+        (
+            "host-workspace",
+            &["test", "--workspace", "--exclude", "xtask"],
+        ),
+        ("host-xtask", &["test", "-p", "xtask"]),
+    ];
+    for (name, args) in host {
+        host_tests(paths, &rundir, name, args, &mut tally);
+    }
+
+    let Some((k, ko, bin)) = built else {
+        println!("[vm] not run: the build failed");
+        return Ok(finish(&tally, all));
+    };
+
+    // (3) the guest suites, one boot.
+    let mut command = format!(
+        "{} --module {} --modroot {} --out {}",
+        sh_quote(&bin.to_string_lossy()),
+        sh_quote(&ko.to_string_lossy()),
+        sh_quote(&k.modroot.to_string_lossy()),
+        sh_quote(&rundir.to_string_lossy())
+    );
+    if let Some(f) = &opts.filter {
+        command.push(' ');
+        command.push_str(&sh_quote(f));
+    }
+    let boot = BootOpts {
+        vfs: vm::DEFAULT_VFS,
+        echo: if opts.verbose {
+            Echo::All
+        } else {
+            Echo::Results
+        },
+        timeout: opts.timeout,
+        verbose: opts.verbose,
+    };
+    match session::boot(paths, &k, &rundir, &command, boot) {
+        Ok(out) => {
+            let guest_fails = guest_results(&rundir, &out.shown, &mut tally);
+            if let Some(err) = out.run_error(opts.timeout) {
+                eprintln!("[vm] error: {err}");
+                out.print_tail(60);
+                tally.fail("vm", &err);
+            } else if let Some(code) = out.guest_exit.filter(|c| *c != 0) {
+                if guest_fails == 0 {
+                    tally.fail("guest-runner", &format!("exited with code {code}"));
+                }
+            }
+            if let Some(first) = out.problems.first() {
+                out.print_problems();
+                tally.fail("kernel-log", first.line.trim());
+            }
+        }
+        Err(e) => {
+            proc::print_error("[vm] error: ", &e);
+            tally.fail("vm", &format!("{e:#}"));
+        }
+    }
+    Ok(finish(&tally, all))
+}
+
+/// Run one `cargo test` invocation, output to `<rundir>/<name>.log`.
+fn host_tests(paths: &Paths, rundir: &Path, name: &str, args: &[&str], tally: &mut Tally) {
+    let t = Instant::now();
+    let log = rundir.join(format!("{name}.log"));
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&paths.repo).args(args);
+    let shown = proc::show(&cmd);
+    println!("[host] {shown} ...");
+    let status = match proc::run_to_file(&mut cmd, &log, None) {
+        Ok(s) => s,
+        Err(e) => {
+            tally.fail(name, &format!("{e:#}"));
+            return;
+        }
+    };
+    let output = proc::read_optional(&log).ok().flatten().unwrap_or_default();
+    let sums = results::parse_libtest(&output);
+    let (mut p, mut f, mut i) = (0, 0, 0);
+    for s in &sums {
+        p += s.passed;
+        f += s.failed;
+        i += s.ignored;
+    }
+    tally.passed += p;
+    tally.skipped += i;
+    let failed_names = results::libtest_failures(&output);
+    for n in &failed_names {
+        tally.fail(
+            &format!("{name}: {n}"),
+            &format!("failed (log {})", log.display()),
+        );
+    }
+    // Failures counted by libtest but not named in the output.
+    for _ in failed_names.len() as u64..f {
+        tally.fail(name, &format!("test failed (log {})", log.display()));
+    }
+    println!(
+        "[host] {shown}: {p} passed, {f} failed, {i} ignored ({})",
+        proc::secs(t.elapsed())
+    );
+    if !status.success() && f == 0 {
+        tally.fail(
+            name,
+            &format!(
+                "`{shown}` failed ({}) without a failing test (build error?); log {}",
+                proc::describe_status(status),
+                log.display()
+            ),
+        );
+    }
+    if !status.success() {
+        proc::print_tail(&log, 40);
+    }
+}
+
+/// Read results.txt into the tally, printing results not already shown.
+/// Returns how many failures it added.
+fn guest_results(
+    rundir: &Path,
+    shown: &std::collections::HashSet<String>,
+    tally: &mut Tally,
+) -> u64 {
+    let before = tally.failed;
+    let path = rundir.join("results.txt");
+    let text = match proc::read_optional(&path) {
+        Ok(Some(t)) => t,
+        Ok(None) => String::new(),
+        Err(e) => {
+            tally.fail("guest", &format!("{e:#}"));
+            return 1;
+        }
+    };
+    let (res, bad) = results::parse_results(&text);
+    if res.is_empty() {
+        tally.fail(
+            "guest",
+            &format!(
+                "guest produced no results ({} missing or empty)",
+                path.display()
+            ),
+        );
+    }
+    for r in &res {
+        let line = r.line();
+        if !shown.contains(&line) {
+            println!("{line}");
+        }
+        tally.add(r);
+    }
+    for (n, why) in bad {
+        tally.fail("results.txt", &format!("line {n}: {why}"));
+    }
+    let fails = res
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Fail(_)))
+        .count();
+    println!(
+        "[vm] {} result(s) in {}, {fails} failed",
+        res.len(),
+        path.display()
+    );
+    tally.failed - before
+}
+
+fn finish(t: &Tally, all: Instant) -> i32 {
+    if !t.failures.is_empty() {
+        println!("\nfailures:");
+        for (n, r) in &t.failures {
+            println!("  FAIL {n}: {r}");
+        }
+    }
+    println!("[test] total {}", proc::secs(all.elapsed()));
+    println!("{}", t.summary());
+    if t.failed > 0 {
+        1
+    } else {
+        0
+    }
+}
