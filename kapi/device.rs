@@ -116,7 +116,7 @@ impl<Ctx: DeviceContext> AsDevice for Device<Ctx> {
 /// Prints an informational message for a device, like the C `dev_info`.
 macro_rules! dev_info {
     ($dev:expr, $($arg:tt)*) => {
-        $crate::kapi::device::AsDevice::as_device($dev)
+        $crate::kapi::device::AsDevice::as_device(&*$dev)
             .printk($crate::kapi::device::KERN_INFO, format_args!($($arg)*))
     };
 }
@@ -124,7 +124,7 @@ macro_rules! dev_info {
 /// Prints an error for a device, like the C `dev_err`.
 macro_rules! dev_err {
     ($dev:expr, $($arg:tt)*) => {
-        $crate::kapi::device::AsDevice::as_device($dev)
+        $crate::kapi::device::AsDevice::as_device(&*$dev)
             .printk($crate::kapi::device::KERN_ERR, format_args!($($arg)*))
     };
 }

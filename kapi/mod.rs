@@ -14,7 +14,10 @@
 //! object (`kapi/glue/helpers.c`) for static inline functions and macros.
 
 pub(crate) mod bindings;
+pub(crate) mod delay;
 pub(crate) mod device;
+pub(crate) mod dma;
+pub(crate) mod error;
 pub(crate) mod init;
 pub(crate) mod io;
 #[macro_use]

@@ -184,6 +184,13 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         unsafe { &*self.as_raw() }
     }
 
+    /// Takes a reference on the function, usable beyond the current context.
+    pub(crate) fn get_ref(&self) -> ARef<Device> {
+        // SAFETY: `Normal` claims nothing beyond validity.
+        let normal: &Device = unsafe { Device::from_raw(self.as_raw()) };
+        normal.into()
+    }
+
     /// The generic device embedded in this PCI function, in the same context.
     pub(crate) fn as_dev(&self) -> &device::Device<Ctx> {
         // SAFETY: `dev` is embedded in a valid `pci_dev` and shares its state.

@@ -39,14 +39,15 @@ impl pci::Driver for NvmeDriver {
 
     fn probe(pdev: &pci::Device<Core>, _info: &()) -> impl PinInit<Self, Error> {
         pin_init_scope(move || {
-            let controller = Controller::new(pdev)?;
+            let controller = Controller::new(pdev).inspect_err(|_| pdev.disable_device())?;
             Ok(try_pin_init!(Self { controller }))
         })
     }
 
     fn unbind(pdev: &pci::Device<Core>, this: Pin<&Self>) {
+        this.controller.shutdown();
         let csts = this.controller.status();
-        this.controller.shutdown(pdev);
+        pdev.disable_device();
         dev_info!(pdev, "unbound (CSTS {:#x})\n", csts.0);
     }
 }

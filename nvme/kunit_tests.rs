@@ -5,7 +5,12 @@
 
 use crate::{
     driver::{PCI_CLASS_STORAGE_EXPRESS, PCI_TABLE},
-    spec::regs::{doorbell_offset, Cap, Cc, Doorbell, Vs, CC_SHN_NORMAL},
+    spec::{
+        command::{cns, Command},
+        completion::Completion,
+        queue::{CqCursor, QueueError, SqRing},
+        regs::{doorbell_offset, Cap, Cc, Doorbell, Vs, CC_SHN_NORMAL},
+    },
 };
 
 crate::kapi::kunit::kunit_tests!(rnvme_spec, {
@@ -35,6 +40,38 @@ crate::kapi::kunit::kunit_tests!(rnvme_spec, {
             doorbell_offset(2, Doorbell::CqHead, 8),
             Some(0x1000 + 5 * 8)
         );
+    }
+
+    fn commands_encode_little_endian() {
+        let c = Command::identify(cns::CONTROLLER, 0, 0x1_0000_2000).with_cid(9);
+        let b = c.to_bytes();
+        assert_eq!(b[0], 0x06);
+        assert_eq!((b[2], b[3]), (9, 0));
+        assert_eq!(&b[24..28], &[0x00, 0x20, 0x00, 0x00]);
+        assert_eq!(&b[28..32], &[0x01, 0x00, 0x00, 0x00]);
+        assert_eq!(b[40], cns::CONTROLLER);
+        assert_eq!(Command::from_bytes(&b), c);
+    }
+
+    fn completion_phase_and_ring_arithmetic() {
+        let cq = CqCursor::new(2);
+        assert!(cq.is_ok());
+        let Ok(mut cq) = cq else { return };
+        assert!(cq.is_new(true));
+        cq.advance();
+        cq.advance();
+        assert!(cq.is_new(false));
+        let sq = SqRing::new(2);
+        assert!(sq.is_ok());
+        let Ok(mut sq) = sq else { return };
+        assert_eq!(sq.push(), Ok(0));
+        assert_eq!(sq.push(), Err(QueueError::Full));
+        let cqe = Completion::from_bytes(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0x03, 0x80]);
+        assert!(cqe.phase());
+        assert_eq!(cqe.cid, 9);
+        assert_eq!(cqe.sq_head, 1);
+        assert!(cqe.status().dnr());
+        assert!(!cqe.status().is_success());
     }
 
     fn driver_matches_the_nvme_class() {

@@ -21,8 +21,11 @@ mod kapi;
 #[path = "spec/mod.rs"]
 mod spec;
 
+mod admin;
 mod controller;
 mod driver;
+mod nvme_error;
+mod queue;
 
 #[cfg(CONFIG_KUNIT)]
 mod kunit_tests;

@@ -49,6 +49,16 @@ unsigned long rnvme_pci_resource_flags(struct pci_dev *pdev, int bar)
 	return pci_resource_flags(pdev, bar);
 }
 
+void rnvme_dma_rmb(void)
+{
+	dma_rmb();
+}
+
+void rnvme_dma_wmb(void)
+{
+	dma_wmb();
+}
+
 /*
  * Marks the KUnit test running on this task as failed and logs the failure
  * (file:line and a Rust `fmt::Arguments`, printed with %pA) into the test's

@@ -29,6 +29,9 @@ resource_size_t rnvme_pci_resource_start(struct pci_dev *pdev, int bar);
 resource_size_t rnvme_pci_resource_len(struct pci_dev *pdev, int bar);
 unsigned long rnvme_pci_resource_flags(struct pci_dev *pdev, int bar);
 
+void rnvme_dma_rmb(void);
+void rnvme_dma_wmb(void);
+
 void rnvme_kunit_fail(const char *file, int line, const void *fmt_args);
 
 #endif /* RNVME_HELPERS_H */

@@ -8,4 +8,8 @@
 
 #[macro_use]
 pub mod register;
+pub mod command;
+pub mod completion;
+pub mod identify;
+pub mod queue;
 pub mod regs;

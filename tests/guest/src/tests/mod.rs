@@ -2,6 +2,7 @@
 
 //! The scenario tests, in the order they run.
 
+mod identify;
 mod kunit;
 mod lifecycle;
 mod smoke;
@@ -12,6 +13,7 @@ use crate::harness::Test;
 pub fn all() -> Vec<Test> {
     let mut v = Vec::new();
     v.extend(smoke::tests());
+    v.extend(identify::tests());
     v.extend(kunit::tests());
     v.extend(lifecycle::tests());
     v

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Coherent DMA memory, in the shape of upstream `kernel::dma` (6.15 to 6.18).
+//!
+//! C header: [`include/linux/dma-mapping.h`](srctree/include/linux/dma-mapping.h)
+
+use core::{marker::PhantomData, mem::size_of, ptr::NonNull};
+
+use kernel::{
+    bindings,
+    error::to_result,
+    prelude::*,
+    types::{ARef, AlwaysRefCounted},
+};
+
+use super::{
+    device::{Bound, Device},
+    error::eoverflow,
+};
+
+/// A DMA addressing limit of `n` bits, for [`Device::dma_set_mask_and_coherent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DmaMask(u64);
+
+impl DmaMask {
+    /// A mask of the low `N` bits; a mask wider than 64 bits fails the build.
+    pub(crate) const fn new<const N: u32>() -> Self {
+        const { assert!(N >= 1 && N <= 64, "a DMA mask has 1 to 64 bits") };
+        Self(if N == 64 { u64::MAX } else { (1u64 << N) - 1 })
+    }
+
+    /// The mask value.
+    pub(crate) const fn value(self) -> u64 {
+        self.0
+    }
+}
+
+impl Device<Bound> {
+    /// Sets the streaming and the coherent DMA mask of the device.
+    pub(crate) fn dma_set_mask_and_coherent(&self, mask: DmaMask) -> Result {
+        // SAFETY: the device is valid and bound; setting masks has no other precondition.
+        to_result(unsafe { bindings::dma_set_mask(self.as_raw(), mask.value()) })?;
+        // SAFETY: as above.
+        to_result(unsafe { bindings::dma_set_coherent_mask(self.as_raw(), mask.value()) })
+    }
+}
+
+mod private {
+    pub(crate) trait Sealed {}
+    impl Sealed for u8 {}
+    impl Sealed for u16 {}
+    impl Sealed for u32 {}
+    impl Sealed for u64 {}
+}
+
+/// An element type of a [`CoherentAllocation`]: an integer for which every bit pattern is
+/// valid and which has no padding, so reading memory the device wrote is always sound.
+pub(crate) trait Element: private::Sealed + Copy + Default {}
+impl Element for u8 {}
+impl Element for u16 {}
+impl Element for u32 {}
+impl Element for u64 {}
+
+/// An array of `count` elements of coherent DMA memory, zeroed at allocation and freed on
+/// drop.
+///
+/// The device may write the memory at any time, so the CPU side only accesses it with
+/// volatile reads and writes of single elements ([`CoherentAllocation::read`],
+/// [`CoherentAllocation::write`]); ordering against the device is the caller's business
+/// (`dma_rmb`/`dma_wmb`, doorbell writes).
+///
+/// # Invariants
+///
+/// `cpu_addr` points to `count` elements of coherent memory allocated for `dev` with
+/// `dma_alloc_attrs`, mapped at bus address `dma_handle`, until drop; `count >= 1` and
+/// `count * size_of::<T>()` does not overflow.
+pub(crate) struct CoherentAllocation<T: Element> {
+    dev: ARef<Device>,
+    dma_handle: bindings::dma_addr_t,
+    count: usize,
+    cpu_addr: NonNull<T>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: the allocation is plain memory plus a device reference; accesses are volatile
+// element accesses that any thread may perform.
+unsafe impl<T: Element> Send for CoherentAllocation<T> {}
+// SAFETY: see `Send`; no method hands out references into the memory.
+unsafe impl<T: Element> Sync for CoherentAllocation<T> {}
+
+impl<T: Element> CoherentAllocation<T> {
+    /// Allocates `count` zeroed elements of coherent memory for `dev` (`GFP_KERNEL`: may
+    /// sleep).
+    pub(crate) fn alloc_coherent(dev: &Device<Bound>, count: usize) -> Result<Self> {
+        if count == 0 {
+            return Err(EINVAL);
+        }
+        let size = count.checked_mul(size_of::<T>()).ok_or_else(eoverflow)?;
+        let mut dma_handle: bindings::dma_addr_t = 0;
+        // SAFETY: the device is valid and bound; `dma_handle` is valid for writes.
+        let cpu = unsafe {
+            bindings::dma_alloc_attrs(
+                dev.as_raw(),
+                size,
+                &mut dma_handle,
+                bindings::GFP_KERNEL | bindings::__GFP_ZERO,
+                0,
+            )
+        };
+        let cpu_addr = NonNull::new(cpu.cast::<T>()).ok_or(ENOMEM)?;
+        // INVARIANT: allocated above with `count` elements.
+        Ok(Self {
+            dev: dev.as_normal().into(),
+            dma_handle,
+            count,
+            cpu_addr,
+            _t: PhantomData,
+        })
+    }
+
+    /// Number of elements.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Size in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.count * size_of::<T>()
+    }
+
+    /// The bus address of the first element, for the device.
+    pub(crate) fn dma_handle(&self) -> u64 {
+        self.dma_handle
+    }
+
+    /// The bus address of element `index`, or `EINVAL` past the end.
+    pub(crate) fn dma_handle_with_offset(&self, index: usize) -> Result<u64> {
+        if index >= self.count {
+            return Err(EINVAL);
+        }
+        Ok(self.dma_handle + (index * size_of::<T>()) as u64)
+    }
+
+    /// Reads element `index` (volatile); `EINVAL` past the end.
+    pub(crate) fn read(&self, index: usize) -> Result<T> {
+        if index >= self.count {
+            return Err(EINVAL);
+        }
+        // SAFETY: `index < count`, so the element lies in the allocation (type invariant);
+        // every bit pattern is a valid `T` (`Element`).
+        Ok(unsafe { self.cpu_addr.as_ptr().add(index).read_volatile() })
+    }
+
+    /// Writes element `index` (volatile); `EINVAL` past the end.
+    pub(crate) fn write(&self, index: usize, value: T) -> Result {
+        if index >= self.count {
+            return Err(EINVAL);
+        }
+        // SAFETY: `index < count`, so the element lies in the allocation (type invariant).
+        unsafe { self.cpu_addr.as_ptr().add(index).write_volatile(value) };
+        Ok(())
+    }
+
+    /// Copies `out.len()` elements starting at `index` into `out`.
+    pub(crate) fn read_into(&self, index: usize, out: &mut [T]) -> Result {
+        let end = index.checked_add(out.len()).ok_or(EINVAL)?;
+        if end > self.count {
+            return Err(EINVAL);
+        }
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = self.read(index + i)?;
+        }
+        Ok(())
+    }
+
+    /// Copies `data` into the elements starting at `index`.
+    pub(crate) fn write_from(&self, index: usize, data: &[T]) -> Result {
+        let end = index.checked_add(data.len()).ok_or(EINVAL)?;
+        if end > self.count {
+            return Err(EINVAL);
+        }
+        for (i, v) in data.iter().enumerate() {
+            self.write(index + i, *v)?;
+        }
+        Ok(())
+    }
+}
+
+impl<T: Element> Drop for CoherentAllocation<T> {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the memory was allocated for `dev` with this size
+        // and handle, and nothing accesses it after this point.
+        unsafe {
+            bindings::dma_free_attrs(
+                self.dev.as_raw(),
+                self.size(),
+                self.cpu_addr.as_ptr().cast(),
+                self.dma_handle,
+                0,
+            )
+        };
+    }
+}
+
+// SAFETY: `get_device`/`put_device` manage the refcount of a `struct device`.
+unsafe impl AlwaysRefCounted for Device {
+    fn inc_ref(&self) {
+        // SAFETY: the device is valid, so its refcount is non-zero.
+        unsafe { bindings::get_device(self.as_raw()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: the caller owns a reference.
+        unsafe { bindings::put_device(obj.cast::<bindings::device>().as_ptr()) }
+    }
+}
+
+/// Read barrier between reading a descriptor the device wrote (its "new" marker) and the
+/// rest of it (`dma_rmb`).
+pub(crate) fn dma_rmb() {
+    // SAFETY: a memory barrier has no preconditions.
+    unsafe { super::bindings::sys::rnvme_dma_rmb() }
+}
+
+/// Write barrier between filling a descriptor and handing it to the device by another
+/// memory write (`dma_wmb`); MMIO doorbell writes (`writel`) already order themselves
+/// after prior memory writes.
+pub(crate) fn dma_wmb() {
+    // SAFETY: a memory barrier has no preconditions.
+    unsafe { super::bindings::sys::rnvme_dma_wmb() }
+}

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Submission queue entries (NVM Express Base Specification 2.0, section 4.2) and the
+//! commands the driver builds.
+//!
+//! A [`Command`] is kept as sixteen command dwords and encoded to the 64 little-endian bytes
+//! the controller fetches with [`Command::to_bytes`], so the same code is correct on any
+//! host byte order and needs no `unsafe` transmutes.
+
+/// Size of a submission queue entry in bytes (`2 ^ IOSQES` with IOSQES = 6).
+pub const SQE_SIZE: usize = 64;
+
+/// log2 of [`SQE_SIZE`], the value for CC.IOSQES.
+pub const SQE_SIZE_LOG2: u8 = 6;
+
+/// Admin command opcodes.
+pub mod admin {
+    /// Delete I/O Submission Queue.
+    pub const DELETE_SQ: u8 = 0x00;
+    /// Create I/O Submission Queue.
+    pub const CREATE_SQ: u8 = 0x01;
+    /// Get Log Page.
+    pub const GET_LOG_PAGE: u8 = 0x02;
+    /// Delete I/O Completion Queue.
+    pub const DELETE_CQ: u8 = 0x04;
+    /// Create I/O Completion Queue.
+    pub const CREATE_CQ: u8 = 0x05;
+    /// Identify.
+    pub const IDENTIFY: u8 = 0x06;
+    /// Abort.
+    pub const ABORT: u8 = 0x08;
+    /// Set Features.
+    pub const SET_FEATURES: u8 = 0x09;
+    /// Get Features.
+    pub const GET_FEATURES: u8 = 0x0a;
+    /// Asynchronous Event Request.
+    pub const ASYNC_EVENT: u8 = 0x0c;
+    /// Namespace Attachment.
+    pub const NS_ATTACH: u8 = 0x15;
+    /// Virtualization Management.
+    pub const VIRT_MGMT: u8 = 0x1c;
+}
+
+/// Identify CNS values.
+pub mod cns {
+    /// Identify Namespace (NVM command set) for CDW1.NSID.
+    pub const NAMESPACE: u8 = 0x00;
+    /// Identify Controller.
+    pub const CONTROLLER: u8 = 0x01;
+    /// Active Namespace ID list, IDs greater than CDW1.NSID.
+    pub const ACTIVE_NS_LIST: u8 = 0x02;
+}
+
+/// Feature identifiers.
+pub mod feature {
+    /// Number of Queues.
+    pub const NUM_QUEUES: u8 = 0x07;
+    /// Asynchronous Event Configuration.
+    pub const ASYNC_EVENT_CONFIG: u8 = 0x0b;
+}
+
+/// A submission queue entry: sixteen command dwords.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Command {
+    /// Command dwords 0 to 15.
+    pub dw: [u32; 16],
+}
+
+impl Command {
+    /// A command with opcode `opcode` and all other fields zero.
+    pub fn new(opcode: u8) -> Self {
+        let mut c = Self::default();
+        c.dw[0] = u32::from(opcode);
+        c
+    }
+
+    /// The opcode (CDW0 bits 7:0).
+    pub fn opcode(&self) -> u8 {
+        self.dw[0] as u8
+    }
+
+    /// Sets the command identifier (CDW0 bits 31:16).
+    #[must_use]
+    pub fn with_cid(mut self, cid: u16) -> Self {
+        self.dw[0] = (self.dw[0] & 0xffff) | (u32::from(cid) << 16);
+        self
+    }
+
+    /// The command identifier.
+    pub fn cid(&self) -> u16 {
+        (self.dw[0] >> 16) as u16
+    }
+
+    /// Sets the namespace identifier (CDW1).
+    #[must_use]
+    pub fn with_nsid(mut self, nsid: u32) -> Self {
+        self.dw[1] = nsid;
+        self
+    }
+
+    /// Sets the data pointer: PRP entry 1 (CDW6-7) and PRP entry 2 (CDW8-9).
+    #[must_use]
+    pub fn with_prps(mut self, prp1: u64, prp2: u64) -> Self {
+        self.dw[6] = prp1 as u32;
+        self.dw[7] = (prp1 >> 32) as u32;
+        self.dw[8] = prp2 as u32;
+        self.dw[9] = (prp2 >> 32) as u32;
+        self
+    }
+
+    /// PRP entry 1.
+    pub fn prp1(&self) -> u64 {
+        u64::from(self.dw[6]) | (u64::from(self.dw[7]) << 32)
+    }
+
+    /// PRP entry 2.
+    pub fn prp2(&self) -> u64 {
+        u64::from(self.dw[8]) | (u64::from(self.dw[9]) << 32)
+    }
+
+    /// Sets command dword `n` (10 to 15).
+    #[must_use]
+    pub fn with_cdw(mut self, n: usize, value: u32) -> Self {
+        if (10..16).contains(&n) {
+            self.dw[n] = value;
+        }
+        self
+    }
+
+    /// Encodes the entry as the controller reads it: 64 little-endian bytes.
+    pub fn to_bytes(self) -> [u8; SQE_SIZE] {
+        let mut out = [0u8; SQE_SIZE];
+        for (chunk, dw) in out.chunks_exact_mut(4).zip(self.dw.iter()) {
+            chunk.copy_from_slice(&dw.to_le_bytes());
+        }
+        out
+    }
+
+    /// Decodes an entry from 64 little-endian bytes.
+    pub fn from_bytes(bytes: &[u8; SQE_SIZE]) -> Self {
+        let mut c = Self::default();
+        for (dw, chunk) in c.dw.iter_mut().zip(bytes.chunks_exact(4)) {
+            *dw = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        }
+        c
+    }
+
+    /// Identify with CNS `cns` for namespace `nsid` into the 4 KiB buffer at `prp1`.
+    pub fn identify(cns: u8, nsid: u32, prp1: u64) -> Self {
+        Self::new(admin::IDENTIFY)
+            .with_nsid(nsid)
+            .with_prps(prp1, 0)
+            .with_cdw(10, u32::from(cns))
+    }
+
+    /// Set Features `fid` with value `cdw11`.
+    pub fn set_features(fid: u8, cdw11: u32) -> Self {
+        Self::new(admin::SET_FEATURES)
+            .with_cdw(10, u32::from(fid))
+            .with_cdw(11, cdw11)
+    }
+
+    /// Set Features Number of Queues: request `sq` I/O submission and `cq` I/O completion
+    /// queues (both at least 1). The completion's DW0 carries what was allocated.
+    pub fn set_num_queues(sq: u16, cq: u16) -> Self {
+        let nsqr = u32::from(sq.max(1) - 1);
+        let ncqr = u32::from(cq.max(1) - 1);
+        Self::set_features(feature::NUM_QUEUES, nsqr | (ncqr << 16))
+    }
+}
+
+/// Decodes the DW0 of a Set Features Number of Queues completion into the number of I/O
+/// submission and completion queues allocated (both 1's based).
+pub fn num_queues_allocated(dw0: u32) -> (u32, u32) {
+    ((dw0 & 0xffff) + 1, (dw0 >> 16) + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identify_controller_encoding() {
+        let c = Command::identify(cns::CONTROLLER, 0, 0x1234_5678_9abc_d000).with_cid(7);
+        let b = c.to_bytes();
+        assert_eq!(b[0], admin::IDENTIFY);
+        assert_eq!(u16::from_le_bytes([b[2], b[3]]), 7);
+        assert_eq!(&b[24..32], &0x1234_5678_9abc_d000u64.to_le_bytes());
+        assert_eq!(&b[32..40], &[0; 8]);
+        assert_eq!(b[40], cns::CONTROLLER);
+        assert_eq!(Command::from_bytes(&b), c);
+        assert_eq!(c.opcode(), admin::IDENTIFY);
+        assert_eq!(c.cid(), 7);
+        assert_eq!(c.prp1(), 0x1234_5678_9abc_d000);
+    }
+
+    #[test]
+    fn cid_does_not_disturb_opcode_or_flags() {
+        let c = Command::new(0x02).with_cid(0xffff).with_cid(0x0102);
+        assert_eq!(c.dw[0], 0x0102_0002);
+    }
+
+    #[test]
+    fn number_of_queues_is_zero_based() {
+        let c = Command::set_num_queues(4, 2);
+        assert_eq!(c.dw[10], u32::from(feature::NUM_QUEUES));
+        assert_eq!(c.dw[11], 0x0001_0003);
+        assert_eq!(Command::set_num_queues(0, 0).dw[11], 0);
+        assert_eq!(num_queues_allocated(0x0001_0003), (4, 2));
+    }
+
+    #[test]
+    fn only_command_specific_dwords_are_settable() {
+        let c = Command::new(1).with_cdw(9, 5).with_cdw(16, 5);
+        assert_eq!(c, Command::new(1));
+    }
+}

@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Completion queue entries (NVM Express Base Specification 2.0, section 4.6) and status
+//! codes.
+
+use core::fmt;
+
+/// Size of a completion queue entry in bytes (`2 ^ IOCQES` with IOCQES = 4).
+pub const CQE_SIZE: usize = 16;
+
+/// log2 of [`CQE_SIZE`], the value for CC.IOCQES.
+pub const CQE_SIZE_LOG2: u8 = 4;
+
+/// Byte offset of the status field (with the phase tag in bit 0) in an entry.
+pub const STATUS_OFFSET: usize = 14;
+
+/// A completion queue entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Completion {
+    /// Command specific result (DW0).
+    pub result: u32,
+    /// Command specific DW1.
+    pub dw1: u32,
+    /// Submission queue head pointer.
+    pub sq_head: u16,
+    /// Submission queue identifier.
+    pub sq_id: u16,
+    /// Identifier of the completed command.
+    pub cid: u16,
+    /// Phase tag (bit 0) and status field (bits 15:1).
+    pub status: u16,
+}
+
+impl Completion {
+    /// Decodes an entry from its 16 little-endian bytes.
+    pub fn from_bytes(b: &[u8; CQE_SIZE]) -> Self {
+        let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        Self {
+            result: u32_at(0),
+            dw1: u32_at(4),
+            sq_head: u16_at(8),
+            sq_id: u16_at(10),
+            cid: u16_at(12),
+            status: u16_at(14),
+        }
+    }
+
+    /// Encodes the entry (for tests and device models).
+    pub fn to_bytes(self) -> [u8; CQE_SIZE] {
+        let mut b = [0u8; CQE_SIZE];
+        b[0..4].copy_from_slice(&self.result.to_le_bytes());
+        b[4..8].copy_from_slice(&self.dw1.to_le_bytes());
+        b[8..10].copy_from_slice(&self.sq_head.to_le_bytes());
+        b[10..12].copy_from_slice(&self.sq_id.to_le_bytes());
+        b[12..14].copy_from_slice(&self.cid.to_le_bytes());
+        b[14..16].copy_from_slice(&self.status.to_le_bytes());
+        b
+    }
+
+    /// The phase tag.
+    pub fn phase(&self) -> bool {
+        self.status & 1 != 0
+    }
+
+    /// The status without the phase tag.
+    pub fn status(&self) -> Status {
+        Status(self.status >> 1)
+    }
+}
+
+/// An NVMe status field (15 bits: SC, SCT, CRD, M, DNR), without the phase tag.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Status(pub u16);
+
+/// Status code types.
+pub mod sct {
+    /// Generic command status.
+    pub const GENERIC: u8 = 0;
+    /// Command specific status.
+    pub const COMMAND_SPECIFIC: u8 = 1;
+    /// Media and data integrity errors.
+    pub const MEDIA: u8 = 2;
+    /// Path related status.
+    pub const PATH: u8 = 3;
+}
+
+impl Status {
+    /// Successful completion.
+    pub const SUCCESS: Self = Self(0);
+
+    /// Status code (SC).
+    pub fn code(self) -> u8 {
+        self.0 as u8
+    }
+
+    /// Status code type (SCT).
+    pub fn code_type(self) -> u8 {
+        ((self.0 >> 8) & 0x7) as u8
+    }
+
+    /// Do Not Retry.
+    pub fn dnr(self) -> bool {
+        self.0 & (1 << 14) != 0
+    }
+
+    /// Whether the command succeeded.
+    pub fn is_success(self) -> bool {
+        self.code() == 0 && self.code_type() == sct::GENERIC
+    }
+}
+
+impl fmt::Debug for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Status(sct {:#x}, sc {:#04x}{})",
+            self.code_type(),
+            self.code(),
+            if self.dnr() { ", dnr" } else { "" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_fields_little_endian() {
+        let mut b = [0u8; CQE_SIZE];
+        b[0] = 0x03;
+        b[2] = 0x01; // result 0x0001_0003
+        b[8] = 5; // sq head
+        b[10] = 2; // sq id
+        b[12] = 0x34;
+        b[13] = 0x12; // cid
+        b[14] = 0x03; // phase 1, sc 1
+        b[15] = 0x82; // sct 1 (bit 9 of status) | dnr (bit 15)
+        let c = Completion::from_bytes(&b);
+        assert_eq!(c.result, 0x0001_0003);
+        assert_eq!((c.sq_head, c.sq_id, c.cid), (5, 2, 0x1234));
+        assert!(c.phase());
+        assert_eq!(c.status().code(), 1);
+        assert_eq!(c.status().code_type(), sct::COMMAND_SPECIFIC);
+        assert!(c.status().dnr());
+        assert!(!c.status().is_success());
+        assert_eq!(Completion::from_bytes(&c.to_bytes()), c);
+    }
+
+    #[test]
+    fn success_is_sc_and_sct_zero() {
+        let c = Completion {
+            status: 1,
+            ..Default::default()
+        };
+        assert!(c.phase());
+        assert!(c.status().is_success());
+        assert_eq!(
+            std::format!("{:?}", Status(0x4002)),
+            "Status(sct 0x0, sc 0x02, dnr)"
+        );
+    }
+}
