@@ -41,6 +41,23 @@ pub mod admin {
     pub const VIRT_MGMT: u8 = 0x1c;
 }
 
+/// NVM command set I/O opcodes.
+pub mod io {
+    /// Flush.
+    pub const FLUSH: u8 = 0x00;
+    /// Write.
+    pub const WRITE: u8 = 0x01;
+    /// Read.
+    pub const READ: u8 = 0x02;
+    /// Write Zeroes.
+    pub const WRITE_ZEROES: u8 = 0x08;
+    /// Dataset Management (deallocate).
+    pub const DSM: u8 = 0x09;
+}
+
+/// CDW12 bit 30 of Read/Write: Force Unit Access.
+pub const RW_FUA: u32 = 1 << 30;
+
 /// Identify CNS values.
 pub mod cns {
     /// Identify Namespace (NVM command set) for CDW1.NSID.
@@ -169,6 +186,68 @@ impl Command {
     }
 }
 
+impl Command {
+    /// Read (`write == false`) or Write of `blocks` logical blocks (1 to 65536) at `slba`
+    /// of namespace `nsid`, with the data described by `prp1`/`prp2`.
+    pub fn read_write(
+        write: bool,
+        nsid: u32,
+        slba: u64,
+        blocks: u32,
+        fua: bool,
+        prp1: u64,
+        prp2: u64,
+    ) -> Option<Self> {
+        let nlb = blocks.checked_sub(1).filter(|n| *n <= 0xffff)?;
+        let opcode = if write { io::WRITE } else { io::READ };
+        Some(
+            Self::new(opcode)
+                .with_nsid(nsid)
+                .with_prps(prp1, prp2)
+                .with_cdw(10, slba as u32)
+                .with_cdw(11, (slba >> 32) as u32)
+                .with_cdw(12, nlb | if fua { RW_FUA } else { 0 }),
+        )
+    }
+
+    /// Flush the volatile write cache of namespace `nsid`.
+    pub fn flush(nsid: u32) -> Self {
+        Self::new(io::FLUSH).with_nsid(nsid)
+    }
+
+    /// Write Zeroes over `blocks` logical blocks (1 to 65536) at `slba`.
+    pub fn write_zeroes(nsid: u32, slba: u64, blocks: u32) -> Option<Self> {
+        let nlb = blocks.checked_sub(1).filter(|n| *n <= 0xffff)?;
+        Some(
+            Self::new(io::WRITE_ZEROES)
+                .with_nsid(nsid)
+                .with_cdw(10, slba as u32)
+                .with_cdw(11, (slba >> 32) as u32)
+                .with_cdw(12, nlb),
+        )
+    }
+
+    /// Create I/O Completion Queue `qid` of `entries` entries at `prp1` (physically
+    /// contiguous), interrupting on vector `vector`.
+    pub fn create_cq(qid: u16, entries: u16, prp1: u64, vector: u16) -> Self {
+        Self::new(admin::CREATE_CQ)
+            .with_prps(prp1, 0)
+            .with_cdw(10, u32::from(qid) | (u32::from(entries - 1) << 16))
+            // PC (bit 0), IEN (bit 1), IV (bits 31:16).
+            .with_cdw(11, 0b11 | (u32::from(vector) << 16))
+    }
+
+    /// Create I/O Submission Queue `qid` of `entries` entries at `prp1` (physically
+    /// contiguous), completing to completion queue `cqid`.
+    pub fn create_sq(qid: u16, entries: u16, prp1: u64, cqid: u16) -> Self {
+        Self::new(admin::CREATE_SQ)
+            .with_prps(prp1, 0)
+            .with_cdw(10, u32::from(qid) | (u32::from(entries - 1) << 16))
+            // PC (bit 0), medium priority, CQID (bits 31:16).
+            .with_cdw(11, 0b1 | (u32::from(cqid) << 16))
+    }
+}
+
 /// Decodes the DW0 of a Set Features Number of Queues completion into the number of I/O
 /// submission and completion queues allocated (both 1's based).
 pub fn num_queues_allocated(dw0: u32) -> (u32, u32) {
@@ -207,6 +286,35 @@ mod tests {
         assert_eq!(c.dw[11], 0x0001_0003);
         assert_eq!(Command::set_num_queues(0, 0).dw[11], 0);
         assert_eq!(num_queues_allocated(0x0001_0003), (4, 2));
+    }
+
+    #[test]
+    fn read_write_encoding() {
+        let c =
+            Command::read_write(true, 1, 0x1_0000_0010, 8, true, 0x1000, 0x2000).expect("valid");
+        assert_eq!(c.opcode(), io::WRITE);
+        assert_eq!(c.dw[1], 1);
+        assert_eq!((c.dw[10], c.dw[11]), (0x10, 0x1));
+        assert_eq!(c.dw[12], 7 | RW_FUA);
+        assert_eq!((c.prp1(), c.prp2()), (0x1000, 0x2000));
+        let r = Command::read_write(false, 2, 0, 65536, false, 0, 0).expect("valid");
+        assert_eq!((r.opcode(), r.dw[12]), (io::READ, 0xffff));
+        assert_eq!(Command::read_write(false, 2, 0, 0, false, 0, 0), None);
+        assert_eq!(Command::read_write(false, 2, 0, 65537, false, 0, 0), None);
+        assert_eq!(Command::write_zeroes(1, 5, 2).map(|c| c.dw[12]), Some(1));
+        assert_eq!(Command::flush(3), Command::new(io::FLUSH).with_nsid(3));
+    }
+
+    #[test]
+    fn create_queue_encoding() {
+        let cq = Command::create_cq(3, 256, 0xabc000, 2);
+        assert_eq!(cq.opcode(), admin::CREATE_CQ);
+        assert_eq!(cq.dw[10], 3 | (255 << 16));
+        assert_eq!(cq.dw[11], 0b11 | (2 << 16));
+        let sq = Command::create_sq(3, 256, 0xdef000, 3);
+        assert_eq!(sq.dw[10], 3 | (255 << 16));
+        assert_eq!(sq.dw[11], 1 | (3 << 16));
+        assert_eq!(sq.prp1(), 0xdef000);
     }
 
     #[test]

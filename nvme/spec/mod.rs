@@ -11,5 +11,6 @@ pub mod register;
 pub mod command;
 pub mod completion;
 pub mod identify;
+pub mod prp;
 pub mod queue;
 pub mod regs;
