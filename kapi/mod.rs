@@ -14,12 +14,14 @@
 //! object (`kapi/glue/helpers.c`) for static inline functions and macros.
 
 pub(crate) mod bindings;
+pub(crate) mod block;
 pub(crate) mod delay;
 pub(crate) mod device;
 pub(crate) mod dma;
 pub(crate) mod error;
 pub(crate) mod init;
 pub(crate) mod io;
+pub(crate) mod irq;
 #[macro_use]
 pub(crate) mod kunit;
 pub(crate) mod pci;

@@ -4,7 +4,7 @@
 //!
 //! C header: [`include/linux/pci.h`](srctree/include/linux/pci.h)
 
-use core::{marker::PhantomData, ops::Deref, pin::Pin, ptr::NonNull};
+use core::{any::Any, marker::PhantomData, ops::Deref, pin::Pin, ptr::NonNull};
 
 use kernel::{
     bindings,
@@ -13,6 +13,7 @@ use kernel::{
     init::pin_init_from_closure,
     prelude::*,
     str::CStr,
+    sync::Arc,
     types::{ARef, AlwaysRefCounted, ForeignOwnable, Opaque},
     ThisModule,
 };
@@ -21,6 +22,7 @@ use super::{
     bindings::sys,
     device::{self, AsDevice, Bound, Core, DeviceContext, Normal},
     io::{Io, IoRaw},
+    irq,
 };
 
 /// `PCI_ANY_ID`: matches any vendor, device, subsystem vendor or subsystem device.
@@ -261,16 +263,12 @@ impl<Ctx: DeviceContext> AsDevice for Device<Ctx> {
 }
 
 impl Device<Core> {
-    /// Enables the function's memory space (`pci_enable_device_mem`).
+    /// Enables the function's memory space (`pci_enable_device_mem`). The function is
+    /// disabled again (`pci_disable_device`, which also stops bus mastering) automatically
+    /// when the driver is detached, after its `unbind` and the drop of its object.
     pub(crate) fn enable_device_mem(&self) -> Result {
         // SAFETY: the device is valid and its lock is held (`Core`).
-        to_result(unsafe { sys::pci_enable_device_mem(self.as_raw()) })
-    }
-
-    /// Disables the function again (`pci_disable_device`).
-    pub(crate) fn disable_device(&self) {
-        // SAFETY: the device is valid and its lock is held (`Core`).
-        unsafe { sys::pci_disable_device(self.as_raw()) }
+        to_result(unsafe { sys::rnvme_pcim_enable_device_mem(self.as_raw()) })
     }
 
     /// Enables bus mastering (DMA) for the function.
@@ -338,6 +336,84 @@ impl Device<Core> {
     fn as_normal(&self) -> &Device<Normal> {
         // SAFETY: `Normal` claims nothing beyond validity.
         unsafe { Device::from_raw(self.as_raw()) }
+    }
+}
+
+/// Interrupt types to allocate vectors of (`PCI_IRQ_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IrqTypes(u32);
+
+impl IrqTypes {
+    /// MSI-X only.
+    pub(crate) const MSIX: Self = Self(sys::PCI_IRQ_MSIX);
+    /// MSI-X, then MSI, then legacy INTx.
+    pub(crate) const ALL: Self = Self(sys::PCI_IRQ_ALL_TYPES);
+}
+
+/// Interrupt vectors allocated for a PCI function; freed on drop, which happens only after
+/// every [`irq::Registration`] made from them is gone (each holds a reference).
+///
+/// # Invariants
+///
+/// `count` vectors are allocated for `pdev` until drop.
+pub(crate) struct IrqVectors {
+    pdev: ARef<Device>,
+    count: u32,
+}
+
+impl IrqVectors {
+    /// Number of vectors allocated.
+    pub(crate) fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The interrupt of vector `index`, to register a handler with.
+    pub(crate) fn request(self: &Arc<Self>, index: u32) -> Result<irq::IrqRequest> {
+        if index >= self.count {
+            return Err(EINVAL);
+        }
+        // SAFETY: the vectors are allocated (type invariant) and `index` is in range.
+        let irq = unsafe { sys::pci_irq_vector(self.pdev.as_raw(), index) };
+        let irq = u32::try_from(irq).map_err(|_| Error::from_errno(irq))?;
+        let owner: Arc<dyn Any + Send + Sync> = self.clone();
+        // SAFETY: `owner` keeps the vectors, hence `irq`, allocated.
+        Ok(unsafe { irq::IrqRequest::new(irq, owner) })
+    }
+}
+
+impl Drop for IrqVectors {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `alloc_irq_vectors` (type invariant); no handler is
+        // registered any more, since each registration holds a reference to `self`.
+        unsafe { sys::pci_free_irq_vectors(self.pdev.as_raw()) };
+    }
+}
+
+impl Device<Core> {
+    /// Allocates between `min` and `max` interrupt vectors of `types`.
+    pub(crate) fn alloc_irq_vectors(
+        &self,
+        min: u32,
+        max: u32,
+        types: IrqTypes,
+    ) -> Result<Arc<IrqVectors>> {
+        // SAFETY: the device is valid and its lock is held; no affinity descriptor.
+        let n = unsafe {
+            sys::pci_alloc_irq_vectors_affinity(
+                self.as_raw(),
+                min,
+                max,
+                types.0,
+                core::ptr::null_mut(),
+            )
+        };
+        let count = u32::try_from(n).map_err(|_| Error::from_errno(n))?;
+        // INVARIANT: `count` vectors were allocated above.
+        let vectors = IrqVectors {
+            pdev: self.get_ref(),
+            count,
+        };
+        Ok(Arc::new(vectors, GFP_KERNEL)?)
     }
 }
 

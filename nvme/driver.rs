@@ -39,7 +39,7 @@ impl pci::Driver for NvmeDriver {
 
     fn probe(pdev: &pci::Device<Core>, _info: &()) -> impl PinInit<Self, Error> {
         pin_init_scope(move || {
-            let controller = Controller::new(pdev).inspect_err(|_| pdev.disable_device())?;
+            let controller = Controller::new(pdev)?;
             Ok(try_pin_init!(Self { controller }))
         })
     }
@@ -47,7 +47,6 @@ impl pci::Driver for NvmeDriver {
     fn unbind(pdev: &pci::Device<Core>, this: Pin<&Self>) {
         this.controller.shutdown();
         let csts = this.controller.status();
-        pdev.disable_device();
         dev_info!(pdev, "unbound (CSTS {:#x})\n", csts.0);
     }
 }

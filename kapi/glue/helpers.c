@@ -2,7 +2,11 @@
 /*
  * C glue of the rnvme module. See helpers.h.
  */
+#include <linux/blk-mq.h>
+#include <linux/blkdev.h>
+#include <linux/module.h>
 #include <linux/device.h>
+#include <linux/scatterlist.h>
 #include <linux/io.h>
 #include <linux/pci.h>
 #include <kunit/test.h>
@@ -57,6 +61,99 @@ void rnvme_dma_rmb(void)
 void rnvme_dma_wmb(void)
 {
 	dma_wmb();
+}
+
+static void rnvme_pci_disable(void *pdev)
+{
+	pci_disable_device(pdev);
+}
+
+/*
+ * pci_enable_device_mem() whose pci_disable_device() runs as a devres action
+ * when the driver is detached, i.e. after the driver's remove callback has
+ * returned and every Rust object of the binding is gone.
+ */
+int rnvme_pcim_enable_device_mem(struct pci_dev *pdev)
+{
+	int ret = pci_enable_device_mem(pdev);
+
+	if (ret)
+		return ret;
+	return devm_add_action_or_reset(&pdev->dev, rnvme_pci_disable, pdev);
+}
+
+/*
+ * The request of tag @tag on hardware queue @hctx_idx, or NULL when either is
+ * out of range: both can come from a device's completion entry.
+ */
+struct request *rnvme_blk_mq_tag_to_rq(struct blk_mq_tag_set *set, unsigned int hctx_idx,
+				       unsigned int tag)
+{
+	if (hctx_idx >= set->nr_hw_queues || !set->tags || !set->tags[hctx_idx])
+		return NULL;
+	if (tag >= set->queue_depth)
+		return NULL;
+	return blk_mq_tag_to_rq(set->tags[hctx_idx], tag);
+}
+
+bool rnvme_blk_mq_request_in_flight(struct request *rq)
+{
+	return blk_mq_rq_state(rq) == MQ_RQ_IN_FLIGHT;
+}
+
+u64 rnvme_blk_rq_pos(struct request *rq)
+{
+	return blk_rq_pos(rq);
+}
+
+unsigned int rnvme_blk_rq_bytes(struct request *rq)
+{
+	return blk_rq_bytes(rq);
+}
+
+unsigned int rnvme_blk_rq_opf(struct request *rq)
+{
+	return (__force unsigned int)rq->cmd_flags;
+}
+
+unsigned short rnvme_blk_rq_nr_phys_segments(struct request *rq)
+{
+	return blk_rq_nr_phys_segments(rq);
+}
+
+/*
+ * Maps the request's data into the scatterlist @sgl of @nents entries;
+ * returns the number of entries used, or -EINVAL if the request has more
+ * physical segments than @nents.
+ */
+int rnvme_blk_rq_map_sg(struct request *rq, struct scatterlist *sgl, unsigned int nents)
+{
+	if (blk_rq_nr_phys_segments(rq) > nents)
+		return -EINVAL;
+	sg_init_table(sgl, nents);
+	return blk_rq_map_sg(rq->q, rq, sgl);
+}
+
+/* The block device operations of every rnvme disk: an open disk pins the module. */
+const struct block_device_operations rnvme_bdev_fops = {
+	.owner = THIS_MODULE,
+};
+
+/* blk_mq_alloc_disk() is a macro that gives each call site its own lockdep class. */
+struct gendisk *rnvme_blk_mq_alloc_disk(struct blk_mq_tag_set *set, struct queue_limits *lim,
+					void *queuedata)
+{
+	return blk_mq_alloc_disk(set, lim, queuedata);
+}
+
+u64 rnvme_sg_dma_address(struct scatterlist *sg)
+{
+	return sg_dma_address(sg);
+}
+
+unsigned int rnvme_sg_dma_len(struct scatterlist *sg)
+{
+	return sg_dma_len(sg);
 }
 
 /*

@@ -9,8 +9,13 @@
 
 #include <linux/types.h>
 
+struct blk_mq_tag_set;
+struct block_device_operations;
 struct device;
 struct pci_dev;
+struct queue_limits;
+struct request;
+struct scatterlist;
 
 u8 rnvme_readb(const volatile void __iomem *addr);
 u16 rnvme_readw(const volatile void __iomem *addr);
@@ -28,6 +33,22 @@ const char *rnvme_dev_name(const struct device *dev);
 resource_size_t rnvme_pci_resource_start(struct pci_dev *pdev, int bar);
 resource_size_t rnvme_pci_resource_len(struct pci_dev *pdev, int bar);
 unsigned long rnvme_pci_resource_flags(struct pci_dev *pdev, int bar);
+int rnvme_pcim_enable_device_mem(struct pci_dev *pdev);
+
+struct request *rnvme_blk_mq_tag_to_rq(struct blk_mq_tag_set *set, unsigned int hctx_idx,
+				       unsigned int tag);
+bool rnvme_blk_mq_request_in_flight(struct request *rq);
+u64 rnvme_blk_rq_pos(struct request *rq);
+unsigned int rnvme_blk_rq_bytes(struct request *rq);
+unsigned int rnvme_blk_rq_opf(struct request *rq);
+unsigned short rnvme_blk_rq_nr_phys_segments(struct request *rq);
+int rnvme_blk_rq_map_sg(struct request *rq, struct scatterlist *sgl, unsigned int nents);
+extern const struct block_device_operations rnvme_bdev_fops;
+struct gendisk *rnvme_blk_mq_alloc_disk(struct blk_mq_tag_set *set, struct queue_limits *lim,
+					void *queuedata);
+
+u64 rnvme_sg_dma_address(struct scatterlist *sg);
+unsigned int rnvme_sg_dma_len(struct scatterlist *sg);
 
 void rnvme_dma_rmb(void);
 void rnvme_dma_wmb(void);

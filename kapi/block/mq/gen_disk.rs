@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Disks: a request queue of a tag set with its limits, visible as a block device.
+
+use core::fmt::{self, Write};
+
+use kernel::{bindings, error::from_err_ptr, ffi, prelude::*, sync::Arc, types::ScopeGuard};
+
+use super::{Operations, TagSet};
+use crate::kapi::{bindings::sys, device::Device};
+
+/// `BLK_FEAT_WRITE_CACHE`: the device has a volatile write cache.
+const BLK_FEAT_WRITE_CACHE: u32 = 1 << 0;
+/// `BLK_FEAT_FUA`: the device supports forced unit access writes.
+const BLK_FEAT_FUA: u32 = 1 << 1;
+
+/// Limits and geometry of a disk to build.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GenDiskBuilder {
+    logical_block_size: u32,
+    physical_block_size: u32,
+    capacity_sectors: u64,
+    max_hw_sectors: u32,
+    max_segments: u16,
+    virt_boundary_mask: usize,
+    write_cache: bool,
+    max_discard_sectors: u32,
+    max_write_zeroes_sectors: u32,
+}
+
+impl Default for GenDiskBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GenDiskBuilder {
+    /// A disk of 512-byte blocks, zero capacity and the block layer's default limits.
+    pub(crate) fn new() -> Self {
+        Self {
+            logical_block_size: 512,
+            physical_block_size: 512,
+            capacity_sectors: 0,
+            max_hw_sectors: 0,
+            max_segments: 0,
+            virt_boundary_mask: 0,
+            write_cache: false,
+            max_discard_sectors: 0,
+            max_write_zeroes_sectors: 0,
+        }
+    }
+
+    /// Logical block size: a power of two from 512 to `PAGE_SIZE`.
+    pub(crate) fn logical_block_size(mut self, size: u32) -> Result<Self> {
+        if !(512..=4096).contains(&size) || !size.is_power_of_two() {
+            return Err(EINVAL);
+        }
+        self.logical_block_size = size;
+        self.physical_block_size = self.physical_block_size.max(size);
+        Ok(self)
+    }
+
+    /// Capacity in 512-byte sectors.
+    pub(crate) fn capacity_sectors(mut self, sectors: u64) -> Self {
+        self.capacity_sectors = sectors;
+        self
+    }
+
+    /// Largest request in 512-byte sectors.
+    pub(crate) fn max_hw_sectors(mut self, sectors: u32) -> Self {
+        self.max_hw_sectors = sectors;
+        self
+    }
+
+    /// Most data segments of one request.
+    pub(crate) fn max_segments(mut self, segments: u16) -> Self {
+        self.max_segments = segments;
+        self
+    }
+
+    /// Segments must not cross boundaries of `mask + 1` bytes except at their ends
+    /// (e.g. NVMe PRPs need `PAGE_SIZE - 1`).
+    pub(crate) fn virt_boundary_mask(mut self, mask: usize) -> Self {
+        self.virt_boundary_mask = mask;
+        self
+    }
+
+    /// The device has a volatile write cache (flush and FUA are sent).
+    pub(crate) fn write_cache(mut self, present: bool) -> Self {
+        self.write_cache = present;
+        self
+    }
+
+    /// Largest discard in sectors (0: no discard).
+    pub(crate) fn max_discard_sectors(mut self, sectors: u32) -> Self {
+        self.max_discard_sectors = sectors;
+        self
+    }
+
+    /// Largest write-zeroes in sectors (0: no write zeroes).
+    pub(crate) fn max_write_zeroes_sectors(mut self, sectors: u32) -> Self {
+        self.max_write_zeroes_sectors = sectors;
+        self
+    }
+
+    /// Creates the disk `name` on `tagset` with `parent` as its parent device and adds it
+    /// to the system.
+    pub(crate) fn build<T: Operations>(
+        self,
+        name: fmt::Arguments<'_>,
+        tagset: Arc<TagSet<T>>,
+        parent: &Device,
+    ) -> Result<GenDisk<T>> {
+        // SAFETY: all-zero `queue_limits` means "block layer defaults" for every field.
+        let mut lim: bindings::queue_limits = unsafe { core::mem::zeroed() };
+        lim.logical_block_size = self.logical_block_size;
+        lim.physical_block_size = self.physical_block_size;
+        lim.max_hw_sectors = self.max_hw_sectors;
+        lim.max_segments = self.max_segments;
+        lim.virt_boundary_mask = self.virt_boundary_mask as _;
+        lim.max_hw_discard_sectors = self.max_discard_sectors;
+        lim.max_write_zeroes_sectors = self.max_write_zeroes_sectors;
+        if self.max_discard_sectors > 0 {
+            lim.discard_granularity = self.logical_block_size;
+        }
+        if self.write_cache {
+            lim.features |= BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
+        }
+
+        // SAFETY: the tag set is allocated; `lim` is valid for the call.
+        let gendisk = from_err_ptr(unsafe {
+            sys::rnvme_blk_mq_alloc_disk(tagset.as_raw(), &mut lim, core::ptr::null_mut())
+        })?;
+        let cleanup = ScopeGuard::new_with_data(gendisk, |gendisk| {
+            // SAFETY: allocated above and not added to the system on this path.
+            unsafe { bindings::put_disk(gendisk) };
+        });
+
+        // SAFETY: `gendisk` is valid and not yet visible to anyone else.
+        let disk = unsafe { &mut *gendisk };
+        // `rnvme_bdev_fops` (C glue) has `.owner = THIS_MODULE`: an open disk pins the module.
+        disk.fops = &raw const sys::rnvme_bdev_fops;
+        let mut writer = NameWriter {
+            buf: &mut disk.disk_name,
+            len: 0,
+        };
+        writer.write_fmt(name).map_err(|_| EINVAL)?;
+
+        // SAFETY: `gendisk` is valid; `set_capacity` takes its own lock.
+        unsafe { bindings::set_capacity(gendisk, self.capacity_sectors) };
+
+        // SAFETY: `gendisk` is valid and complete; `parent` is a valid device.
+        kernel::error::to_result(unsafe {
+            bindings::device_add_disk(parent.as_raw(), gendisk, core::ptr::null_mut())
+        })?;
+        cleanup.dismiss();
+
+        // INVARIANT: added to the system above.
+        Ok(GenDisk {
+            _tagset: tagset,
+            gendisk,
+        })
+    }
+}
+
+/// Writes a NUL-terminated name into a fixed C array, failing if it does not fit.
+struct NameWriter<'a> {
+    buf: &'a mut [ffi::c_char; 32],
+    len: usize,
+}
+
+impl Write for NameWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            // Keep one byte for the terminating NUL (the array is zeroed).
+            if self.len + 1 >= self.buf.len() || b == 0 {
+                return Err(fmt::Error);
+            }
+            self.buf[self.len] = b as ffi::c_char;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+/// A disk added to the system; removed (and its queue frozen and drained) on drop.
+///
+/// # Invariants
+///
+/// `gendisk` was allocated with `__blk_mq_alloc_disk` and added with `device_add_disk`.
+pub(crate) struct GenDisk<T: Operations> {
+    _tagset: Arc<TagSet<T>>,
+    gendisk: *mut bindings::gendisk,
+}
+
+// SAFETY: the disk is an owned pointer; the block layer synchronises access to it.
+unsafe impl<T: Operations> Send for GenDisk<T> {}
+// SAFETY: no `&self` method touches the disk.
+unsafe impl<T: Operations> Sync for GenDisk<T> {}
+
+impl<T: Operations> Drop for GenDisk<T> {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the disk was added; `del_gendisk` waits for its I/O
+        // to finish, and `put_disk` drops our reference afterwards.
+        unsafe {
+            bindings::del_gendisk(self.gendisk);
+            bindings::put_disk(self.gendisk);
+        }
+    }
+}

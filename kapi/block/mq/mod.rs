@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The multi-queue block layer: tag sets, requests, disks.
+//!
+//! Requests are owned by the block layer: a driver sees them as `&Request` inside its
+//! callbacks and never ends one itself. `queue_rq` returns an error status to fail a
+//! request at once; a completion found by the driver goes through
+//! [`TagSet::complete_tag`], and the adapter ends the request with the status
+//! [`Operations::complete`] returns. No request reference can outlive the request.
+
+#![allow(unused_imports)] // The driver's block devices are being built on these.
+
+mod gen_disk;
+mod operations;
+mod request;
+mod sg;
+mod tag_set;
+
+pub(crate) use gen_disk::{GenDisk, GenDiskBuilder};
+pub(crate) use operations::{Operations, TimeoutAction};
+pub(crate) use request::{ReqOp, Request};
+pub(crate) use sg::RequestSg;
+pub(crate) use tag_set::TagSet;

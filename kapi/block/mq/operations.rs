@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The callbacks of a multi-queue block driver and their C adapter.
+
+use core::{marker::PhantomData, ptr};
+
+use kernel::{bindings, error::from_result, ffi, init::PinInit, prelude::*, types::ForeignOwnable};
+
+use super::{request::Request, tag_set::tag_set_data};
+use crate::kapi::block::BlkStatus;
+
+/// What to do with a request whose timer expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimeoutAction {
+    /// The driver is handling it (e.g. an abort is under way): restart the timer.
+    ResetTimer,
+    /// The driver completed the request itself.
+    Done,
+}
+
+/// A multi-queue block driver.
+pub(crate) trait Operations: Sized + 'static {
+    /// Data shared by every queue of the tag set (e.g. the controller's queues).
+    type TagSetData: ForeignOwnable + Send + Sync;
+
+    /// Per-request driver data, initialised once for every request of the tag set.
+    type RequestData: Send + Sync;
+
+    /// Initialiser of a request's driver data.
+    fn new_request_data() -> impl PinInit<Self::RequestData, Error>;
+
+    /// Issues `rq` on hardware queue `hctx_idx`; `is_last` says whether more requests
+    /// follow in this batch. An error status fails the request at once.
+    fn queue_rq(
+        data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>,
+        hctx_idx: u32,
+        rq: &Request<Self>,
+        is_last: bool,
+    ) -> Result<(), BlkStatus>;
+
+    /// Called after a batch of `queue_rq` calls that did not end with `is_last`.
+    fn commit_rqs(data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>, hctx_idx: u32);
+
+    /// Finishes a request the driver handed to [`TagSet::complete_tag`]; the returned
+    /// status ends it.
+    ///
+    /// [`TagSet::complete_tag`]: super::TagSet::complete_tag
+    fn complete(rq: &Request<Self>) -> BlkStatus;
+
+    /// A request's timer expired.
+    fn timeout(
+        data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>,
+        rq: &Request<Self>,
+    ) -> TimeoutAction;
+}
+
+/// The `blk_mq_ops` of an [`Operations`] implementation.
+pub(crate) struct OperationsVTable<T: Operations>(PhantomData<T>);
+
+impl<T: Operations> OperationsVTable<T> {
+    /// # Safety
+    ///
+    /// Called by blk-mq with a valid hardware context of a tag set built by
+    /// [`super::TagSet::new`] for `T`, and a valid request of it.
+    unsafe extern "C" fn queue_rq_callback(
+        hctx: *mut bindings::blk_mq_hw_ctx,
+        bd: *const bindings::blk_mq_queue_data,
+    ) -> bindings::blk_status_t {
+        // SAFETY: blk-mq passes a valid `bd` whose `rq` is a request of our tag set.
+        let (rq, last) = unsafe { ((*bd).rq, (*bd).last) };
+        // SAFETY: as above; the request is owned by the driver for this call.
+        let rq = unsafe { Request::<T>::from_raw(rq) };
+        // SAFETY: `hctx` is valid; its queue's tag set is ours.
+        let (data, idx) = unsafe {
+            let set = (*(*hctx).queue).tag_set;
+            (tag_set_data::<T>(set), (*hctx).queue_num)
+        };
+        rq.start();
+        match T::queue_rq(data, idx, rq, last) {
+            Ok(()) => BlkStatus::OK.raw(),
+            Err(status) => status.raw(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As for `queue_rq_callback`.
+    unsafe extern "C" fn commit_rqs_callback(hctx: *mut bindings::blk_mq_hw_ctx) {
+        // SAFETY: `hctx` is valid; its queue's tag set is ours.
+        let (data, idx) = unsafe {
+            let set = (*(*hctx).queue).tag_set;
+            (tag_set_data::<T>(set), (*hctx).queue_num)
+        };
+        T::commit_rqs(data, idx)
+    }
+
+    /// # Safety
+    ///
+    /// Called by blk-mq for a request that was completed through `blk_mq_complete_request`.
+    unsafe extern "C" fn complete_callback(rq: *mut bindings::request) {
+        // SAFETY: the request is valid and completed, owned by the driver until ended.
+        let status = T::complete(unsafe { Request::<T>::from_raw(rq) });
+        // SAFETY: the request is valid; nothing uses it after it is ended.
+        unsafe { bindings::blk_mq_end_request(rq, status.raw()) };
+    }
+
+    /// # Safety
+    ///
+    /// Called by blk-mq for a request of our tag set whose timer expired.
+    unsafe extern "C" fn timeout_callback(
+        rq: *mut bindings::request,
+    ) -> bindings::blk_eh_timer_return {
+        // SAFETY: the request is valid and in flight.
+        let data = unsafe { tag_set_data::<T>((*(*rq).q).tag_set) };
+        // SAFETY: as above.
+        match T::timeout(data, unsafe { Request::<T>::from_raw(rq) }) {
+            TimeoutAction::ResetTimer => bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER,
+            TimeoutAction::Done => bindings::blk_eh_timer_return_BLK_EH_DONE,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by blk-mq once per request of the tag set, before it is used.
+    unsafe extern "C" fn init_request_callback(
+        _set: *mut bindings::blk_mq_tag_set,
+        rq: *mut bindings::request,
+        _hctx_idx: ffi::c_uint,
+        _numa_node: ffi::c_uint,
+    ) -> ffi::c_int {
+        from_result(|| {
+            // SAFETY: the PDU of a request of our tag set has room for `T::RequestData`
+            // (`cmd_size`) and is suitably aligned (checked in `TagSet::new`).
+            let pdu = unsafe { bindings::blk_mq_rq_to_pdu(rq) }.cast::<T::RequestData>();
+            // SAFETY: `pdu` is valid for writes and never moves while the request exists.
+            unsafe { T::new_request_data().__pinned_init(pdu) }?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by blk-mq once per request when the tag set is freed.
+    unsafe extern "C" fn exit_request_callback(
+        _set: *mut bindings::blk_mq_tag_set,
+        rq: *mut bindings::request,
+        _hctx_idx: ffi::c_uint,
+    ) {
+        // SAFETY: `init_request_callback` initialised the PDU; it is not used any more.
+        unsafe { ptr::drop_in_place(bindings::blk_mq_rq_to_pdu(rq).cast::<T::RequestData>()) };
+    }
+
+    const VTABLE: bindings::blk_mq_ops = bindings::blk_mq_ops {
+        queue_rq: Some(Self::queue_rq_callback),
+        commit_rqs: Some(Self::commit_rqs_callback),
+        queue_rqs: None,
+        get_budget: None,
+        put_budget: None,
+        set_rq_budget_token: None,
+        get_rq_budget_token: None,
+        timeout: Some(Self::timeout_callback),
+        poll: None,
+        complete: Some(Self::complete_callback),
+        init_hctx: None,
+        exit_hctx: None,
+        init_request: Some(Self::init_request_callback),
+        exit_request: Some(Self::exit_request_callback),
+        cleanup_rq: None,
+        busy: None,
+        map_queues: None,
+        show_rq: None,
+    };
+
+    /// The vtable, with static lifetime.
+    pub(crate) const fn build() -> &'static bindings::blk_mq_ops {
+        &Self::VTABLE
+    }
+}

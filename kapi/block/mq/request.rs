@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Block requests as a driver sees them in its callbacks.
+
+use core::marker::PhantomData;
+
+use kernel::{bindings, types::Opaque};
+
+use super::Operations;
+use crate::kapi::bindings::sys;
+
+/// The operation of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReqOp {
+    /// Read data.
+    Read,
+    /// Write data.
+    Write,
+    /// Flush the volatile write cache.
+    Flush,
+    /// Deallocate (discard) a range.
+    Discard,
+    /// Write zeroes to a range.
+    WriteZeroes,
+    /// Driver-private, device to host (passthrough).
+    DrvIn,
+    /// Driver-private, host to device (passthrough).
+    DrvOut,
+    /// Anything else (unsupported by the driver).
+    Other(u32),
+}
+
+/// `REQ_OP_MASK`: the operation is the low `REQ_OP_BITS` bits of the flags.
+const REQ_OP_MASK: u32 = (1 << bindings::REQ_OP_BITS) - 1;
+/// `REQ_FUA`.
+const REQ_FUA: u32 = 1 << bindings::req_flag_bits___REQ_FUA;
+
+impl ReqOp {
+    fn from_opf(opf: u32) -> Self {
+        match opf & REQ_OP_MASK {
+            bindings::req_op_REQ_OP_READ => Self::Read,
+            bindings::req_op_REQ_OP_WRITE => Self::Write,
+            bindings::req_op_REQ_OP_FLUSH => Self::Flush,
+            bindings::req_op_REQ_OP_DISCARD => Self::Discard,
+            bindings::req_op_REQ_OP_WRITE_ZEROES => Self::WriteZeroes,
+            bindings::req_op_REQ_OP_DRV_IN => Self::DrvIn,
+            bindings::req_op_REQ_OP_DRV_OUT => Self::DrvOut,
+            other => Self::Other(other),
+        }
+    }
+
+    /// Whether data moves from the host to the device.
+    pub(crate) fn is_write(self) -> bool {
+        matches!(self, Self::Write | Self::DrvOut)
+    }
+}
+
+/// A request of a tag set of `T`, borrowed for the duration of a callback.
+///
+/// # Invariants
+///
+/// A `&Request<T>` points to a valid `struct request` of a tag set built for `T`, whose
+/// driver data (PDU) is initialised, and that the driver owns (it is in flight) for the
+/// lifetime of the reference.
+#[repr(transparent)]
+pub(crate) struct Request<T: Operations>(Opaque<bindings::request>, PhantomData<T>);
+
+impl<T: Operations> Request<T> {
+    /// # Safety
+    ///
+    /// `ptr` must satisfy the type invariants for the lifetime `'a`.
+    pub(super) unsafe fn from_raw<'a>(ptr: *mut bindings::request) -> &'a Self {
+        // SAFETY: transparent wrapper; validity guaranteed by the caller.
+        unsafe { &*ptr.cast() }
+    }
+
+    pub(super) fn as_raw(&self) -> *mut bindings::request {
+        self.0.get()
+    }
+
+    /// Marks the request as started (its timeout runs from now).
+    pub(super) fn start(&self) {
+        // SAFETY: the request is valid and owned by the driver (type invariant).
+        unsafe { bindings::blk_mq_start_request(self.as_raw()) }
+    }
+
+    /// The request's tag: unique among the in-flight requests of its hardware queue.
+    pub(crate) fn tag(&self) -> u16 {
+        // SAFETY: the request is valid; `tag` is set before the driver sees it. Tags are
+        // below the queue depth, which `TagSet::new` limits to `u16`.
+        unsafe { (*self.as_raw()).tag as u16 }
+    }
+
+    /// The operation.
+    pub(crate) fn op(&self) -> ReqOp {
+        // SAFETY: the request is valid.
+        ReqOp::from_opf(unsafe { sys::rnvme_blk_rq_opf(self.as_raw()) })
+    }
+
+    /// Whether the write must reach non-volatile media before it completes.
+    pub(crate) fn is_fua(&self) -> bool {
+        // SAFETY: the request is valid.
+        unsafe { sys::rnvme_blk_rq_opf(self.as_raw()) & REQ_FUA != 0 }
+    }
+
+    /// First sector (512 bytes) of the request.
+    pub(crate) fn sector(&self) -> u64 {
+        // SAFETY: the request is valid.
+        unsafe { sys::rnvme_blk_rq_pos(self.as_raw()) }
+    }
+
+    /// Length of the request in bytes.
+    pub(crate) fn bytes(&self) -> u32 {
+        // SAFETY: the request is valid.
+        unsafe { sys::rnvme_blk_rq_bytes(self.as_raw()) }
+    }
+
+    /// The driver's data of this request.
+    pub(crate) fn data(&self) -> &T::RequestData {
+        // SAFETY: the PDU is initialised for every request of the tag set (type invariant)
+        // and lives as long as the request.
+        unsafe { &*bindings::blk_mq_rq_to_pdu(self.as_raw()).cast::<T::RequestData>() }
+    }
+}

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Tag sets: the hardware queues, their depth and the per-request data of a driver.
+
+use core::{marker::PhantomData, mem};
+
+use kernel::{
+    bindings,
+    error::to_result,
+    ffi,
+    init::pin_init_from_closure,
+    prelude::*,
+    types::{ForeignOwnable, Opaque},
+};
+
+use super::{operations::OperationsVTable, Operations, Request};
+use crate::kapi::bindings::sys;
+
+/// Returns the data of the tag set `set`.
+///
+/// # Safety
+///
+/// `set` must be a tag set built by [`TagSet::new`] for `T` that stays alive for `'a`.
+pub(super) unsafe fn tag_set_data<'a, T: Operations>(
+    set: *mut bindings::blk_mq_tag_set,
+) -> <T::TagSetData as ForeignOwnable>::Borrowed<'a> {
+    // SAFETY: `driver_data` came from `into_foreign` in `TagSet::new` and is released only
+    // when the tag set is dropped, after which blk-mq makes no more callbacks.
+    unsafe { T::TagSetData::borrow((*set).driver_data) }
+}
+
+/// A blk-mq tag set for driver `T`.
+///
+/// # Invariants
+///
+/// `inner` was allocated with `blk_mq_alloc_tag_set` and its `driver_data` holds a
+/// `T::TagSetData` from `into_foreign`, until drop.
+#[pin_data(PinnedDrop)]
+pub(crate) struct TagSet<T: Operations> {
+    #[pin]
+    inner: Opaque<bindings::blk_mq_tag_set>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: blk-mq synchronises access to the tag set; `T::TagSetData` is `Send + Sync`.
+unsafe impl<T: Operations> Send for TagSet<T> {}
+// SAFETY: see `Send`.
+unsafe impl<T: Operations> Sync for TagSet<T> {}
+
+impl<T: Operations> TagSet<T> {
+    /// Allocates a tag set of `nr_hw_queues` hardware queues of `queue_depth` requests,
+    /// with request timeout `timeout_ms` and the shared `data`.
+    pub(crate) fn new(
+        nr_hw_queues: u32,
+        queue_depth: u16,
+        timeout_ms: u32,
+        data: T::TagSetData,
+    ) -> impl PinInit<Self, Error> {
+        const {
+            assert!(
+                mem::align_of::<T::RequestData>() <= mem::align_of::<bindings::request>(),
+                "request data must not need more alignment than struct request"
+            )
+        };
+        let init = move |slot: *mut Opaque<bindings::blk_mq_tag_set>| {
+            let cmd_size = u32::try_from(mem::size_of::<T::RequestData>()).map_err(|_| EINVAL)?;
+            let set = Opaque::raw_get(slot);
+            let driver_data = data.into_foreign();
+            // SAFETY: `set` is valid for writes; all-zero is a valid initial tag set, and
+            // the fields set here are the ones `blk_mq_alloc_tag_set` reads.
+            unsafe {
+                core::ptr::write_bytes(set, 0, 1);
+                (*set).ops = OperationsVTable::<T>::build();
+                (*set).nr_hw_queues = nr_hw_queues;
+                (*set).nr_maps = 1;
+                (*set).queue_depth = u32::from(queue_depth);
+                (*set).cmd_size = cmd_size;
+                (*set).numa_node = bindings::NUMA_NO_NODE;
+                (*set).timeout = kernel::time::msecs_to_jiffies(timeout_ms) as ffi::c_uint;
+                (*set).flags = bindings::BLK_MQ_F_SHOULD_MERGE;
+                (*set).driver_data = driver_data.cast_mut();
+            }
+            // SAFETY: `set` is initialised and pinned (it lives in the pinned `inner`).
+            let ret = to_result(unsafe { bindings::blk_mq_alloc_tag_set(set) });
+            if ret.is_err() {
+                // SAFETY: allocation failed, so blk-mq holds no reference to the data.
+                drop(unsafe { T::TagSetData::from_foreign(driver_data) });
+            }
+            ret
+        };
+        try_pin_init!(Self {
+            // SAFETY: the closure initialises the tag set or cleans up and fails.
+            inner <- unsafe { pin_init_from_closure(init) },
+            _p: PhantomData,
+        })
+    }
+
+    pub(super) fn as_raw(&self) -> *mut bindings::blk_mq_tag_set {
+        self.inner.get()
+    }
+
+    /// The tag set's shared data.
+    pub(crate) fn data(&self) -> <T::TagSetData as ForeignOwnable>::Borrowed<'_> {
+        // SAFETY: the set is ours and alive for the borrow.
+        unsafe { tag_set_data::<T>(self.as_raw()) }
+    }
+
+    /// Completes the in-flight request with tag `tag` on hardware queue `hctx_idx`: `f`
+    /// records the result in the request's data, then the request is completed (and later
+    /// ended by [`Operations::complete`]). Returns `false`, without calling `f`, when no
+    /// request with that tag is in flight, as for a bogus or duplicate completion.
+    pub(crate) fn complete_tag(
+        &self,
+        hctx_idx: u32,
+        tag: u16,
+        f: impl FnOnce(&Request<T>),
+    ) -> bool {
+        // SAFETY: the tag set is valid; the helper checks both indices.
+        let rq = unsafe { sys::rnvme_blk_mq_tag_to_rq(self.as_raw(), hctx_idx, u32::from(tag)) };
+        // SAFETY: `rq` is null or a request of this tag set.
+        if rq.is_null() || !unsafe { sys::rnvme_blk_mq_request_in_flight(rq) } {
+            return false;
+        }
+        // SAFETY: the request is in flight, hence owned by the driver until completed.
+        f(unsafe { Request::from_raw(rq) });
+        // SAFETY: as above; `complete` ends it exactly once.
+        unsafe { bindings::blk_mq_complete_request(rq) };
+        true
+    }
+}
+
+#[pinned_drop]
+impl<T: Operations> PinnedDrop for TagSet<T> {
+    fn drop(self: Pin<&mut Self>) {
+        let set = self.inner.get();
+        // SAFETY: by the type invariant the set was allocated; no queue uses it any more
+        // (the disks holding it are gone), so its requests are freed here.
+        unsafe { bindings::blk_mq_free_tag_set(set) };
+        // SAFETY: `driver_data` came from `into_foreign` (type invariant) and blk-mq makes
+        // no more callbacks.
+        drop(unsafe { T::TagSetData::from_foreign((*set).driver_data) });
+    }
+}
