@@ -130,3 +130,9 @@ macro_rules! dev_err {
 }
 
 pub(crate) use {dev_err, dev_info};
+
+// SAFETY: a `struct device` may be referenced from any thread; its C API does its own
+// locking, and `Device` exposes no unsynchronised mutation.
+unsafe impl<Ctx: DeviceContext> Send for Device<Ctx> {}
+// SAFETY: see `Send`.
+unsafe impl<Ctx: DeviceContext> Sync for Device<Ctx> {}

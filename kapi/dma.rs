@@ -229,3 +229,129 @@ pub(crate) fn dma_wmb() {
     // SAFETY: a memory barrier has no preconditions.
     unsafe { super::bindings::sys::rnvme_dma_wmb() }
 }
+
+/// A pool of small, equally sized coherent DMA blocks (`dma_pool`), e.g. NVMe PRP lists.
+///
+/// # Invariants
+///
+/// `pool` was created by `dma_pool_create` for `dev` and is destroyed on drop, after every
+/// block (each holds a reference to the pool) is freed.
+pub(crate) struct DmaPool {
+    pool: NonNull<super::bindings::sys::dma_pool>,
+    block_size: usize,
+    _dev: ARef<Device>,
+}
+
+// SAFETY: `dma_pool` functions lock internally.
+unsafe impl Send for DmaPool {}
+// SAFETY: as above.
+unsafe impl Sync for DmaPool {}
+
+impl DmaPool {
+    /// Creates a pool named `name` of `block_size`-byte blocks aligned to `align` bytes.
+    pub(crate) fn new(
+        dev: &Device<Bound>,
+        name: &'static kernel::str::CStr,
+        block_size: usize,
+        align: usize,
+    ) -> Result<kernel::sync::Arc<Self>> {
+        // SAFETY: the device is valid and bound; `name` is static.
+        let pool = unsafe {
+            super::bindings::sys::dma_pool_create(
+                name.as_char_ptr(),
+                dev.as_raw(),
+                block_size,
+                align,
+                0,
+            )
+        };
+        let pool = NonNull::new(pool).ok_or(ENOMEM)?;
+        // INVARIANT: created above.
+        Ok(kernel::sync::Arc::new(
+            Self {
+                pool,
+                block_size,
+                _dev: dev.as_normal().into(),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// Allocates a block without sleeping (`GFP_ATOMIC`).
+    pub(crate) fn alloc_atomic(self: &kernel::sync::Arc<Self>) -> Result<DmaPoolBlock> {
+        let mut dma_handle: bindings::dma_addr_t = 0;
+        // SAFETY: the pool is valid (type invariant); `dma_handle` is valid for writes.
+        let cpu = unsafe {
+            super::bindings::sys::dma_pool_alloc(
+                self.pool.as_ptr(),
+                bindings::GFP_ATOMIC,
+                &mut dma_handle,
+            )
+        };
+        let cpu = NonNull::new(cpu.cast::<u64>()).ok_or(ENOMEM)?;
+        // INVARIANT: allocated from `pool` above.
+        Ok(DmaPoolBlock {
+            pool: self.clone(),
+            cpu,
+            dma_handle,
+        })
+    }
+}
+
+impl Drop for DmaPool {
+    fn drop(&mut self) {
+        // SAFETY: created by `dma_pool_create`; no block is left (each holds a reference).
+        unsafe { super::bindings::sys::dma_pool_destroy(self.pool.as_ptr()) };
+    }
+}
+
+/// A block of a [`DmaPool`], viewed as `u64` entries; freed on drop.
+///
+/// # Invariants
+///
+/// `cpu`/`dma_handle` is a live block of `pool`.
+pub(crate) struct DmaPoolBlock {
+    pool: kernel::sync::Arc<DmaPool>,
+    cpu: NonNull<u64>,
+    dma_handle: bindings::dma_addr_t,
+}
+
+// SAFETY: the block is plain memory owned by this object.
+unsafe impl Send for DmaPoolBlock {}
+
+impl DmaPoolBlock {
+    /// The bus address of the block.
+    pub(crate) fn dma_handle(&self) -> u64 {
+        self.dma_handle
+    }
+
+    /// Number of `u64` entries in the block.
+    pub(crate) fn len(&self) -> usize {
+        self.pool.block_size / size_of::<u64>()
+    }
+
+    /// Writes `entries` (as little-endian values) at the start of the block.
+    pub(crate) fn write_le(&self, entries: &[u64]) -> Result {
+        if entries.len() > self.len() {
+            return Err(EINVAL);
+        }
+        for (i, e) in entries.iter().enumerate() {
+            // SAFETY: `i < len`, inside the block (type invariant).
+            unsafe { self.cpu.as_ptr().add(i).write_volatile(e.to_le()) };
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DmaPoolBlock {
+    fn drop(&mut self) {
+        // SAFETY: a live block of `pool` (type invariant), not used after this.
+        unsafe {
+            super::bindings::sys::dma_pool_free(
+                self.pool.pool.as_ptr(),
+                self.cpu.as_ptr().cast(),
+                self.dma_handle,
+            )
+        };
+    }
+}

@@ -15,13 +15,16 @@
 
 pub(crate) mod bindings;
 pub(crate) mod block;
+pub(crate) mod cpu;
 pub(crate) mod delay;
 pub(crate) mod device;
 pub(crate) mod dma;
 pub(crate) mod error;
 pub(crate) mod init;
+pub(crate) mod instance;
 pub(crate) mod io;
 pub(crate) mod irq;
 #[macro_use]
 pub(crate) mod kunit;
 pub(crate) mod pci;
+pub(crate) mod sync;

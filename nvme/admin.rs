@@ -5,9 +5,14 @@
 use kernel::prelude::*;
 
 use crate::{
-    kapi::{delay::read_poll_timeout, device::Bound, error::etimedout, io::Io},
+    kapi::{
+        delay::read_poll_timeout,
+        device::{Bound, Device},
+        error::etimedout,
+        io::Io,
+    },
     nvme_error::NvmeError,
-    queue::QueuePair,
+    queue::{CompletionQueue, SubmissionQueue},
     spec::{
         command::Command,
         completion::Completion,
@@ -21,24 +26,26 @@ pub(crate) const ADMIN_DEPTH: u16 = 32;
 /// How long an admin command may take before the driver gives up on it.
 pub(crate) const ADMIN_TIMEOUT_MS: u32 = 10_000;
 
-/// The admin queue pair and the next command identifier.
+/// The admin submission and completion queues and the next command identifier.
 pub(crate) struct AdminQueue {
-    qp: QueuePair,
+    sq: SubmissionQueue,
+    cq: CompletionQueue,
     next_cid: u16,
 }
 
 impl AdminQueue {
     /// Allocates the admin queue memory.
-    pub(crate) fn new(dev: &crate::kapi::device::Device<Bound>, stride: usize) -> Result<Self> {
+    pub(crate) fn new(dev: &Device<Bound>, stride: usize) -> Result<Self> {
         Ok(Self {
-            qp: QueuePair::new(dev, 0, ADMIN_DEPTH, stride)?,
+            sq: SubmissionQueue::new(dev, 0, ADMIN_DEPTH, stride)?,
+            cq: CompletionQueue::new(dev, 0, ADMIN_DEPTH, stride)?,
             next_cid: 0,
         })
     }
 
-    /// The queue pair (for programming AQA/ASQ/ACQ).
-    pub(crate) fn queue(&self) -> &QueuePair {
-        &self.qp
+    /// Bus addresses of the submission and completion rings (for ASQ and ACQ).
+    pub(crate) fn dma(&self) -> (u64, u64) {
+        (self.sq.dma(), self.cq.dma())
     }
 
     /// Submits `cmd` and waits for its completion; a completion with an error status
@@ -50,26 +57,28 @@ impl AdminQueue {
     ) -> Result<Completion, NvmeError> {
         let cid = self.next_cid;
         self.next_cid = self.next_cid.wrapping_add(1);
-        self.qp.submit(bar, &cmd.with_cid(cid))?;
+        self.sq.push(&cmd.with_cid(cid))?;
+        self.sq.ring_doorbell(bar)?;
 
-        let qp = &mut self.qp;
+        let (sq, cq) = (&mut self.sq, &mut self.cq);
         let cqe = read_poll_timeout(
             || {
                 if Csts::read(bar).is_all_ones() {
                     return Err(ENODEV);
                 }
-                loop {
-                    match qp.next_completion()? {
-                        // A completion for an earlier, abandoned command: skip it.
-                        Some(c) if c.cid != cid => continue,
-                        other => return Ok(other),
+                while let Some(c) = cq.next()? {
+                    sq.set_head(c.sq_head)?;
+                    // Anything else is a completion of an earlier, abandoned command.
+                    if c.cid == cid {
+                        return Ok(Some(c));
                     }
                 }
+                Ok(None)
             },
             Option::is_some,
             ADMIN_TIMEOUT_MS,
         );
-        self.qp.ring_cq_doorbell(bar)?;
+        self.cq.ring_doorbell(bar)?;
         let cqe = match cqe {
             Ok(Some(c)) => c,
             Ok(None) => return Err(NvmeError::Timeout),

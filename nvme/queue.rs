@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A submission/completion queue pair in coherent DMA memory, with its doorbells.
+//! Submission and completion queues in coherent DMA memory, with their doorbells.
 
 use kernel::prelude::*;
 
 use crate::{
     kapi::{
-        device::Bound,
+        device::{Bound, Device},
         dma::{dma_rmb, CoherentAllocation},
         io::Io,
     },
@@ -23,65 +23,78 @@ const SQE_DWORDS: usize = SQE_SIZE / 4;
 /// Dwords per completion queue entry.
 const CQE_DWORDS: usize = CQE_SIZE / 4;
 
-/// A queue pair: `depth` submission and `depth` completion entries, and the byte offsets of
-/// their doorbells in BAR0.
-pub(crate) struct QueuePair {
-    sq: CoherentAllocation<u32>,
-    cq: CoherentAllocation<u32>,
+/// A submission queue: the ring the controller fetches commands from.
+pub(crate) struct SubmissionQueue {
+    mem: CoherentAllocation<u32>,
     ring: SqRing,
-    cursor: CqCursor,
-    sq_doorbell: usize,
-    cq_doorbell: usize,
+    doorbell: usize,
 }
 
-impl QueuePair {
-    /// Allocates the queue memory for queue `qid` of `depth` entries; `stride` is the
-    /// controller's doorbell stride in bytes.
-    pub(crate) fn new(
-        dev: &crate::kapi::device::Device<Bound>,
-        qid: u16,
-        depth: u16,
-        stride: usize,
-    ) -> Result<Self> {
-        let ring = SqRing::new(depth).map_err(|_| EINVAL)?;
-        let cursor = CqCursor::new(depth).map_err(|_| EINVAL)?;
-        let entries = usize::from(depth);
+impl SubmissionQueue {
+    /// Allocates submission queue `qid` of `depth` entries; `stride` is the controller's
+    /// doorbell stride in bytes.
+    pub(crate) fn new(dev: &Device<Bound>, qid: u16, depth: u16, stride: usize) -> Result<Self> {
         Ok(Self {
-            sq: CoherentAllocation::alloc_coherent(dev, entries * SQE_DWORDS)?,
-            cq: CoherentAllocation::alloc_coherent(dev, entries * CQE_DWORDS)?,
-            ring,
-            cursor,
-            sq_doorbell: doorbell_offset(qid, Doorbell::SqTail, stride).ok_or(EINVAL)?,
-            cq_doorbell: doorbell_offset(qid, Doorbell::CqHead, stride).ok_or(EINVAL)?,
+            mem: CoherentAllocation::alloc_coherent(dev, usize::from(depth) * SQE_DWORDS)?,
+            ring: SqRing::new(depth).map_err(|_| EINVAL)?,
+            doorbell: doorbell_offset(qid, Doorbell::SqTail, stride).ok_or(EINVAL)?,
         })
     }
 
-    /// Bus address of the submission ring.
-    pub(crate) fn sq_dma(&self) -> u64 {
-        self.sq.dma_handle()
+    /// Bus address of the ring.
+    pub(crate) fn dma(&self) -> u64 {
+        self.mem.dma_handle()
     }
 
-    /// Bus address of the completion ring.
-    pub(crate) fn cq_dma(&self) -> u64 {
-        self.cq.dma_handle()
-    }
-
-    /// Copies `cmd` into the next submission slot and rings the tail doorbell.
-    pub(crate) fn submit(&mut self, bar: &Io<REGS_SIZE>, cmd: &Command) -> Result {
+    /// Copies `cmd` into the next slot; the controller sees it after
+    /// [`SubmissionQueue::ring_doorbell`]. `EBUSY` if the ring is full.
+    pub(crate) fn push(&mut self, cmd: &Command) -> Result {
         let slot = self.ring.push().map_err(|_| EBUSY)?;
         let base = usize::from(slot) * SQE_DWORDS;
         for (i, dw) in cmd.dw.iter().enumerate() {
-            self.sq.write(base + i, dw.to_le())?;
+            self.mem.write(base + i, dw.to_le())?;
         }
-        // `writel` orders the doorbell after the entry's memory writes.
-        bar.try_write32(u32::from(self.ring.tail()), self.sq_doorbell)
+        Ok(())
     }
 
-    /// Returns the next new completion, if any, consuming it (the completion head doorbell
-    /// is rung by [`QueuePair::ring_cq_doorbell`]).
-    pub(crate) fn next_completion(&mut self) -> Result<Option<Completion>> {
+    /// Tells the controller about every command pushed so far. `writel` orders the doorbell
+    /// after the entries' memory writes.
+    pub(crate) fn ring_doorbell(&self, bar: &Io<REGS_SIZE>) -> Result {
+        bar.try_write32(u32::from(self.ring.tail()), self.doorbell)
+    }
+
+    /// Records how far the controller has consumed the ring (a completion's SQ head).
+    pub(crate) fn set_head(&mut self, head: u16) -> Result {
+        self.ring.set_head(head).map_err(|_| EIO)
+    }
+}
+
+/// A completion queue: the ring the controller posts completions to.
+pub(crate) struct CompletionQueue {
+    mem: CoherentAllocation<u32>,
+    cursor: CqCursor,
+    doorbell: usize,
+}
+
+impl CompletionQueue {
+    /// Allocates completion queue `qid` of `depth` entries.
+    pub(crate) fn new(dev: &Device<Bound>, qid: u16, depth: u16, stride: usize) -> Result<Self> {
+        Ok(Self {
+            mem: CoherentAllocation::alloc_coherent(dev, usize::from(depth) * CQE_DWORDS)?,
+            cursor: CqCursor::new(depth).map_err(|_| EINVAL)?,
+            doorbell: doorbell_offset(qid, Doorbell::CqHead, stride).ok_or(EINVAL)?,
+        })
+    }
+
+    /// Bus address of the ring.
+    pub(crate) fn dma(&self) -> u64 {
+        self.mem.dma_handle()
+    }
+
+    /// Returns and consumes the next new completion, if any.
+    pub(crate) fn next(&mut self) -> Result<Option<Completion>> {
         let base = usize::from(self.cursor.head()) * CQE_DWORDS;
-        let dw3 = u32::from_le(self.cq.read(base + 3)?);
+        let dw3 = u32::from_le(self.mem.read(base + 3)?);
         if !self.cursor.is_new((dw3 >> 16) & 1 != 0) {
             return Ok(None);
         }
@@ -89,17 +102,15 @@ impl QueuePair {
         dma_rmb();
         let mut bytes = [0u8; CQE_SIZE];
         for i in 0..CQE_DWORDS {
-            let dw = u32::from_le(self.cq.read(base + i)?);
+            let dw = u32::from_le(self.mem.read(base + i)?);
             bytes[4 * i..4 * i + 4].copy_from_slice(&dw.to_le_bytes());
         }
-        let cqe = Completion::from_bytes(&bytes);
         self.cursor.advance();
-        self.ring.set_head(cqe.sq_head).map_err(|_| EIO)?;
-        Ok(Some(cqe))
+        Ok(Some(Completion::from_bytes(&bytes)))
     }
 
     /// Tells the controller which completions the host has consumed.
-    pub(crate) fn ring_cq_doorbell(&self, bar: &Io<REGS_SIZE>) -> Result {
-        bar.try_write32(u32::from(self.cursor.head()), self.cq_doorbell)
+    pub(crate) fn ring_doorbell(&self, bar: &Io<REGS_SIZE>) -> Result {
+        bar.try_write32(u32::from(self.cursor.head()), self.doorbell)
     }
 }

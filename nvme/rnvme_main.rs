@@ -24,6 +24,9 @@ mod spec;
 mod admin;
 mod controller;
 mod driver;
+mod io_ops;
+mod io_queue;
+mod namespace;
 mod nvme_error;
 mod queue;
 

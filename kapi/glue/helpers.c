@@ -6,7 +6,9 @@
 #include <linux/blkdev.h>
 #include <linux/module.h>
 #include <linux/device.h>
+#include <linux/idr.h>
 #include <linux/scatterlist.h>
+#include <linux/spinlock.h>
 #include <linux/io.h>
 #include <linux/pci.h>
 #include <kunit/test.h>
@@ -51,6 +53,25 @@ resource_size_t rnvme_pci_resource_len(struct pci_dev *pdev, int bar)
 unsigned long rnvme_pci_resource_flags(struct pci_dev *pdev, int bar)
 {
 	return pci_resource_flags(pdev, bar);
+}
+
+/* All kapi::sync::IrqSpinLock locks share this lockdep class. */
+void rnvme_spin_lock_init(spinlock_t *lock)
+{
+	spin_lock_init(lock);
+}
+
+unsigned long rnvme_spin_lock_irqsave(spinlock_t *lock)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+void rnvme_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
+{
+	spin_unlock_irqrestore(lock, flags);
 }
 
 void rnvme_dma_rmb(void)
@@ -154,6 +175,19 @@ u64 rnvme_sg_dma_address(struct scatterlist *sg)
 unsigned int rnvme_sg_dma_len(struct scatterlist *sg)
 {
 	return sg_dma_len(sg);
+}
+
+/* Controller instance numbers (rnvme<N>), reused after unbind. */
+static DEFINE_IDA(rnvme_instance_ida);
+
+int rnvme_instance_get(void)
+{
+	return ida_alloc(&rnvme_instance_ida, GFP_KERNEL);
+}
+
+void rnvme_instance_put(int id)
+{
+	ida_free(&rnvme_instance_ida, id);
 }
 
 /*

@@ -7,6 +7,7 @@
 #ifndef RNVME_HELPERS_H
 #define RNVME_HELPERS_H
 
+#include <linux/spinlock_types.h>
 #include <linux/types.h>
 
 struct blk_mq_tag_set;
@@ -50,8 +51,15 @@ struct gendisk *rnvme_blk_mq_alloc_disk(struct blk_mq_tag_set *set, struct queue
 u64 rnvme_sg_dma_address(struct scatterlist *sg);
 unsigned int rnvme_sg_dma_len(struct scatterlist *sg);
 
+void rnvme_spin_lock_init(spinlock_t *lock);
+unsigned long rnvme_spin_lock_irqsave(spinlock_t *lock);
+void rnvme_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
+
 void rnvme_dma_rmb(void);
 void rnvme_dma_wmb(void);
+
+int rnvme_instance_get(void);
+void rnvme_instance_put(int id);
 
 void rnvme_kunit_fail(const char *file, int line, const void *fmt_args);
 

@@ -110,6 +110,46 @@ impl Status {
     }
 }
 
+/// How the block layer should see the outcome of an I/O command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockOutcome {
+    /// Success.
+    Ok,
+    /// The command or one of its fields is not supported.
+    NotSupported,
+    /// The LBA range is outside the namespace.
+    OutOfRange,
+    /// The namespace is full (capacity exceeded).
+    NoSpace,
+    /// Unrecovered media error.
+    Medium,
+    /// End-to-end protection check failed.
+    Protection,
+    /// Any other error.
+    IoError,
+}
+
+impl Status {
+    /// Maps the status of an I/O command to its block layer outcome (like the C driver's
+    /// `nvme_error_status`).
+    pub fn block_outcome(self) -> BlockOutcome {
+        if self.is_success() {
+            return BlockOutcome::Ok;
+        }
+        match (self.code_type(), self.code()) {
+            // Invalid opcode, invalid field, invalid namespace or format.
+            (sct::GENERIC, 0x01 | 0x02 | 0x0b) => BlockOutcome::NotSupported,
+            (sct::GENERIC, 0x80) => BlockOutcome::OutOfRange,
+            (sct::GENERIC, 0x81) => BlockOutcome::NoSpace,
+            // Write fault, unrecovered read error.
+            (sct::MEDIA, 0x80 | 0x81) => BlockOutcome::Medium,
+            // Guard, application tag and reference tag check errors.
+            (sct::MEDIA, 0x82..=0x84) => BlockOutcome::Protection,
+            _ => BlockOutcome::IoError,
+        }
+    }
+}
+
 impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -146,6 +186,19 @@ mod tests {
         assert!(c.status().dnr());
         assert!(!c.status().is_success());
         assert_eq!(Completion::from_bytes(&c.to_bytes()), c);
+    }
+
+    #[test]
+    fn block_outcomes() {
+        let st = |sct: u16, sc: u16| Status((sct << 8) | sc);
+        assert_eq!(Status::SUCCESS.block_outcome(), BlockOutcome::Ok);
+        assert_eq!(st(0, 0x02).block_outcome(), BlockOutcome::NotSupported);
+        assert_eq!(st(0, 0x80).block_outcome(), BlockOutcome::OutOfRange);
+        assert_eq!(st(0, 0x81).block_outcome(), BlockOutcome::NoSpace);
+        assert_eq!(st(2, 0x81).block_outcome(), BlockOutcome::Medium);
+        assert_eq!(st(2, 0x83).block_outcome(), BlockOutcome::Protection);
+        assert_eq!(st(0, 0x06).block_outcome(), BlockOutcome::IoError);
+        assert_eq!(st(1, 0x02).block_outcome(), BlockOutcome::IoError);
     }
 
     #[test]

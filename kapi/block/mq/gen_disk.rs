@@ -4,7 +4,14 @@
 
 use core::fmt::{self, Write};
 
-use kernel::{bindings, error::from_err_ptr, ffi, prelude::*, sync::Arc, types::ScopeGuard};
+use kernel::{
+    bindings,
+    error::from_err_ptr,
+    ffi,
+    prelude::*,
+    sync::Arc,
+    types::{ForeignOwnable, ScopeGuard},
+};
 
 use super::{Operations, TagSet};
 use crate::kapi::{bindings::sys, device::Device};
@@ -103,12 +110,13 @@ impl GenDiskBuilder {
         self
     }
 
-    /// Creates the disk `name` on `tagset` with `parent` as its parent device and adds it
-    /// to the system.
+    /// Creates the disk `name` on `tagset`, with `queue_data` for its requests and `parent`
+    /// as its parent device, and adds it to the system.
     pub(crate) fn build<T: Operations>(
         self,
         name: fmt::Arguments<'_>,
         tagset: Arc<TagSet<T>>,
+        queue_data: T::QueueData,
         parent: &Device,
     ) -> Result<GenDisk<T>> {
         // SAFETY: all-zero `queue_limits` means "block layer defaults" for every field.
@@ -127,13 +135,26 @@ impl GenDiskBuilder {
             lim.features |= BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
         }
 
+        let queuedata = queue_data.into_foreign();
         // SAFETY: the tag set is allocated; `lim` is valid for the call.
-        let gendisk = from_err_ptr(unsafe {
-            sys::rnvme_blk_mq_alloc_disk(tagset.as_raw(), &mut lim, core::ptr::null_mut())
-        })?;
+        let gendisk = unsafe {
+            sys::rnvme_blk_mq_alloc_disk(tagset.as_raw(), &mut lim, queuedata.cast_mut())
+        };
+        let gendisk = match from_err_ptr(gendisk) {
+            Ok(g) => g,
+            Err(e) => {
+                // SAFETY: no queue was created, so nothing refers to the data.
+                drop(unsafe { T::QueueData::from_foreign(queuedata) });
+                return Err(e);
+            }
+        };
         let cleanup = ScopeGuard::new_with_data(gendisk, |gendisk| {
-            // SAFETY: allocated above and not added to the system on this path.
-            unsafe { bindings::put_disk(gendisk) };
+            // SAFETY: allocated above and not added to the system on this path; after
+            // `put_disk` no request can use the queue data.
+            unsafe {
+                bindings::put_disk(gendisk);
+                drop(T::QueueData::from_foreign(queuedata));
+            }
         });
 
         // SAFETY: `gendisk` is valid and not yet visible to anyone else.
@@ -155,10 +176,11 @@ impl GenDiskBuilder {
         })?;
         cleanup.dismiss();
 
-        // INVARIANT: added to the system above.
+        // INVARIANT: added to the system above with `queuedata` from `into_foreign`.
         Ok(GenDisk {
             _tagset: tagset,
             gendisk,
+            queuedata,
         })
     }
 }
@@ -187,10 +209,12 @@ impl Write for NameWriter<'_> {
 ///
 /// # Invariants
 ///
-/// `gendisk` was allocated with `__blk_mq_alloc_disk` and added with `device_add_disk`.
+/// `gendisk` was allocated with `__blk_mq_alloc_disk` and added with `device_add_disk`;
+/// its queue's `queuedata` is `queuedata`, from `T::QueueData::into_foreign`.
 pub(crate) struct GenDisk<T: Operations> {
     _tagset: Arc<TagSet<T>>,
     gendisk: *mut bindings::gendisk,
+    queuedata: *const ffi::c_void,
 }
 
 // SAFETY: the disk is an owned pointer; the block layer synchronises access to it.
@@ -201,10 +225,12 @@ unsafe impl<T: Operations> Sync for GenDisk<T> {}
 impl<T: Operations> Drop for GenDisk<T> {
     fn drop(&mut self) {
         // SAFETY: by the type invariant the disk was added; `del_gendisk` waits for its I/O
-        // to finish, and `put_disk` drops our reference afterwards.
+        // to finish and no new request can enter, so after `put_disk` nothing uses the
+        // queue data any more.
         unsafe {
             bindings::del_gendisk(self.gendisk);
             bindings::put_disk(self.gendisk);
+            drop(T::QueueData::from_foreign(self.queuedata));
         }
     }
 }

@@ -23,6 +23,9 @@ pub(crate) trait Operations: Sized + 'static {
     /// Data shared by every queue of the tag set (e.g. the controller's queues).
     type TagSetData: ForeignOwnable + Send + Sync;
 
+    /// Data of one disk (request queue), e.g. its namespace.
+    type QueueData: ForeignOwnable + Send + Sync;
+
     /// Per-request driver data, initialised once for every request of the tag set.
     type RequestData: Send + Sync;
 
@@ -33,6 +36,7 @@ pub(crate) trait Operations: Sized + 'static {
     /// follow in this batch. An error status fails the request at once.
     fn queue_rq(
         data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>,
+        queue: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
         hctx_idx: u32,
         rq: &Request<Self>,
         is_last: bool,
@@ -70,13 +74,19 @@ impl<T: Operations> OperationsVTable<T> {
         let (rq, last) = unsafe { ((*bd).rq, (*bd).last) };
         // SAFETY: as above; the request is owned by the driver for this call.
         let rq = unsafe { Request::<T>::from_raw(rq) };
-        // SAFETY: `hctx` is valid; its queue's tag set is ours.
-        let (data, idx) = unsafe {
-            let set = (*(*hctx).queue).tag_set;
-            (tag_set_data::<T>(set), (*hctx).queue_num)
+        // SAFETY: `hctx` is valid; its queue's tag set is ours and its `queuedata` was set
+        // by `GenDiskBuilder::build` from `T::QueueData::into_foreign`, released only after
+        // the disk is gone.
+        let (data, queue, idx) = unsafe {
+            let q = (*hctx).queue;
+            (
+                tag_set_data::<T>((*q).tag_set),
+                T::QueueData::borrow((*q).queuedata),
+                (*hctx).queue_num,
+            )
         };
         rq.start();
-        match T::queue_rq(data, idx, rq, last) {
+        match T::queue_rq(data, queue, idx, rq, last) {
             Ok(()) => BlkStatus::OK.raw(),
             Err(status) => status.raw(),
         }

@@ -7,6 +7,7 @@
 //! stdout and in `<out>/results.txt`, which `cargo xtask test` collects.
 
 mod demo;
+mod disk;
 mod harness;
 mod identity;
 mod kmsg;

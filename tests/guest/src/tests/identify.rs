@@ -49,15 +49,20 @@ pub fn parse_logged(lines: &[String], bdf: &str) -> Option<Logged> {
             out.model = model.to_string();
             out.firmware = firmware.to_string();
             found = true;
-        } else if let Some(rest) = line.strip_prefix("namespace ") {
-            let (nsid, rest) = rest.split_once(": ")?;
-            let (blocks, rest) = rest.split_once(" blocks of ")?;
-            let (size, _) = rest.split_once(" bytes")?;
-            out.namespaces
-                .push((nsid.parse().ok()?, blocks.parse().ok()?, size.parse().ok()?));
+        } else if let Some(ns) = line.strip_prefix("namespace ").and_then(parse_namespace) {
+            out.namespaces.push(ns);
         }
     }
     found.then_some(out)
+}
+
+/// Parses `N: B blocks of S bytes (...)`; other namespace lines (e.g. `N is disk ...`)
+/// give `None`.
+fn parse_namespace(rest: &str) -> Option<(u32, u64, u64)> {
+    let (nsid, rest) = rest.split_once(": ")?;
+    let (blocks, rest) = rest.split_once(" blocks of ")?;
+    let (size, _) = rest.split_once(" bytes")?;
+    Some((nsid.parse().ok()?, blocks.parse().ok()?, size.parse().ok()?))
 }
 
 fn read_trimmed(path: &Path) -> Result<String, String> {
@@ -127,6 +132,7 @@ mod tests {
         let lines: Vec<String> = [
             "rnvme 0000:01:00.0: serial RNVME0001, model QEMU NVMe Ctrl, firmware 10.0.2, controller ID 0, MDTS 512 KiB, 256 namespace IDs",
             "rnvme 0000:01:00.0: namespace 1: 524288 blocks of 512 bytes (256 MiB)",
+            "rnvme 0000:01:00.0: namespace 1 is disk rnvme0n1",
             "rnvme 0000:01:00.1: namespace 9: 1 blocks of 512 bytes (0 MiB)",
         ]
         .iter()

@@ -2,6 +2,7 @@
 
 //! The scenario tests, in the order they run.
 
+mod block;
 mod identify;
 mod kunit;
 mod lifecycle;
@@ -15,6 +16,7 @@ pub fn all() -> Vec<Test> {
     v.extend(smoke::tests());
     v.extend(identify::tests());
     v.extend(kunit::tests());
+    v.extend(block::tests());
     v.extend(lifecycle::tests());
     v
 }

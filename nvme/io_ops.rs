@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The block layer side of I/O: turning requests into NVMe commands and completions back
+//! into request status.
+
+use core::sync::atomic::{AtomicU16, Ordering};
+
+use kernel::{
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+};
+
+use crate::{
+    io_queue::IoQueues,
+    kapi::{
+        block::{
+            mq::{Operations, ReqOp, Request, RequestSg, TimeoutAction},
+            BlkStatus,
+        },
+        dma::DmaPoolBlock,
+        sync::IrqSpinLock,
+    },
+    namespace::Namespace,
+    spec::{
+        command::Command,
+        completion::{BlockOutcome, Status},
+        prp::{self, Prp2},
+    },
+};
+
+/// Most data segments of one request.
+pub(crate) const MAX_SEGMENTS: usize = 64;
+
+/// Largest transfer of one request, in bytes: one PRP list page covers it with room to
+/// spare.
+pub(crate) const MAX_TRANSFER: u32 = 512 * 1024;
+
+/// PRP list entries a request can need: one per page after the first.
+const MAX_PRP_ENTRIES: usize = (MAX_TRANSFER / 4096) as usize + 1;
+
+/// The DMA state of a request in flight.
+pub(crate) struct IoDma {
+    sg: RequestSg<MAX_SEGMENTS>,
+    prp_list: Option<DmaPoolBlock>,
+}
+
+impl IoDma {
+    fn release(&mut self) {
+        self.sg.unmap();
+        self.prp_list = None;
+    }
+}
+
+/// Driver data of every I/O request.
+#[pin_data]
+pub(crate) struct IoPdu {
+    #[pin]
+    dma: IrqSpinLock<IoDma>,
+    status: AtomicU16,
+}
+
+impl IoPdu {
+    /// Records the NVMe status of the request's completion.
+    pub(crate) fn set_status(&self, status: Status) {
+        self.status.store(status.0, Ordering::Relaxed);
+    }
+}
+
+/// The blk-mq operations of NVMe namespaces.
+pub(crate) struct IoOps;
+
+fn blk_status(outcome: BlockOutcome) -> BlkStatus {
+    match outcome {
+        BlockOutcome::Ok => BlkStatus::OK,
+        BlockOutcome::NotSupported => BlkStatus::NOTSUPP,
+        BlockOutcome::OutOfRange => BlkStatus::TARGET,
+        BlockOutcome::NoSpace => BlkStatus::NOSPC,
+        BlockOutcome::Medium => BlkStatus::MEDIUM,
+        BlockOutcome::Protection => BlkStatus::PROTECTION,
+        BlockOutcome::IoError => BlkStatus::IOERR,
+    }
+}
+
+/// Maps the request's data and builds its Read or Write command.
+fn read_write(
+    io: &IoQueues,
+    ns: &Namespace,
+    rq: &Request<IoOps>,
+    dma: &mut IoDma,
+) -> Result<Command, BlkStatus> {
+    let shift = ns.lba_shift();
+    let bytes = rq.bytes();
+    if bytes == 0 || bytes & ((1 << shift) - 1) != 0 || bytes > MAX_TRANSFER {
+        return Err(BlkStatus::INVAL);
+    }
+    let slba = rq.sector() >> (shift - 9);
+    let blocks = bytes >> shift;
+
+    dma.sg.map(&io.dev, rq).map_err(|e| {
+        if e == ENOMEM {
+            BlkStatus::RESOURCE
+        } else {
+            BlkStatus::IOERR
+        }
+    })?;
+    let mut entries = [0u64; MAX_PRP_ENTRIES];
+    let prps = prp::build(dma.sg.segments(), 4096, &mut entries).map_err(|_| BlkStatus::IOERR)?;
+    let prp2 = match prps.prp2 {
+        Prp2::None => 0,
+        Prp2::Page(page) => page,
+        Prp2::List(n) => {
+            let list = io
+                .prp_pool
+                .alloc_atomic()
+                .map_err(|_| BlkStatus::RESOURCE)?;
+            list.write_le(&entries[..n]).map_err(|_| BlkStatus::IOERR)?;
+            let addr = list.dma_handle();
+            dma.prp_list = Some(list);
+            addr
+        }
+    };
+    Command::read_write(
+        rq.op() == ReqOp::Write,
+        ns.nsid(),
+        slba,
+        blocks,
+        rq.is_fua(),
+        prps.prp1,
+        prp2,
+    )
+    .ok_or(BlkStatus::INVAL)
+}
+
+impl Operations for IoOps {
+    type TagSetData = Arc<IoQueues>;
+    type QueueData = Arc<Namespace>;
+    type RequestData = IoPdu;
+
+    fn new_request_data() -> impl PinInit<IoPdu, Error> {
+        try_pin_init!(IoPdu {
+            dma <- IrqSpinLock::new(IoDma {
+                sg: RequestSg::new(),
+                prp_list: None,
+            }),
+            status: AtomicU16::new(0),
+        })
+    }
+
+    fn queue_rq(
+        io: ArcBorrow<'_, IoQueues>,
+        ns: ArcBorrow<'_, Namespace>,
+        hctx_idx: u32,
+        rq: &Request<Self>,
+        _is_last: bool,
+    ) -> Result<(), BlkStatus> {
+        let queue = io.queues.get(hctx_idx as usize).ok_or(BlkStatus::IOERR)?;
+        rq.data().status.store(0, Ordering::Relaxed);
+
+        let cmd = match rq.op() {
+            ReqOp::Read | ReqOp::Write => {
+                let mut dma = rq.data().dma.lock();
+                match read_write(&io, &ns, rq, &mut dma) {
+                    Ok(cmd) => cmd,
+                    Err(status) => {
+                        dma.release();
+                        return Err(status);
+                    }
+                }
+            }
+            ReqOp::Flush => Command::flush(ns.nsid()),
+            ReqOp::WriteZeroes if ns.write_zeroes() => {
+                let shift = ns.lba_shift();
+                Command::write_zeroes(ns.nsid(), rq.sector() >> (shift - 9), rq.bytes() >> shift)
+                    .ok_or(BlkStatus::INVAL)?
+            }
+            _ => return Err(BlkStatus::NOTSUPP),
+        };
+
+        // The PDU lock is released: the completion may run as soon as the doorbell rings.
+        queue.submit(&cmd.with_cid(rq.tag())).map_err(|_| {
+            rq.data().dma.lock().release();
+            BlkStatus::DEV_RESOURCE
+        })
+    }
+
+    fn commit_rqs(_io: ArcBorrow<'_, IoQueues>, _hctx_idx: u32) {
+        // Every `queue_rq` rings the doorbell itself.
+    }
+
+    fn complete(rq: &Request<Self>) -> BlkStatus {
+        rq.data().dma.lock().release();
+        let status = Status(rq.data().status.load(Ordering::Relaxed));
+        blk_status(status.block_outcome())
+    }
+
+    fn timeout(_io: ArcBorrow<'_, IoQueues>, rq: &Request<Self>) -> TimeoutAction {
+        pr_warn!(
+            "rnvme: request tag {} ({:?}, {} bytes at sector {}) timed out\n",
+            rq.tag(),
+            rq.op(),
+            rq.bytes(),
+            rq.sector()
+        );
+        TimeoutAction::ResetTimer
+    }
+}

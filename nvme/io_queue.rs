@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! I/O queue pairs: submission from any CPU, completion from the queue's interrupt.
+
+use core::sync::atomic::{AtomicU16, Ordering};
+
+use kernel::{prelude::*, sync::Arc, types::ARef};
+
+use crate::{
+    io_ops::IoOps,
+    kapi::{
+        block::mq::TagSet,
+        device::Device,
+        dma::DmaPool,
+        irq::{Handler, IrqReturn},
+        pci,
+        sync::IrqSpinLock,
+    },
+    queue::{CompletionQueue, SubmissionQueue},
+    spec::{command::Command, completion::Completion, regs::REGS_SIZE},
+};
+
+/// Completions taken from the ring per lock hold; the rest wait for the next round.
+const COMPLETION_BATCH: usize = 32;
+
+/// An I/O submission/completion queue pair.
+#[pin_data]
+pub(crate) struct IoQueue {
+    qid: u16,
+    bar: Arc<pci::Bar<REGS_SIZE>>,
+    #[pin]
+    sq: IrqSpinLock<SubmissionQueue>,
+    #[pin]
+    cq: IrqSpinLock<CompletionQueue>,
+    /// The SQ head the controller reported last, applied to the ring before a push.
+    sq_head: AtomicU16,
+}
+
+impl IoQueue {
+    /// A queue pair whose rings the controller has already created.
+    pub(crate) fn new(
+        qid: u16,
+        bar: Arc<pci::Bar<REGS_SIZE>>,
+        sq: SubmissionQueue,
+        cq: CompletionQueue,
+    ) -> impl PinInit<Self> {
+        pin_init!(Self {
+            qid,
+            bar,
+            sq <- IrqSpinLock::new(sq),
+            cq <- IrqSpinLock::new(cq),
+            sq_head: AtomicU16::new(0),
+        })
+    }
+
+    /// The queue identifier.
+    pub(crate) fn qid(&self) -> u16 {
+        self.qid
+    }
+
+    /// Places `cmd` in the submission ring and rings the doorbell.
+    pub(crate) fn submit(&self, cmd: &Command) -> Result {
+        let mut sq = self.sq.lock();
+        sq.set_head(self.sq_head.load(Ordering::Acquire))?;
+        sq.push(cmd)?;
+        sq.ring_doorbell(&self.bar)
+    }
+
+    /// Takes every new completion off the ring and hands each to `f`; returns how many.
+    pub(crate) fn process_completions(&self, mut f: impl FnMut(&Completion)) -> usize {
+        let mut total = 0;
+        loop {
+            let mut batch = [Completion::default(); COMPLETION_BATCH];
+            let mut n = 0;
+            {
+                let mut cq = self.cq.lock();
+                while n < COMPLETION_BATCH {
+                    match cq.next() {
+                        Ok(Some(c)) => {
+                            batch[n] = c;
+                            n += 1;
+                        }
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                if n > 0 {
+                    // A failed doorbell write means the device is gone; its requests time out.
+                    let _ = cq.ring_doorbell(&self.bar);
+                }
+            }
+            if n == 0 {
+                return total;
+            }
+            self.sq_head.store(batch[n - 1].sq_head, Ordering::Release);
+            for c in &batch[..n] {
+                f(c);
+            }
+            total += n;
+        }
+    }
+}
+
+/// What every I/O request needs: the queues, the device to map data for, the PRP list pool.
+pub(crate) struct IoQueues {
+    /// The queue pairs; hardware context `i` uses `queues[i]` (queue ID `i + 1`).
+    pub(crate) queues: KVec<Arc<IoQueue>>,
+    /// The device that DMA mappings are made for.
+    pub(crate) dev: ARef<Device>,
+    /// PRP lists (one page each).
+    pub(crate) prp_pool: Arc<DmaPool>,
+}
+
+/// The interrupt handler of one I/O queue.
+pub(crate) struct QueueIrq {
+    /// The queue whose completions this interrupt signals.
+    pub(crate) queue: Arc<IoQueue>,
+    /// Index of the queue's hardware context.
+    pub(crate) hctx: u32,
+    /// The tag set whose requests the queue completes.
+    pub(crate) tagset: Arc<TagSet<IoOps>>,
+}
+
+impl Handler for QueueIrq {
+    fn handle(&self) -> IrqReturn {
+        let n = self.queue.process_completions(|cqe| {
+            // A completion whose tag is not in flight (bogus or duplicate) is dropped.
+            self.tagset.complete_tag(self.hctx, cqe.cid, |rq| {
+                rq.data().set_status(cqe.status());
+            });
+        });
+        if n > 0 {
+            IrqReturn::Handled
+        } else {
+            IrqReturn::None
+        }
+    }
+}
