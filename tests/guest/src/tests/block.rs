@@ -41,6 +41,11 @@ pub fn tests() -> Vec<Test> {
             groups: &["block"],
             run: ext4_across_reload,
         },
+        Test {
+            name: "block/remove-during-io",
+            groups: &["block"],
+            run: remove_during_io,
+        },
     ]
 }
 
@@ -239,5 +244,47 @@ fn ext4_across_reload(env: &Env) -> Result<Vec<Report>, String> {
     ensure(after? == before, || {
         "file contents changed across the reload".into()
     })?;
+    Ok(vec![])
+}
+
+/// Removes the PCI function (sysfs `remove`) while fio writes to its disk: every request
+/// completes or fails, fio ends with an error instead of hanging, the disk and the binding
+/// are gone, and a rescan brings the function back to a working disk.
+fn remove_during_io(env: &Env) -> Result<Vec<Report>, String> {
+    let pf = load_fresh(env)?;
+    let mut fio = std::process::Command::new("fio")
+        .args([
+            "--name=remove",
+            "--filename=/dev/rnvme0n1",
+            "--direct=1",
+            "--ioengine=libaio",
+            "--rw=randwrite",
+            "--bs=16k",
+            "--iodepth=32",
+            "--time_based",
+            "--runtime=30",
+            "--output=/dev/null",
+        ])
+        .spawn()
+        .map_err(|e| format!("fio: {e}"))?;
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let removed = module::sysfs_write(&pf.dir().join("remove"), "1");
+    let status = fio.wait().map_err(|e| format!("wait for fio: {e}"))?;
+    removed?;
+    let gone = !pf.dir().exists() && !Path::new("/sys/block/rnvme0n1").exists();
+    module::sysfs_write(Path::new("/sys/bus/pci/rescan"), "1")?;
+    let back = pf.driver().as_deref() == Some(RNVME);
+    let readable = back && Direct::open().and_then(|mut d| d.read_at(0, 4096)).is_ok();
+    module::rmmod(RNVME)?;
+    ensure(!status.success(), || {
+        "fio did not notice the disk going away".into()
+    })?;
+    ensure(gone, || {
+        "the function or its disk is still present after remove".into()
+    })?;
+    ensure(back, || {
+        format!("rnvme did not bind {} after rescan", pf.bdf)
+    })?;
+    ensure(readable, || "the disk is not readable after rescan".into())?;
     Ok(vec![])
 }

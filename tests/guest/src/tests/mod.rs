@@ -3,6 +3,7 @@
 //! The scenario tests, in the order they run.
 
 mod block;
+mod debug;
 mod identify;
 mod kunit;
 mod lifecycle;
@@ -18,5 +19,7 @@ pub fn all() -> Vec<Test> {
     v.extend(kunit::tests());
     v.extend(block::tests());
     v.extend(lifecycle::tests());
+    // Last: the leak scan covers everything the other tests did.
+    v.extend(debug::tests());
     v
 }
