@@ -98,6 +98,8 @@ impl Device<Core> {
 
 /// `KERN_ERR` as a `_dev_printk` level.
 pub(crate) const KERN_ERR: &[u8; 3] = b"\x013\0";
+/// `KERN_WARNING` as a `_dev_printk` level.
+pub(crate) const KERN_WARNING: &[u8; 3] = b"\x014\0";
 /// `KERN_INFO` as a `_dev_printk` level.
 pub(crate) const KERN_INFO: &[u8; 3] = b"\x016\0";
 
@@ -121,6 +123,14 @@ macro_rules! dev_info {
     };
 }
 
+/// Prints a warning for a device, like the C `dev_warn`.
+macro_rules! dev_warn {
+    ($dev:expr, $($arg:tt)*) => {
+        $crate::kapi::device::AsDevice::as_device(&*$dev)
+            .printk($crate::kapi::device::KERN_WARNING, format_args!($($arg)*))
+    };
+}
+
 /// Prints an error for a device, like the C `dev_err`.
 macro_rules! dev_err {
     ($dev:expr, $($arg:tt)*) => {
@@ -129,7 +139,7 @@ macro_rules! dev_err {
     };
 }
 
-pub(crate) use {dev_err, dev_info};
+pub(crate) use {dev_err, dev_info, dev_warn};
 
 // SAFETY: a `struct device` may be referenced from any thread; its C API does its own
 // locking, and `Device` exposes no unsynchronised mutation.

@@ -118,10 +118,9 @@ impl<T: Handler + 'static> Registration<T> {
         unsafe { &*self.handler.get() }
     }
 
-    /// Waits for running instances of the handler to finish.
-    pub(crate) fn synchronize(&self) {
-        // SAFETY: the line is registered (type invariant).
-        unsafe { bindings::synchronize_irq(self.irq) }
+    /// The Linux IRQ number.
+    pub(crate) fn irq(&self) -> u32 {
+        self.irq
     }
 }
 
@@ -136,6 +135,13 @@ impl<T: Handler + 'static> PinnedDrop for Registration<T> {
             ptr::drop_in_place(self.handler.get());
         }
     }
+}
+
+/// Waits until no handler of interrupt `irq` is running (`synchronize_irq`); returns at once
+/// for an unused line.
+pub(crate) fn synchronize(irq: u32) {
+    // SAFETY: `synchronize_irq` looks the line up and does nothing for an invalid one.
+    unsafe { bindings::synchronize_irq(irq) }
 }
 
 /// # Safety

@@ -24,7 +24,9 @@ pub(crate) mod init;
 pub(crate) mod instance;
 pub(crate) mod io;
 pub(crate) mod irq;
+pub(crate) mod miscdevice;
 #[macro_use]
 pub(crate) mod kunit;
 pub(crate) mod pci;
 pub(crate) mod sync;
+pub(crate) mod workqueue;

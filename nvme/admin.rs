@@ -8,6 +8,7 @@ use crate::{
     kapi::{
         delay::read_poll_timeout,
         device::{Bound, Device},
+        dma::CoherentAllocation,
         error::etimedout,
         io::Io,
     },
@@ -16,6 +17,7 @@ use crate::{
     spec::{
         command::Command,
         completion::Completion,
+        prp::{self, Prp2},
         regs::{Csts, REGS_SIZE},
     },
 };
@@ -26,11 +28,17 @@ pub(crate) const ADMIN_DEPTH: u16 = 32;
 /// How long an admin command may take before the driver gives up on it.
 pub(crate) const ADMIN_TIMEOUT_MS: u32 = 10_000;
 
-/// The admin submission and completion queues and the next command identifier.
+/// Largest data transfer of a passthrough admin command.
+pub(crate) const MAX_PASSTHRU_DATA: u32 = 64 * 1024;
+
+/// The admin submission and completion queues, the next command identifier, and the
+/// bounce buffer (with its PRP list) that passthrough commands move their data through.
 pub(crate) struct AdminQueue {
     sq: SubmissionQueue,
     cq: CompletionQueue,
     next_cid: u16,
+    bounce: CoherentAllocation<u8>,
+    bounce_list: CoherentAllocation<u64>,
 }
 
 impl AdminQueue {
@@ -40,7 +48,55 @@ impl AdminQueue {
             sq: SubmissionQueue::new(dev, 0, ADMIN_DEPTH, stride)?,
             cq: CompletionQueue::new(dev, 0, ADMIN_DEPTH, stride)?,
             next_cid: 0,
+            bounce: CoherentAllocation::alloc_coherent(dev, MAX_PASSTHRU_DATA as usize)?,
+            bounce_list: CoherentAllocation::alloc_coherent(dev, prp::list_capacity(4096))?,
         })
+    }
+
+    /// Runs a passthrough command whose data (`data_len` bytes) goes through the bounce
+    /// buffer: `fill` writes the data to send into it first, `drain` reads what the
+    /// controller returned afterwards (only if the command succeeded).
+    pub(crate) fn submit_bounced(
+        &mut self,
+        bar: &Io<REGS_SIZE>,
+        cmd: Command,
+        data_len: u32,
+        fill: impl FnOnce(&CoherentAllocation<u8>) -> Result,
+        drain: impl FnOnce(&CoherentAllocation<u8>) -> Result,
+    ) -> Result<Completion, NvmeError> {
+        if data_len > MAX_PASSTHRU_DATA {
+            return Err(NvmeError::Kernel(EINVAL));
+        }
+        let cmd = if data_len == 0 {
+            cmd
+        } else {
+            fill(&self.bounce)?;
+            let mut entries = [0u64; (MAX_PASSTHRU_DATA / 4096) as usize];
+            let prps = prp::build([(self.bounce.dma_handle(), data_len)], 4096, &mut entries)
+                .map_err(|_| NvmeError::Kernel(EINVAL))?;
+            let prp2 = match prps.prp2 {
+                Prp2::None => 0,
+                Prp2::Page(page) => page,
+                Prp2::List(n) => {
+                    for (i, e) in entries[..n].iter().enumerate() {
+                        self.bounce_list.write(i, e.to_le())?;
+                    }
+                    self.bounce_list.dma_handle()
+                }
+            };
+            cmd.with_prps(prps.prp1, prp2)
+        };
+        let cqe = self.submit_sync(bar, cmd)?;
+        if data_len != 0 {
+            drain(&self.bounce)?;
+        }
+        Ok(cqe)
+    }
+
+    /// Empties both rings for a controller that is being re-enabled.
+    pub(crate) fn reset(&mut self) -> Result {
+        self.sq.reset()?;
+        self.cq.reset()
     }
 
     /// Bus addresses of the submission and completion rings (for ASQ and ACQ).

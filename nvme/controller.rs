@@ -3,36 +3,32 @@
 //! An NVMe controller behind a PCI function: register BAR, enable/disable/shutdown, the
 //! admin queue, the I/O queues and one disk per namespace.
 
-use kernel::{c_str, prelude::*, sync::Arc, types::ARef};
+use kernel::{c_str, fmt, prelude::*, str::CString, sync::Arc};
 
 use crate::{
-    admin::{AdminQueue, ADMIN_DEPTH},
+    admin::AdminQueue,
+    chardev::CtrlFile,
+    core::{CtrlCore, IoLink},
     driver::BAR0_NAME,
     io_ops::{IoOps, MAX_SEGMENTS, MAX_TRANSFER},
     io_queue::{IoQueue, IoQueues, QueueIrq},
     kapi::{
         block::mq::{GenDisk, GenDiskBuilder, TagSet},
-        delay::read_poll_timeout,
         device::{dev_err, dev_info, Bound, Core, Device},
         dma::{CoherentAllocation, DmaMask, DmaPool},
         instance::InstanceId,
         irq,
+        miscdevice::{MiscFile, MiscRegistration},
         pci::{self, IrqTypes, IrqVectors},
     },
     namespace::Namespace,
-    nvme_error::NvmeError,
     queue::{CompletionQueue, SubmissionQueue},
     spec::{
-        command::{cns, num_queues_allocated, Command, SQE_SIZE_LOG2},
-        completion::CQE_SIZE_LOG2,
+        command::{cns, Command},
         identify::{active_namespaces, IdentifyController, IdentifyNamespace, IDENTIFY_SIZE},
-        regs::{Acq, Aqa, Asq, Cap, Cc, Csts, Vs, CC_SHN_NORMAL, CSTS_SHST_COMPLETE, REGS_SIZE},
+        regs::{Cap, Csts, Vs, REGS_SIZE},
     },
 };
-
-/// How long a normal shutdown (CC.SHN) may take before the driver disables the controller
-/// anyway.
-const SHUTDOWN_TIMEOUT_MS: u32 = 5_000;
 
 /// At most this many namespaces are attached as disks.
 const MAX_NAMESPACES: usize = 64;
@@ -51,23 +47,17 @@ const PAGE_SIZE: usize = 4096;
 
 /// An enabled NVMe controller with its queues and disks.
 ///
-/// Fields are dropped in declaration order after [`Drop::drop`] removed the disks and
-/// disabled the controller: interrupt handlers first, then the tag set, the I/O queue
-/// memory, the vectors, the admin queue memory, the BAR.
-///
-/// # Invariants
-///
-/// While the `Controller` exists the function's memory space and bus mastering are
-/// enabled; `Drop` stops the controller before any queue memory is freed.
+/// The shared state (registers, admin queue, state machine, reset) lives in [`CtrlCore`];
+/// this object owns what only the binding needs. `Drop` removes the disks and stops the
+/// controller; the fields are then dropped in declaration order: interrupt handlers first
+/// (which releases the tag set and the I/O queue memory), then the shared core (admin queue
+/// memory, BAR), then the vectors.
 pub(crate) struct Controller {
+    chardev: Option<Pin<KBox<MiscRegistration>>>,
     disks: KVec<GenDisk<IoOps>>,
     irqs: KVec<Pin<KBox<irq::Registration<QueueIrq>>>>,
-    tagset: Option<Arc<TagSet<IoOps>>>,
+    core: Arc<CtrlCore>,
     vectors: Option<Arc<IrqVectors>>,
-    admin: AdminQueue,
-    bar: Arc<pci::Bar<REGS_SIZE>>,
-    pdev: ARef<pci::Device>,
-    cap: Cap,
     instance: InstanceId,
 }
 
@@ -118,110 +108,36 @@ impl Controller {
         dev.dma_set_mask_and_coherent(DmaMask::new::<64>())?;
         pdev.set_master();
 
-        // INVARIANT: memory space and bus mastering are enabled above; `Drop` disables the
-        // controller before any queue memory is freed.
+        let admin = AdminQueue::new(dev, cap.doorbell_stride())?;
+        let core = Arc::pin_init(
+            CtrlCore::new(pdev.get_ref(), Arc::new(bar, GFP_KERNEL)?, cap, admin),
+            GFP_KERNEL,
+        )?;
         let mut ctrl = Self {
+            chardev: None,
             disks: KVec::new(),
             irqs: KVec::new(),
-            tagset: None,
+            core,
             vectors: None,
-            admin: AdminQueue::new(dev, cap.doorbell_stride())?,
-            bar: Arc::new(bar, GFP_KERNEL)?,
-            pdev: pdev.get_ref(),
-            cap,
             instance: InstanceId::new()?,
         };
-        ctrl.disable()?;
-        ctrl.enable()?;
+        ctrl.core.disable()?;
+        ctrl.core.enable()?;
         let (id, namespaces) = ctrl.identify(dev)?;
         ctrl.setup_io(pdev, &id, &namespaces)?;
+        let name = CString::try_from_fmt(fmt!("rnvme{}", ctrl.instance.get()))?;
+        let file: Arc<dyn MiscFile> = Arc::new(CtrlFile::new(ctrl.core.clone()), GFP_KERNEL)?;
+        ctrl.chardev = Some(KBox::pin_init(
+            MiscRegistration::register(name, file),
+            GFP_KERNEL,
+        )?);
         Ok(ctrl)
     }
 
-    /// Current controller status.
-    pub(crate) fn status(&self) -> Csts {
-        Csts::read(&**self.bar)
-    }
-
-    /// Clears CC.EN and waits for CSTS.RDY to follow (within CAP.TO).
-    fn disable(&self) -> Result {
-        let cc = Cc::read(&**self.bar);
-        if !cc.en() && !Csts::read(&**self.bar).rdy() {
-            return Ok(());
-        }
-        cc.set_en(false).write(&**self.bar);
-        self.wait_ready(false)
-    }
-
-    /// Waits for CSTS.RDY to become `ready`; fails on a fatal or vanished controller.
-    fn wait_ready(&self, ready: bool) -> Result {
-        let bar = &**self.bar;
-        read_poll_timeout(
-            || {
-                let csts = Csts::read(bar);
-                if csts.is_all_ones() {
-                    return Err(ENODEV);
-                }
-                if ready && csts.cfs() {
-                    return Err(EIO);
-                }
-                Ok(csts)
-            },
-            |csts| csts.rdy() == ready,
-            self.cap.timeout_ms(),
-        )
-        .map(|_| ())
-        .inspect_err(|e| {
-            dev_err!(
-                self.pdev,
-                "controller did not become {} within {} ms: {:?}\n",
-                if ready { "ready" } else { "disabled" },
-                self.cap.timeout_ms(),
-                e
-            )
-        })
-    }
-
-    /// Programs the admin queue and sets CC.EN.
-    fn enable(&self) -> Result {
-        let bar = &**self.bar;
-        let (sq_dma, cq_dma) = self.admin.dma();
-        let size = ADMIN_DEPTH - 1;
-        Aqa::default().set_asqs(size).set_acqs(size).write(bar);
-        Asq::default().set_asqb(sq_dma).write(bar);
-        Acq::default().set_acqb(cq_dma).write(bar);
-        Cc::default()
-            .set_css(0)
-            .set_mps(0)
-            .set_ams(0)
-            .set_iosqes(SQE_SIZE_LOG2)
-            .set_iocqes(CQE_SIZE_LOG2)
-            .set_en(true)
-            .write(bar);
-        self.wait_ready(true)
-    }
-
-    /// Sends an admin command and waits for it; returns the completion's DW0.
-    fn admin_sync(&mut self, cmd: Command) -> Result<u32, NvmeError> {
-        self.admin.submit_sync(&self.bar, cmd).map(|c| c.result)
-    }
-
-    /// Sends an admin command; failures are logged with `what` and become kernel errors.
-    fn admin_checked(&mut self, cmd: Command, what: &str) -> Result<u32> {
-        self.admin_sync(cmd).map_err(|e| {
-            dev_err!(self.pdev, "{} failed: {:?}\n", what, e);
-            Error::from(e)
-        })
-    }
-
     /// Runs Identify with `cns`/`nsid` and returns the 4 KiB structure.
-    fn identify_raw(
-        &mut self,
-        buf: &CoherentAllocation<u8>,
-        cns: u8,
-        nsid: u32,
-    ) -> Result<KVec<u8>> {
-        self.admin_checked(Command::identify(cns, nsid, buf.dma_handle()), "Identify")?;
+    fn identify_raw(&self, buf: &CoherentAllocation<u8>, cns: u8, nsid: u32) -> Result<KVec<u8>> {
+        self.core
+            .admin_checked(Command::identify(cns, nsid, buf.dma_handle()), "Identify")?;
         let mut out = KVec::from_elem(0u8, IDENTIFY_SIZE, GFP_KERNEL)?;
         buf.read_into(0, &mut out)?;
         Ok(out)
@@ -233,13 +149,13 @@ impl Controller {
         let raw = self.identify_raw(&buf, cns::CONTROLLER, 0)?;
         let id = IdentifyController::parse(as_identify(&raw)?);
         dev_info!(
-            self.pdev,
+            self.core.pdev(),
             "serial {}, model {}, firmware {}, controller ID {}, MDTS {} KiB, {} namespace IDs\n",
             id.serial,
             id.model,
             id.firmware,
             id.cntlid,
-            id.max_transfer_bytes(self.cap.min_page_size())
+            id.max_transfer_bytes(self.core.cap().min_page_size())
                 .map_or(0, |b| b / 1024),
             id.nn,
         );
@@ -256,7 +172,7 @@ impl Controller {
             match IdentifyNamespace::parse(as_identify(&raw)?) {
                 Some(ns) if ns.block_size() as usize <= PAGE_SIZE => {
                     dev_info!(
-                        self.pdev,
+                        self.core.pdev(),
                         "namespace {}: {} blocks of {} bytes ({} MiB)\n",
                         nsid,
                         ns.nsze,
@@ -265,7 +181,11 @@ impl Controller {
                     );
                     namespaces.push(Namespace::new(nsid, ns, write_zeroes), GFP_KERNEL)?;
                 }
-                _ => dev_info!(self.pdev, "namespace {}: not usable, ignored\n", nsid),
+                _ => dev_info!(
+                    self.core.pdev(),
+                    "namespace {}: not usable, ignored\n",
+                    nsid
+                ),
             }
         }
         Ok((id, namespaces))
@@ -279,40 +199,32 @@ impl Controller {
         id: &IdentifyController,
         namespaces: &[Namespace],
     ) -> Result {
+        let core = self.core.clone();
         let cpus = crate::kapi::cpu::nr_cpu_ids();
-        let wanted = cpus.clamp(1, MAX_IO_QUEUES);
-        let dw0 = self.admin_checked(
-            Command::set_num_queues(wanted as u16, wanted as u16),
-            "Set Features (Number of Queues)",
-        )?;
-        let (nsq, ncq) = num_queues_allocated(dw0);
-        let granted = wanted.min(nsq).min(ncq);
+        let wanted = cpus.clamp(1, MAX_IO_QUEUES) as u16;
+        let granted = core.set_num_queues(wanted)?;
 
         let vectors = pdev.alloc_irq_vectors(1, granted, IrqTypes::ALL)?;
         let nr_queues = granted.min(vectors.count());
         self.vectors = Some(vectors.clone());
 
-        let depth = IO_QUEUE_DEPTH.min(self.cap.max_queue_entries()) as u16;
-        let stride = self.cap.doorbell_stride();
+        let depth = IO_QUEUE_DEPTH.min(core.cap().max_queue_entries()) as u16;
+        let stride = core.cap().doorbell_stride();
         let dev = pdev.as_dev().as_bound();
         let mut queues = KVec::new();
+        let mut link_queues = KVec::new();
         for qid in 1..=nr_queues as u16 {
             let sq = SubmissionQueue::new(dev, qid, depth, stride)?;
             let cq = CompletionQueue::new(dev, qid, depth, stride)?;
-            self.admin_checked(
-                Command::create_cq(qid, depth, cq.dma(), qid - 1),
-                "Create I/O Completion Queue",
-            )?;
-            self.admin_checked(
-                Command::create_sq(qid, depth, sq.dma(), qid),
-                "Create I/O Submission Queue",
-            )?;
-            let queue = Arc::pin_init(IoQueue::new(qid, self.bar.clone(), sq, cq), GFP_KERNEL)?;
+            let queue = Arc::pin_init(IoQueue::new(qid, core.bar().clone(), sq, cq), GFP_KERNEL)?;
+            core.create_io_queue(&queue, depth)?;
+            link_queues.push(queue.clone(), GFP_KERNEL)?;
             queues.push(queue, GFP_KERNEL)?;
         }
 
         let io = Arc::new(
             IoQueues {
+                core: core.clone(),
                 queues,
                 dev: dev.as_normal().into(),
                 prp_pool: DmaPool::new(dev, c_str!("rnvme-prp"), PAGE_SIZE, PAGE_SIZE)?,
@@ -323,23 +235,27 @@ impl Controller {
             TagSet::new(nr_queues, depth - 1, IO_TIMEOUT_MS, io.clone()),
             GFP_KERNEL,
         )?;
-        self.tagset = Some(tagset.clone());
 
-        for (i, queue) in io.queues.iter().enumerate() {
+        for queue in io.queues.iter() {
             let request = vectors.request(u32::from(queue.qid()) - 1)?;
             let handler = QueueIrq {
                 queue: queue.clone(),
-                hctx: i as u32,
                 tagset: tagset.clone(),
             };
             let reg = KBox::pin_init(
                 irq::Registration::new(request, c_str!("rnvme"), handler),
                 GFP_KERNEL,
             )?;
+            queue.set_irq(reg.irq());
             self.irqs.push(reg, GFP_KERNEL)?;
         }
+        core.link_io(IoLink {
+            tagset: tagset.clone(),
+            queues: link_queues,
+            depth,
+        });
         dev_info!(
-            self.pdev,
+            core.pdev(),
             "{} I/O queue(s) of {} entries, {} interrupt vector(s)\n",
             nr_queues,
             depth,
@@ -347,7 +263,7 @@ impl Controller {
         );
 
         let max_transfer = id
-            .max_transfer_bytes(self.cap.min_page_size())
+            .max_transfer_bytes(core.cap().min_page_size())
             .map_or(MAX_TRANSFER, |b| b.min(MAX_TRANSFER as usize) as u32);
         for ns in namespaces {
             let disk = GenDiskBuilder::new()
@@ -366,10 +282,10 @@ impl Controller {
                     format_args!("rnvme{}n{}", self.instance.get(), ns.nsid()),
                     tagset.clone(),
                     Arc::new(*ns, GFP_KERNEL)?,
-                    self.pdev.as_dev(),
+                    core.pdev().as_dev(),
                 )?;
             dev_info!(
-                self.pdev,
+                self.core.pdev(),
                 "namespace {} is disk rnvme{}n{}\n",
                 ns.nsid(),
                 self.instance.get(),
@@ -378,27 +294,6 @@ impl Controller {
             self.disks.push(disk, GFP_KERNEL)?;
         }
         Ok(())
-    }
-
-    /// Shuts the controller down in an orderly way (CC.SHN normal).
-    fn shutdown(&self) {
-        let bar = &**self.bar;
-        if Csts::read(bar).is_all_ones() {
-            return;
-        }
-        Cc::alter(bar, |cc| cc.set_shn(CC_SHN_NORMAL));
-        let done = read_poll_timeout(
-            || Ok(Csts::read(bar)),
-            |csts| csts.is_all_ones() || csts.shst() == CSTS_SHST_COMPLETE,
-            SHUTDOWN_TIMEOUT_MS,
-        );
-        if done.is_err() {
-            dev_err!(
-                self.pdev,
-                "shutdown did not complete within {} ms\n",
-                SHUTDOWN_TIMEOUT_MS
-            );
-        }
     }
 }
 
@@ -409,19 +304,16 @@ fn as_identify(raw: &[u8]) -> Result<&[u8; IDENTIFY_SIZE]> {
 
 impl Drop for Controller {
     fn drop(&mut self) {
-        // Remove the disks first: this drains their I/O while the queues still work.
+        // Remove the disks first: this drains their I/O while the queues still work (a
+        // timeout now fails everything instead of resetting).
+        drop(self.chardev.take());
+        self.core.begin_removal();
         drop(core::mem::take(&mut self.disks));
-        let csts = Csts::read(&**self.bar);
-        if !csts.is_all_ones() {
-            if csts.rdy() {
-                self.shutdown();
-            }
-            // The queue memory is freed right after this: the controller must no longer
-            // own it. A vanished controller cannot DMA any more.
-            if self.disable().is_err() {
-                dev_err!(self.pdev, "controller did not disable\n");
-            }
-        }
-        dev_info!(self.pdev, "unbound (CSTS {:#x})\n", self.status().0);
+        self.core.finish_removal();
+        dev_info!(
+            self.core.pdev(),
+            "unbound (CSTS {:#x})\n",
+            self.core.status().0
+        );
     }
 }

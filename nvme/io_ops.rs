@@ -3,7 +3,7 @@
 //! The block layer side of I/O: turning requests into NVMe commands and completions back
 //! into request status.
 
-use core::sync::atomic::{AtomicU16, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 
 use kernel::{
     prelude::*,
@@ -11,12 +11,14 @@ use kernel::{
 };
 
 use crate::{
+    core::CtrlState,
     io_queue::IoQueues,
     kapi::{
         block::{
-            mq::{Operations, ReqOp, Request, RequestSg, TimeoutAction},
+            mq::{CompleteAction, Operations, ReqOp, Request, RequestSg, TimeoutAction},
             BlkStatus,
         },
+        device::dev_warn,
         dma::DmaPoolBlock,
         sync::IrqSpinLock,
     },
@@ -51,18 +53,36 @@ impl IoDma {
     }
 }
 
+/// What happens to a request that recovery takes back from a disabled controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Cancel {
+    /// Not cancelled: it completed normally.
+    No = 0,
+    /// Dispatch it again after the reset.
+    Requeue = 1,
+    /// Fail it: the controller is dead.
+    Fail = 2,
+}
+
 /// Driver data of every I/O request.
 #[pin_data]
 pub(crate) struct IoPdu {
     #[pin]
     dma: IrqSpinLock<IoDma>,
     status: AtomicU16,
+    cancel: AtomicU8,
 }
 
 impl IoPdu {
     /// Records the NVMe status of the request's completion.
     pub(crate) fn set_status(&self, status: Status) {
         self.status.store(status.0, Ordering::Relaxed);
+    }
+
+    /// Marks the request as taken back by recovery.
+    pub(crate) fn cancel(&self, how: Cancel) {
+        self.cancel.store(how as u8, Ordering::Relaxed);
     }
 }
 
@@ -143,6 +163,7 @@ impl Operations for IoOps {
                 prp_list: None,
             }),
             status: AtomicU16::new(0),
+            cancel: AtomicU8::new(Cancel::No as u8),
         })
     }
 
@@ -153,8 +174,15 @@ impl Operations for IoOps {
         rq: &Request<Self>,
         _is_last: bool,
     ) -> Result<(), BlkStatus> {
+        match io.core.state() {
+            CtrlState::Live | CtrlState::Removing => {}
+            // Recovery quiesces the queues; a request that races in comes back later.
+            CtrlState::Resetting => return Err(BlkStatus::DEV_RESOURCE),
+            CtrlState::Dead => return Err(BlkStatus::IOERR),
+        }
         let queue = io.queues.get(hctx_idx as usize).ok_or(BlkStatus::IOERR)?;
         rq.data().status.store(0, Ordering::Relaxed);
+        rq.data().cancel(Cancel::No);
 
         let cmd = match rq.op() {
             ReqOp::Read | ReqOp::Write => {
@@ -187,20 +215,43 @@ impl Operations for IoOps {
         // Every `queue_rq` rings the doorbell itself.
     }
 
-    fn complete(rq: &Request<Self>) -> BlkStatus {
+    fn complete(rq: &Request<Self>) -> CompleteAction {
         rq.data().dma.lock().release();
-        let status = Status(rq.data().status.load(Ordering::Relaxed));
-        blk_status(status.block_outcome())
+        match rq.data().cancel.load(Ordering::Relaxed) {
+            c if c == Cancel::Requeue as u8 => CompleteAction::Requeue,
+            c if c == Cancel::Fail as u8 => CompleteAction::End(BlkStatus::IOERR),
+            _ => {
+                let status = Status(rq.data().status.load(Ordering::Relaxed));
+                CompleteAction::End(blk_status(status.block_outcome()))
+            }
+        }
     }
 
-    fn timeout(_io: ArcBorrow<'_, IoQueues>, rq: &Request<Self>) -> TimeoutAction {
-        pr_warn!(
-            "rnvme: request tag {} ({:?}, {} bytes at sector {}) timed out\n",
+    fn timeout(io: ArcBorrow<'_, IoQueues>, rq: &Request<Self>) -> TimeoutAction {
+        let core = &io.core;
+        let state = core.state();
+        dev_warn!(
+            core.pdev(),
+            "I/O tag {} ({:?}, {} bytes at sector {}) timed out, controller {:?}, CSTS {:#x}\n",
             rq.tag(),
             rq.op(),
             rq.bytes(),
-            rq.sector()
+            rq.sector(),
+            state,
+            core.status().0
         );
-        TimeoutAction::ResetTimer
+        match state {
+            // The reset disables the controller and requeues this request.
+            CtrlState::Live => {
+                core.schedule_reset();
+                TimeoutAction::ResetTimer
+            }
+            CtrlState::Resetting => TimeoutAction::ResetTimer,
+            // Unbinding, or already failed: fail everything in flight, this request too.
+            CtrlState::Removing | CtrlState::Dead => {
+                core.kill();
+                TimeoutAction::Done
+            }
+        }
     }
 }

@@ -2,11 +2,12 @@
 
 //! I/O queue pairs: submission from any CPU, completion from the queue's interrupt.
 
-use core::sync::atomic::{AtomicU16, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
 use kernel::{prelude::*, sync::Arc, types::ARef};
 
 use crate::{
+    core::CtrlCore,
     io_ops::IoOps,
     kapi::{
         block::mq::TagSet,
@@ -34,6 +35,8 @@ pub(crate) struct IoQueue {
     cq: IrqSpinLock<CompletionQueue>,
     /// The SQ head the controller reported last, applied to the ring before a push.
     sq_head: AtomicU16,
+    /// The Linux IRQ of the queue's vector, once its handler is registered (0 before).
+    irq: AtomicU32,
 }
 
 impl IoQueue {
@@ -50,6 +53,40 @@ impl IoQueue {
             sq <- IrqSpinLock::new(sq),
             cq <- IrqSpinLock::new(cq),
             sq_head: AtomicU16::new(0),
+            irq: AtomicU32::new(0),
+        })
+    }
+
+    /// Bus addresses of the submission and completion rings.
+    pub(crate) fn dma(&self) -> (u64, u64) {
+        (self.sq.lock().dma(), self.cq.lock().dma())
+    }
+
+    /// Records the Linux IRQ of the queue's handler.
+    pub(crate) fn set_irq(&self, irq: u32) {
+        self.irq.store(irq, Ordering::Release);
+    }
+
+    /// The Linux IRQ of the queue's handler (0 if none yet).
+    pub(crate) fn irq(&self) -> u32 {
+        self.irq.load(Ordering::Acquire)
+    }
+
+    /// Empties both rings for a controller that is being re-enabled.
+    pub(crate) fn reset(&self) -> Result {
+        self.sq.lock().reset()?;
+        self.cq.lock().reset()?;
+        self.sq_head.store(0, Ordering::Release);
+        Ok(())
+    }
+
+    /// Completes every request whose completion the controller posted on this queue;
+    /// returns how many completions there were. Tags not in flight (bogus or duplicate
+    /// completions) are dropped.
+    pub(crate) fn drain(&self, tagset: &TagSet<IoOps>) -> usize {
+        let hctx = u32::from(self.qid) - 1;
+        self.process_completions(|cqe| {
+            tagset.complete_tag(hctx, cqe.cid, |rq| rq.data().set_status(cqe.status()));
         })
     }
 
@@ -100,8 +137,11 @@ impl IoQueue {
     }
 }
 
-/// What every I/O request needs: the queues, the device to map data for, the PRP list pool.
+/// What every I/O request needs: the queues, the device to map data for, the PRP list pool,
+/// and the controller (for its state and recovery).
 pub(crate) struct IoQueues {
+    /// The controller.
+    pub(crate) core: Arc<CtrlCore>,
     /// The queue pairs; hardware context `i` uses `queues[i]` (queue ID `i + 1`).
     pub(crate) queues: KVec<Arc<IoQueue>>,
     /// The device that DMA mappings are made for.
@@ -114,21 +154,13 @@ pub(crate) struct IoQueues {
 pub(crate) struct QueueIrq {
     /// The queue whose completions this interrupt signals.
     pub(crate) queue: Arc<IoQueue>,
-    /// Index of the queue's hardware context.
-    pub(crate) hctx: u32,
     /// The tag set whose requests the queue completes.
     pub(crate) tagset: Arc<TagSet<IoOps>>,
 }
 
 impl Handler for QueueIrq {
     fn handle(&self) -> IrqReturn {
-        let n = self.queue.process_completions(|cqe| {
-            // A completion whose tag is not in flight (bogus or duplicate) is dropped.
-            self.tagset.complete_tag(self.hctx, cqe.cid, |rq| {
-                rq.data().set_status(cqe.status());
-            });
-        });
-        if n > 0 {
+        if self.queue.drain(&self.tagset) > 0 {
             IrqReturn::Handled
         } else {
             IrqReturn::None

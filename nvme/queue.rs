@@ -67,6 +67,13 @@ impl SubmissionQueue {
     pub(crate) fn set_head(&mut self, head: u16) -> Result {
         self.ring.set_head(head).map_err(|_| EIO)
     }
+
+    /// Empties the ring, as a controller reset leaves it; only while the controller is
+    /// disabled.
+    pub(crate) fn reset(&mut self) -> Result {
+        self.ring = SqRing::new(self.ring.depth()).map_err(|_| EINVAL)?;
+        Ok(())
+    }
 }
 
 /// A completion queue: the ring the controller posts completions to.
@@ -112,5 +119,15 @@ impl CompletionQueue {
     /// Tells the controller which completions the host has consumed.
     pub(crate) fn ring_doorbell(&self, bar: &Io<REGS_SIZE>) -> Result {
         bar.try_write32(u32::from(self.cursor.head()), self.doorbell)
+    }
+
+    /// Zeroes the ring and restarts at its head with phase 1, as a newly created queue;
+    /// only while the controller is disabled.
+    pub(crate) fn reset(&mut self) -> Result {
+        for i in 0..self.mem.count() {
+            self.mem.write(i, 0)?;
+        }
+        self.cursor = CqCursor::new(self.cursor.depth()).map_err(|_| EINVAL)?;
+        Ok(())
     }
 }

@@ -22,7 +22,9 @@ mod kapi;
 mod spec;
 
 mod admin;
+mod chardev;
 mod controller;
+mod core;
 mod driver;
 mod io_ops;
 mod io_queue;

@@ -9,6 +9,7 @@
 #include <linux/dmapool.h>
 #include <linux/interrupt.h>
 #include <linux/iommu.h>
+#include <linux/miscdevice.h>
 #include <linux/mod_devicetable.h>
 #include <linux/nvme.h>
 #include <linux/pci.h>

@@ -103,10 +103,12 @@ set -- "$@" \
 	--allowlist-function 'pci_(request_region|release_region|iomap|iounmap)' \
 	--allowlist-function 'pci_(dev_get|dev_put|read_config_.*|write_config_.*)' \
 	--allowlist-function '_dev_printk' \
+	--allowlist-function 'misc_register|misc_deregister' \
+	--allowlist-type 'miscdevice' \
 	--allowlist-function 'dma_pool_(create|destroy|alloc|free)' \
 	--allowlist-type 'pci_driver|pci_device_id|pci_dev' \
 	--allowlist-type 'nvme_.*' \
-	--allowlist-var 'PCI_.*|NVME_.*|IORESOURCE_.*|rnvme_.*' \
+	--allowlist-var 'PCI_.*|NVME_.*|IORESOURCE_.*|MISC_DYNAMIC_MINOR|rnvme_.*' \
 	-o "$out" --
 
 while IFS= read -r arg; do set -- "$@" "$arg"; done <"$clang_flags_file"

@@ -4,6 +4,7 @@
  */
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
+#include <linux/fs.h>
 #include <linux/module.h>
 #include <linux/device.h>
 #include <linux/idr.h>
@@ -122,6 +123,11 @@ bool rnvme_blk_mq_request_in_flight(struct request *rq)
 	return blk_mq_rq_state(rq) == MQ_RQ_IN_FLIGHT;
 }
 
+bool rnvme_blk_should_fake_timeout(struct request *rq)
+{
+	return blk_should_fake_timeout(rq->q);
+}
+
 u64 rnvme_blk_rq_pos(struct request *rq)
 {
 	return blk_rq_pos(rq);
@@ -166,6 +172,20 @@ struct gendisk *rnvme_blk_mq_alloc_disk(struct blk_mq_tag_set *set, struct queue
 {
 	return blk_mq_alloc_disk(set, lim, queuedata);
 }
+
+/* Implemented in Rust (kapi/miscdevice.rs). */
+int rnvme_misc_open(struct inode *inode, struct file *file);
+int rnvme_misc_release(struct inode *inode, struct file *file);
+long rnvme_misc_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
+
+/* The file operations of every rnvme character device: an open file pins the module. */
+const struct file_operations rnvme_misc_fops = {
+	.owner = THIS_MODULE,
+	.open = rnvme_misc_open,
+	.release = rnvme_misc_release,
+	.unlocked_ioctl = rnvme_misc_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+};
 
 u64 rnvme_sg_dma_address(struct scatterlist *sg)
 {

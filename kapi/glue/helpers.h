@@ -11,6 +11,7 @@
 #include <linux/types.h>
 
 struct blk_mq_tag_set;
+struct file_operations;
 struct block_device_operations;
 struct device;
 struct pci_dev;
@@ -39,12 +40,14 @@ int rnvme_pcim_enable_device_mem(struct pci_dev *pdev);
 struct request *rnvme_blk_mq_tag_to_rq(struct blk_mq_tag_set *set, unsigned int hctx_idx,
 				       unsigned int tag);
 bool rnvme_blk_mq_request_in_flight(struct request *rq);
+bool rnvme_blk_should_fake_timeout(struct request *rq);
 u64 rnvme_blk_rq_pos(struct request *rq);
 unsigned int rnvme_blk_rq_bytes(struct request *rq);
 unsigned int rnvme_blk_rq_opf(struct request *rq);
 unsigned short rnvme_blk_rq_nr_phys_segments(struct request *rq);
 int rnvme_blk_rq_map_sg(struct request *rq, struct scatterlist *sgl, unsigned int nents);
 extern const struct block_device_operations rnvme_bdev_fops;
+extern const struct file_operations rnvme_misc_fops;
 struct gendisk *rnvme_blk_mq_alloc_disk(struct blk_mq_tag_set *set, struct queue_limits *lim,
 					void *queuedata);
 

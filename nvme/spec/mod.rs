@@ -11,6 +11,7 @@ pub mod register;
 pub mod command;
 pub mod completion;
 pub mod identify;
+pub mod passthru;
 pub mod prp;
 pub mod queue;
 pub mod regs;

@@ -116,6 +116,11 @@ impl CqCursor {
         })
     }
 
+    /// Number of entries of the queue.
+    pub fn depth(&self) -> u16 {
+        self.depth
+    }
+
     /// The entry to look at next.
     pub fn head(&self) -> u16 {
         self.head

@@ -60,6 +60,7 @@ pub fn run(paths: &Paths, k: &Kernel) -> Result<()> {
         failures.push("cargo clippy (host crates)".to_string());
     }
 
+    crate::module::clean_if_other_kernel(paths, k)?;
     let mut make = Command::new("make");
     make.arg("-C")
         .arg(&k.build)
@@ -78,6 +79,9 @@ pub fn run(paths: &Paths, k: &Kernel) -> Result<()> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    if out.status.success() {
+        crate::module::record_kernel(paths, k)?;
+    }
     let found = diagnostics(&log);
     if !out.status.success() || !found.is_empty() {
         println!("{log}");

@@ -56,6 +56,7 @@ fn build_module(paths: &Paths, k: &Kernel, require: bool) -> Result<Option<PathB
         return Ok(None);
     }
     let t = Instant::now();
+    clean_if_other_kernel(paths, k)?;
     let mut cmd = Command::new("make");
     cmd.arg("-C")
         .arg(&k.build)
@@ -69,8 +70,49 @@ fn build_module(paths: &Paths, k: &Kernel, require: bool) -> Result<Option<PathB
     if !ko.is_file() {
         bail!("module build succeeded but {} does not exist", ko.display());
     }
+    record_kernel(paths, k)?;
     println!("[build] {} ({})", ko.display(), proc::secs(t.elapsed()));
     Ok(Some(ko))
+}
+
+/// Records which kernel build the module objects in the repository were built against.
+const KBUILD_STAMP: &str = ".rnvme-kbuild";
+
+/// Kbuild does not notice that the same external module is built against another kernel
+/// (release vs debug): the compiler command lines are identical (kernel include paths are
+/// relative to the build directory), and objects newer than the other kernel's config
+/// files are kept. A module mixing objects of two configurations would load and corrupt
+/// memory, so switching kernels cleans the module's objects first.
+pub fn clean_if_other_kernel(paths: &Paths, k: &Kernel) -> Result<()> {
+    let stamp = paths.repo.join(KBUILD_STAMP);
+    let previous = std::fs::read_to_string(&stamp).unwrap_or_default();
+    if needs_clean(&previous, &k.build.to_string_lossy()) {
+        println!("[build] module objects are from another kernel build: make clean");
+        let mut clean = Command::new("make");
+        clean
+            .arg("-C")
+            .arg(&k.build)
+            .arg(format!("M={}", paths.repo.display()))
+            .args(k.make_vars())
+            .arg("clean");
+        proc::run(&mut clean).context("cleaning the module objects failed")?;
+    }
+    Ok(())
+}
+
+/// Records that the module objects now belong to `k`.
+pub fn record_kernel(paths: &Paths, k: &Kernel) -> Result<()> {
+    std::fs::write(
+        paths.repo.join(KBUILD_STAMP),
+        k.build.to_string_lossy().as_bytes(),
+    )
+    .with_context(|| format!("cannot write {KBUILD_STAMP}"))
+}
+
+/// Whether objects built against `previous` (the stamp's content, empty if none) must be
+/// cleaned before building against `current`.
+fn needs_clean(previous: &str, current: &str) -> bool {
+    previous.trim() != current
 }
 
 fn build_guest_tests(paths: &Paths, require: bool) -> Result<Option<PathBuf>> {
@@ -98,4 +140,22 @@ fn build_guest_tests(paths: &Paths, require: bool) -> Result<Option<PathBuf>> {
     }
     println!("[build] {} ({})", bin.display(), proc::secs(t.elapsed()));
     Ok(Some(bin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleans_when_the_kernel_changes_or_is_unknown() {
+        assert!(needs_clean("", "/c/kernel/release-1/build"));
+        assert!(needs_clean(
+            "/c/kernel/debug-2/build",
+            "/c/kernel/release-1/build"
+        ));
+        assert!(!needs_clean(
+            "/c/kernel/release-1/build\n",
+            "/c/kernel/release-1/build"
+        ));
+    }
 }

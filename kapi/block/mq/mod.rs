@@ -17,7 +17,7 @@ mod sg;
 mod tag_set;
 
 pub(crate) use gen_disk::{GenDisk, GenDiskBuilder};
-pub(crate) use operations::{Operations, TimeoutAction};
+pub(crate) use operations::{CompleteAction, Operations, TimeoutAction};
 pub(crate) use request::{ReqOp, Request};
 pub(crate) use sg::RequestSg;
 pub(crate) use tag_set::TagSet;

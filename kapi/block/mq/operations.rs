@@ -18,6 +18,16 @@ pub(crate) enum TimeoutAction {
     Done,
 }
 
+/// How to finish a completed request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CompleteAction {
+    /// End the request with this status.
+    End(BlkStatus),
+    /// Put the request back on its queue: it is dispatched again later (e.g. after a
+    /// controller reset cancelled it).
+    Requeue,
+}
+
 /// A multi-queue block driver.
 pub(crate) trait Operations: Sized + 'static {
     /// Data shared by every queue of the tag set (e.g. the controller's queues).
@@ -45,11 +55,12 @@ pub(crate) trait Operations: Sized + 'static {
     /// Called after a batch of `queue_rq` calls that did not end with `is_last`.
     fn commit_rqs(data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>, hctx_idx: u32);
 
-    /// Finishes a request the driver handed to [`TagSet::complete_tag`]; the returned
-    /// status ends it.
+    /// Finishes a request the driver handed to [`TagSet::complete_tag`] or
+    /// [`TagSet::cancel_in_flight`]: the returned action ends or requeues it.
     ///
     /// [`TagSet::complete_tag`]: super::TagSet::complete_tag
-    fn complete(rq: &Request<Self>) -> BlkStatus;
+    /// [`TagSet::cancel_in_flight`]: super::TagSet::cancel_in_flight
+    fn complete(rq: &Request<Self>) -> CompleteAction;
 
     /// A request's timer expired.
     fn timeout(
@@ -109,9 +120,15 @@ impl<T: Operations> OperationsVTable<T> {
     /// Called by blk-mq for a request that was completed through `blk_mq_complete_request`.
     unsafe extern "C" fn complete_callback(rq: *mut bindings::request) {
         // SAFETY: the request is valid and completed, owned by the driver until ended.
-        let status = T::complete(unsafe { Request::<T>::from_raw(rq) });
-        // SAFETY: the request is valid; nothing uses it after it is ended.
-        unsafe { bindings::blk_mq_end_request(rq, status.raw()) };
+        let action = T::complete(unsafe { Request::<T>::from_raw(rq) });
+        match action {
+            // SAFETY: the request is valid; nothing uses it after it is ended.
+            CompleteAction::End(status) => unsafe {
+                bindings::blk_mq_end_request(rq, status.raw())
+            },
+            // SAFETY: as above; blk-mq owns it again and dispatches it later.
+            CompleteAction::Requeue => unsafe { bindings::blk_mq_requeue_request(rq, true) },
+        }
     }
 
     /// # Safety

@@ -121,11 +121,72 @@ impl<T: Operations> TagSet<T> {
         if rq.is_null() || !unsafe { sys::rnvme_blk_mq_request_in_flight(rq) } {
             return false;
         }
+        // Timeout fault injection (`fail_io_timeout`): drop the completion, as if it never
+        // came, so that the request times out.
+        // SAFETY: `rq` is a valid in-flight request.
+        if unsafe { sys::rnvme_blk_should_fake_timeout(rq) } {
+            return true;
+        }
         // SAFETY: the request is in flight, hence owned by the driver until completed.
         f(unsafe { Request::from_raw(rq) });
         // SAFETY: as above; `complete` ends it exactly once.
         unsafe { bindings::blk_mq_complete_request(rq) };
         true
+    }
+}
+
+impl<T: Operations> TagSet<T> {
+    /// Stops dispatching requests to every queue of the tag set and waits for running
+    /// `queue_rq` calls to return.
+    pub(crate) fn quiesce(&self) {
+        // SAFETY: the tag set is allocated (type invariant).
+        unsafe { bindings::blk_mq_quiesce_tagset(self.as_raw()) }
+    }
+
+    /// Resumes dispatching after [`TagSet::quiesce`].
+    pub(crate) fn unquiesce(&self) {
+        // SAFETY: the tag set is allocated (type invariant).
+        unsafe { bindings::blk_mq_unquiesce_tagset(self.as_raw()) }
+    }
+
+    /// Completes every in-flight request of the tag set: `f` records the outcome in the
+    /// request's data, then the request is completed (and [`Operations::complete`] decides
+    /// whether it ends or is requeued). Waits until all those completions have run.
+    ///
+    /// Only call this when the device can no longer access the requests' memory (it is
+    /// disabled or gone) and no completion path runs concurrently (interrupts synchronised).
+    pub(crate) fn cancel_in_flight(&self, f: &mut dyn FnMut(&Request<T>)) {
+        /// # Safety
+        ///
+        /// Called by `blk_mq_tagset_busy_iter` with a started request of this tag set and
+        /// the closure pointer passed below.
+        unsafe extern "C" fn cancel_one<T: Operations>(
+            rq: *mut bindings::request,
+            data: *mut ffi::c_void,
+        ) -> bool {
+            // SAFETY: `data` is the `&mut dyn FnMut` passed below, live for the iteration.
+            let f = unsafe { &mut *data.cast::<&mut dyn FnMut(&Request<T>)>() };
+            // SAFETY: blk-mq passes started requests of our tag set.
+            if unsafe { sys::rnvme_blk_mq_request_in_flight(rq) } {
+                // SAFETY: the request is in flight, hence owned by the driver.
+                f(unsafe { Request::from_raw(rq) });
+                // SAFETY: as above; completed exactly once (it is no longer in flight
+                // afterwards).
+                unsafe { bindings::blk_mq_complete_request(rq) };
+            }
+            true
+        }
+        let mut f = f;
+        // SAFETY: the tag set is allocated; `cancel_one` gets `&mut f` for the duration of
+        // the call.
+        unsafe {
+            bindings::blk_mq_tagset_busy_iter(
+                self.as_raw(),
+                Some(cancel_one::<T>),
+                core::ptr::from_mut(&mut f).cast(),
+            );
+            bindings::blk_mq_tagset_wait_completed_request(self.as_raw());
+        }
     }
 }
 

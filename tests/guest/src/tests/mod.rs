@@ -3,10 +3,12 @@
 //! The scenario tests, in the order they run.
 
 mod block;
+mod chardev;
 mod debug;
 mod identify;
 mod kunit;
 mod lifecycle;
+mod recovery;
 mod smoke;
 
 use crate::harness::Test;
@@ -17,7 +19,9 @@ pub fn all() -> Vec<Test> {
     v.extend(smoke::tests());
     v.extend(identify::tests());
     v.extend(kunit::tests());
+    v.extend(chardev::tests());
     v.extend(block::tests());
+    v.extend(recovery::tests());
     v.extend(lifecycle::tests());
     // Last: the leak scan covers everything the other tests did.
     v.extend(debug::tests());

@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The controller state shared by probe, the I/O path and error recovery: registers, the
+//! admin queue, the controller state machine, and the reset that recovers from timeouts.
+
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+use kernel::{
+    new_mutex, new_work,
+    prelude::*,
+    sync::{Arc, Mutex},
+    types::ARef,
+    workqueue::{self, impl_has_work, Work, WorkItem},
+};
+
+use crate::{
+    admin::{AdminQueue, ADMIN_DEPTH},
+    io_ops::{Cancel, IoOps},
+    io_queue::IoQueue,
+    kapi::{
+        block::mq::TagSet,
+        delay::read_poll_timeout,
+        device::{dev_err, dev_info, dev_warn},
+        dma::CoherentAllocation,
+        irq, pci,
+        workqueue::cancel_work_sync,
+    },
+    nvme_error::NvmeError,
+    spec::{
+        command::{num_queues_allocated, Command, SQE_SIZE_LOG2},
+        completion::{Completion, CQE_SIZE_LOG2},
+        regs::{Acq, Aqa, Asq, Cap, Cc, Csts, CC_SHN_NORMAL, CSTS_SHST_COMPLETE, REGS_SIZE},
+    },
+};
+
+/// How long a normal shutdown (CC.SHN) may take before the driver disables the controller
+/// anyway.
+const SHUTDOWN_TIMEOUT_MS: u32 = 5_000;
+
+/// The life of a controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum CtrlState {
+    /// Serving I/O.
+    Live = 0,
+    /// Being reset: I/O is held back and requeued.
+    Resetting = 1,
+    /// Failed for good: I/O fails at once.
+    Dead = 2,
+    /// The driver is unbinding: I/O drains; a timeout now fails everything.
+    Removing = 3,
+}
+
+impl CtrlState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Live,
+            1 => Self::Resetting,
+            3 => Self::Removing,
+            _ => Self::Dead,
+        }
+    }
+}
+
+/// The I/O side the recovery paths act on, set once the queues exist.
+pub(crate) struct IoLink {
+    /// The tag set of every disk.
+    pub(crate) tagset: Arc<TagSet<IoOps>>,
+    /// The I/O queues, in queue ID order.
+    pub(crate) queues: KVec<Arc<IoQueue>>,
+    /// Entries of each I/O queue.
+    pub(crate) depth: u16,
+}
+
+/// The shared part of a controller.
+#[pin_data]
+pub(crate) struct CtrlCore {
+    pdev: ARef<pci::Device>,
+    bar: Arc<pci::Bar<REGS_SIZE>>,
+    cap: Cap,
+    #[pin]
+    admin: Mutex<AdminQueue>,
+    state: AtomicU8,
+    #[pin]
+    io: Mutex<Option<IoLink>>,
+    #[pin]
+    reset_work: Work<CtrlCore>,
+    resets: AtomicU32,
+}
+
+impl_has_work! {
+    impl HasWork<CtrlCore> for CtrlCore { self.reset_work }
+}
+
+impl WorkItem for CtrlCore {
+    type Pointer = Arc<CtrlCore>;
+
+    fn run(this: Arc<CtrlCore>) {
+        this.reset();
+    }
+}
+
+impl CtrlCore {
+    /// The shared state of a controller whose BAR is mapped and admin queue allocated.
+    pub(crate) fn new(
+        pdev: ARef<pci::Device>,
+        bar: Arc<pci::Bar<REGS_SIZE>>,
+        cap: Cap,
+        admin: AdminQueue,
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            pdev,
+            bar,
+            cap,
+            admin <- new_mutex!(admin, "CtrlCore::admin"),
+            state: AtomicU8::new(CtrlState::Live as u8),
+            io <- new_mutex!(None, "CtrlCore::io"),
+            reset_work <- new_work!("CtrlCore::reset_work"),
+            resets: AtomicU32::new(0),
+        })
+    }
+
+    /// The register BAR.
+    pub(crate) fn bar(&self) -> &Arc<pci::Bar<REGS_SIZE>> {
+        &self.bar
+    }
+
+    /// The controller's capabilities.
+    pub(crate) fn cap(&self) -> Cap {
+        self.cap
+    }
+
+    /// The PCI function.
+    pub(crate) fn pdev(&self) -> &pci::Device {
+        &self.pdev
+    }
+
+    /// The current state.
+    pub(crate) fn state(&self) -> CtrlState {
+        CtrlState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    fn set_state(&self, s: CtrlState) {
+        self.state.store(s as u8, Ordering::Release);
+    }
+
+    /// Moves from `from` to `to`; fails (and changes nothing) in any other state.
+    fn transition(&self, from: CtrlState, to: CtrlState) -> bool {
+        self.state
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Current controller status.
+    pub(crate) fn status(&self) -> Csts {
+        Csts::read(&**self.bar)
+    }
+
+    /// Clears CC.EN and waits for CSTS.RDY to follow (within CAP.TO).
+    pub(crate) fn disable(&self) -> Result {
+        let cc = Cc::read(&**self.bar);
+        let csts = Csts::read(&**self.bar);
+        if csts.is_all_ones() {
+            return Err(ENODEV);
+        }
+        if !cc.en() && !csts.rdy() {
+            return Ok(());
+        }
+        cc.set_en(false).write(&**self.bar);
+        self.wait_ready(false)
+    }
+
+    /// Waits for CSTS.RDY to become `ready`; fails on a fatal or vanished controller.
+    fn wait_ready(&self, ready: bool) -> Result {
+        let bar = &**self.bar;
+        read_poll_timeout(
+            || {
+                let csts = Csts::read(bar);
+                if csts.is_all_ones() {
+                    return Err(ENODEV);
+                }
+                if ready && csts.cfs() {
+                    return Err(EIO);
+                }
+                Ok(csts)
+            },
+            |csts| csts.rdy() == ready,
+            self.cap.timeout_ms(),
+        )
+        .map(|_| ())
+        .inspect_err(|e| {
+            dev_err!(
+                self.pdev,
+                "controller did not become {} within {} ms: {:?}\n",
+                if ready { "ready" } else { "disabled" },
+                self.cap.timeout_ms(),
+                e
+            )
+        })
+    }
+
+    /// Programs the (empty) admin queue and sets CC.EN.
+    pub(crate) fn enable(&self) -> Result {
+        let bar = &**self.bar;
+        let (sq_dma, cq_dma) = self.admin.lock().dma();
+        let size = ADMIN_DEPTH - 1;
+        Aqa::default().set_asqs(size).set_acqs(size).write(bar);
+        Asq::default().set_asqb(sq_dma).write(bar);
+        Acq::default().set_acqb(cq_dma).write(bar);
+        Cc::default()
+            .set_css(0)
+            .set_mps(0)
+            .set_ams(0)
+            .set_iosqes(SQE_SIZE_LOG2)
+            .set_iocqes(CQE_SIZE_LOG2)
+            .set_en(true)
+            .write(bar);
+        self.wait_ready(true)
+    }
+
+    /// Shuts the controller down in an orderly way (CC.SHN normal).
+    pub(crate) fn shutdown(&self) {
+        let bar = &**self.bar;
+        if Csts::read(bar).is_all_ones() {
+            return;
+        }
+        Cc::alter(bar, |cc| cc.set_shn(CC_SHN_NORMAL));
+        let done = read_poll_timeout(
+            || Ok(Csts::read(bar)),
+            |csts| csts.is_all_ones() || csts.shst() == CSTS_SHST_COMPLETE,
+            SHUTDOWN_TIMEOUT_MS,
+        );
+        if done.is_err() {
+            dev_err!(
+                self.pdev,
+                "shutdown did not complete within {} ms\n",
+                SHUTDOWN_TIMEOUT_MS
+            );
+        }
+    }
+
+    /// Sends an admin command and waits for it; returns the completion's DW0.
+    pub(crate) fn admin_sync(&self, cmd: Command) -> Result<u32, NvmeError> {
+        self.admin
+            .lock()
+            .submit_sync(&self.bar, cmd)
+            .map(|c| c.result)
+    }
+
+    /// Sends an admin command; failures are logged with `what` and become kernel errors.
+    pub(crate) fn admin_checked(&self, cmd: Command, what: &str) -> Result<u32> {
+        self.admin_sync(cmd).map_err(|e| {
+            dev_err!(self.pdev, "{} failed: {:?}\n", what, e);
+            Error::from(e)
+        })
+    }
+
+    /// Runs a passthrough admin command whose data moves through the admin queue's bounce
+    /// buffer; see [`AdminQueue::submit_bounced`].
+    pub(crate) fn admin_bounced(
+        &self,
+        cmd: Command,
+        data_len: u32,
+        fill: impl FnOnce(&CoherentAllocation<u8>) -> Result,
+        drain: impl FnOnce(&CoherentAllocation<u8>) -> Result,
+    ) -> Result<Completion, NvmeError> {
+        self.admin
+            .lock()
+            .submit_bounced(&self.bar, cmd, data_len, fill, drain)
+    }
+
+    /// Resets the controller now, from a user request; fails with `EBUSY` unless live.
+    pub(crate) fn reset_now(&self) -> Result {
+        if self.state() != CtrlState::Live {
+            return Err(EBUSY);
+        }
+        self.reset();
+        match self.state() {
+            CtrlState::Live => Ok(()),
+            _ => Err(EIO),
+        }
+    }
+
+    /// Asks for `wanted` I/O queue pairs; returns how many the controller grants.
+    pub(crate) fn set_num_queues(&self, wanted: u16) -> Result<u32> {
+        let dw0 = self.admin_checked(
+            Command::set_num_queues(wanted, wanted),
+            "Set Features (Number of Queues)",
+        )?;
+        let (nsq, ncq) = num_queues_allocated(dw0);
+        Ok(u32::from(wanted).min(nsq).min(ncq))
+    }
+
+    /// Creates I/O completion queue and submission queue `queue` on the controller, the
+    /// completion queue interrupting on vector `qid - 1`.
+    pub(crate) fn create_io_queue(&self, queue: &IoQueue, depth: u16) -> Result {
+        let qid = queue.qid();
+        let (sq_dma, cq_dma) = queue.dma();
+        self.admin_checked(
+            Command::create_cq(qid, depth, cq_dma, qid - 1),
+            "Create I/O Completion Queue",
+        )?;
+        self.admin_checked(
+            Command::create_sq(qid, depth, sq_dma, qid),
+            "Create I/O Submission Queue",
+        )?;
+        Ok(())
+    }
+
+    /// Records the I/O side once it exists.
+    pub(crate) fn link_io(&self, link: IoLink) {
+        *self.io.lock() = Some(link);
+    }
+
+    /// Schedules a controller reset (from a request timeout); does nothing unless live.
+    pub(crate) fn schedule_reset(self: &Arc<Self>) {
+        if self.state() == CtrlState::Live {
+            // Already queued is fine: one reset handles every timeout.
+            let _ = workqueue::system().enqueue(self.clone());
+        }
+    }
+
+    /// Resets the controller: holds I/O back, disables the controller, requeues every
+    /// request in flight, re-enables it and recreates the I/O queues. On failure the
+    /// controller is declared dead and every request fails.
+    fn reset(&self) {
+        if !self.transition(CtrlState::Live, CtrlState::Resetting) {
+            return;
+        }
+        dev_warn!(
+            self.pdev,
+            "resetting controller (CSTS {:#x})\n",
+            self.status().0
+        );
+        let io = self.io.lock();
+        let Some(link) = io.as_ref() else {
+            self.transition(CtrlState::Resetting, CtrlState::Live);
+            return;
+        };
+        link.tagset.quiesce();
+        self.stop_and_cancel(link, Cancel::Requeue);
+        match self.restart(link) {
+            Ok(()) => {
+                self.transition(CtrlState::Resetting, CtrlState::Live);
+                let n = self.resets.fetch_add(1, Ordering::Relaxed) + 1;
+                dev_info!(self.pdev, "controller reset complete ({} so far)\n", n);
+            }
+            Err(e) => {
+                dev_err!(self.pdev, "reset failed ({:?}): controller is dead\n", e);
+                self.set_state(CtrlState::Dead);
+                self.stop_and_cancel(link, Cancel::Fail);
+            }
+        }
+        link.tagset.unquiesce();
+    }
+
+    /// Disables the controller (so it no longer touches any queue or data memory), takes
+    /// the completions it posted before that, and cancels every request still in flight.
+    fn stop_and_cancel(&self, link: &IoLink, how: Cancel) {
+        // A failed disable means the device is gone or broken: it cannot DMA either way
+        // once bus mastering stops, and nothing more will complete.
+        let _ = self.disable();
+        for q in link.queues.iter() {
+            irq::synchronize(q.irq());
+            q.drain(&link.tagset);
+        }
+        link.tagset
+            .cancel_in_flight(&mut |rq| rq.data().cancel(how));
+    }
+
+    /// Brings a disabled controller back: empty rings, enable, I/O queues recreated.
+    fn restart(&self, link: &IoLink) -> Result {
+        self.admin.lock().reset()?;
+        for q in link.queues.iter() {
+            q.reset()?;
+        }
+        self.enable()?;
+        let wanted = u16::try_from(link.queues.len()).map_err(|_| EINVAL)?;
+        if self.set_num_queues(wanted)? < u32::from(wanted) {
+            return Err(ENODEV);
+        }
+        for q in link.queues.iter() {
+            self.create_io_queue(q, link.depth)?;
+        }
+        Ok(())
+    }
+
+    /// Gives up on the controller at once (a timeout while unbinding): disables it and
+    /// fails every request in flight.
+    pub(crate) fn kill(&self) {
+        self.set_state(CtrlState::Dead);
+        if let Some(link) = self.io.lock().as_ref() {
+            self.stop_and_cancel(link, Cancel::Fail);
+        }
+    }
+
+    /// Starts unbinding: waits for a running reset, then lets I/O drain.
+    pub(crate) fn begin_removal(&self) {
+        cancel_work_sync(&self.reset_work);
+        if self.state() != CtrlState::Dead {
+            self.set_state(CtrlState::Removing);
+        }
+    }
+
+    /// Finishes unbinding once the disks are gone: no reset may run any more, the I/O side
+    /// is unlinked (breaking the reference cycle through the tag set), and the controller
+    /// is shut down and disabled before any queue memory is freed.
+    pub(crate) fn finish_removal(&self) {
+        cancel_work_sync(&self.reset_work);
+        drop(self.io.lock().take());
+        let csts = self.status();
+        if !csts.is_all_ones() {
+            if csts.rdy() {
+                self.shutdown();
+            }
+            if self.disable().is_err() {
+                dev_err!(self.pdev, "controller did not disable\n");
+            }
+        }
+    }
+}
