@@ -43,6 +43,13 @@ impl Device<Bound> {
         // SAFETY: as above.
         to_result(unsafe { bindings::dma_set_coherent_mask(self.as_raw(), mask.value()) })
     }
+
+    /// Sets the largest DMA segment the device handles (`dma_set_max_seg_size`); the DMA
+    /// layer assumes 64 KiB otherwise.
+    pub(crate) fn dma_set_max_seg_size(&self, size: u32) {
+        // SAFETY: the device is valid and bound; bus devices (PCI) have `dma_parms`.
+        unsafe { super::bindings::sys::rnvme_dma_set_max_seg_size(self.as_raw(), size) }
+    }
 }
 
 mod private {

@@ -106,6 +106,8 @@ impl Controller {
 
         let dev = pdev.as_dev().as_bound();
         dev.dma_set_mask_and_coherent(DmaMask::new::<64>())?;
+        // PRPs describe segments of any length (page by page); the C driver sets the same.
+        dev.dma_set_max_seg_size(u32::MAX);
         pdev.set_master();
 
         let admin = AdminQueue::new(dev, cap.doorbell_stride())?;

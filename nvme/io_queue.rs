@@ -37,6 +37,8 @@ pub(crate) struct IoQueue {
     sq_head: AtomicU16,
     /// The Linux IRQ of the queue's vector, once its handler is registered (0 before).
     irq: AtomicU32,
+    /// Bus addresses of the submission and completion rings (fixed for the queue's life).
+    dma: (u64, u64),
 }
 
 impl IoQueue {
@@ -47,9 +49,11 @@ impl IoQueue {
         sq: SubmissionQueue,
         cq: CompletionQueue,
     ) -> impl PinInit<Self> {
+        let dma = (sq.dma(), cq.dma());
         pin_init!(Self {
             qid,
             bar,
+            dma,
             sq <- IrqSpinLock::new(sq),
             cq <- IrqSpinLock::new(cq),
             sq_head: AtomicU16::new(0),
@@ -59,7 +63,7 @@ impl IoQueue {
 
     /// Bus addresses of the submission and completion rings.
     pub(crate) fn dma(&self) -> (u64, u64) {
-        (self.sq.lock().dma(), self.cq.lock().dma())
+        self.dma
     }
 
     /// Records the Linux IRQ of the queue's handler.

@@ -7,6 +7,7 @@
 #include <linux/fs.h>
 #include <linux/module.h>
 #include <linux/device.h>
+#include <linux/dma-mapping.h>
 #include <linux/idr.h>
 #include <linux/scatterlist.h>
 #include <linux/spinlock.h>
@@ -73,6 +74,11 @@ unsigned long rnvme_spin_lock_irqsave(spinlock_t *lock)
 void rnvme_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
 {
 	spin_unlock_irqrestore(lock, flags);
+}
+
+void rnvme_dma_set_max_seg_size(struct device *dev, unsigned int size)
+{
+	dma_set_max_seg_size(dev, size);
 }
 
 void rnvme_dma_rmb(void)

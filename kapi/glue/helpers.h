@@ -58,6 +58,7 @@ void rnvme_spin_lock_init(spinlock_t *lock);
 unsigned long rnvme_spin_lock_irqsave(spinlock_t *lock);
 void rnvme_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 
+void rnvme_dma_set_max_seg_size(struct device *dev, unsigned int size);
 void rnvme_dma_rmb(void);
 void rnvme_dma_wmb(void);
 

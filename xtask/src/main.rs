@@ -1,5 +1,6 @@
 //! `cargo xtask`: host-side build and VM harness for rnvme.
 
+mod bench;
 mod demo;
 mod deps;
 mod kconfig;
@@ -69,6 +70,27 @@ enum Cmd {
     /// Check formatting and lints: rustfmt and clippy over the host crates,
     /// rustfmt and the kernel's clippy (make CLIPPY=1) over the module.
     Lint,
+    /// Run a benchmark in the VM (release kernel).
+    ///
+    /// `io`: the same namespace bound alternately to the C nvme driver and to
+    /// rnvme (driver_override), fio 4 KiB random read at QD1 and QD32 and
+    /// 128 KiB sequential read, 5 alternating samples per cell; prints each
+    /// cell's rnvme/C IOPS ratio with its spread and, last,
+    /// `io ratio worst-cell: X.XX`. TCG numbers compare the drivers' CPU
+    /// cost, not a real device's speed.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Which benchmark: io.
+    name: String,
+    /// Kill the VM after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    timeout: u64,
+    /// Show the kernel boot too, and the QEMU command line.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 #[derive(Args)]
@@ -173,6 +195,7 @@ fn run(cli: Cli) -> Result<i32> {
                 verbose: a.verbose,
             },
         ),
+        Cmd::Bench(a) => bench::run(&paths, &a.name, Duration::from_secs(a.timeout), a.verbose),
         Cmd::Lint => {
             let k = kernel::ensure(&paths, false)?;
             lint::run(&paths, &k)?;

@@ -6,6 +6,7 @@
 //! reports one line per test: `PASS name`, `FAIL name: reason` or `SKIP name: reason`, on
 //! stdout and in `<out>/results.txt`, which `cargo xtask test` collects.
 
+mod bench;
 mod demo;
 mod disk;
 mod harness;
@@ -37,6 +38,9 @@ struct Args {
     /// Run the narrated demo instead of the tests.
     #[arg(long)]
     demo: bool,
+    /// Run a benchmark instead of the tests (`io`).
+    #[arg(long, value_name = "NAME")]
+    bench: Option<String>,
     /// List the tests and their groups, run nothing.
     #[arg(long)]
     list: bool,
@@ -51,7 +55,19 @@ fn main() {
         modroot: args.modroot,
         out: args.out,
     };
-    let code = if args.demo {
+    let code = if let Some(bench) = args.bench.as_deref() {
+        let result = match bench {
+            "io" => bench::run(&env),
+            other => Err(format!("unknown benchmark {other:?} (known: io)")),
+        };
+        match result {
+            Ok(()) => 0,
+            Err(e) => {
+                println!("bench failed: {e}");
+                1
+            }
+        }
+    } else if args.demo {
         match demo::run(&env) {
             Ok(()) => 0,
             Err(e) => {

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `--bench io`: the same namespace, bound alternately to the C nvme driver and to rnvme
+//! (through `driver_override`), measured with fio in the same VM boot. Prints every sample,
+//! each cell's rnvme/C IOPS ratio with its spread, and last `io ratio worst-cell: X.XX`.
+
+use std::{path::Path, thread, time::Duration};
+
+use crate::{
+    harness::Env,
+    module::{self, RNVME},
+    pci,
+};
+
+/// One fio workload.
+struct Cell {
+    name: &'static str,
+    args: &'static [&'static str],
+}
+
+const CELLS: &[Cell] = &[
+    Cell {
+        name: "4k-randread-qd1",
+        args: &["--rw=randread", "--bs=4k", "--iodepth=1"],
+    },
+    Cell {
+        name: "4k-randread-qd32",
+        args: &["--rw=randread", "--bs=4k", "--iodepth=32"],
+    },
+    Cell {
+        name: "128k-seqread-qd8",
+        args: &["--rw=read", "--bs=128k", "--iodepth=8"],
+    },
+];
+
+/// Alternating samples per driver and cell.
+const SAMPLES: usize = 5;
+/// Seconds per fio run.
+const RUNTIME: &str = "--runtime=4";
+
+/// A driver under comparison.
+#[derive(Clone, Copy)]
+enum Driver {
+    C,
+    Rust,
+}
+
+impl Driver {
+    fn name(self) -> &'static str {
+        match self {
+            Self::C => "nvme",
+            Self::Rust => RNVME,
+        }
+    }
+
+    fn disk(self) -> &'static str {
+        match self {
+            Self::C => "/dev/nvme0n1",
+            Self::Rust => "/dev/rnvme0n1",
+        }
+    }
+}
+
+/// Binds the PF to `driver` through `driver_override` and waits for its disk.
+fn bind(pf: &pci::Function, driver: Driver) -> Result<(), String> {
+    if let Some(current) = pf.driver() {
+        module::sysfs_write(
+            &Path::new("/sys/bus/pci/drivers")
+                .join(current)
+                .join("unbind"),
+            &pf.bdf,
+        )?;
+    }
+    module::sysfs_write(&pf.dir().join("driver_override"), driver.name())?;
+    module::sysfs_write(Path::new("/sys/bus/pci/drivers_probe"), &pf.bdf)?;
+    for _ in 0..400 {
+        if Path::new(driver.disk()).exists() {
+            return Ok(());
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+    Err(format!(
+        "{} did not appear after binding {}",
+        driver.disk(),
+        driver.name()
+    ))
+}
+
+/// Runs one fio sample; returns IOPS.
+fn sample(driver: Driver, cell: &Cell) -> Result<f64, String> {
+    let filename = format!("--filename={}", driver.disk());
+    let mut argv = vec![
+        "--name=bench",
+        filename.as_str(),
+        "--direct=1",
+        "--ioengine=libaio",
+        "--time_based",
+        RUNTIME,
+        "--size=128M",
+        "--norandommap",
+        "--output-format=json",
+    ];
+    argv.extend_from_slice(cell.args);
+    let out = module::run("fio", &argv)?;
+    let json: serde_json::Value =
+        serde_json::from_str(&out).map_err(|e| format!("fio json: {e}"))?;
+    json["jobs"][0]["read"]["iops"]
+        .as_f64()
+        .ok_or_else(|| "fio json has no read iops".to_string())
+}
+
+/// Mean and relative spread ((max - min) / mean) of `v`.
+pub fn mean_spread(v: &[f64]) -> (f64, f64) {
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (min, max) = v
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    let spread = if mean > 0.0 { (max - min) / mean } else { 0.0 };
+    (mean, spread)
+}
+
+/// Runs the benchmark; returns an error if a run failed.
+pub fn run(env: &Env) -> Result<(), String> {
+    module::ensure_unloaded(RNVME)?;
+    let pf = pci::nvme_pf()?;
+    module::modprobe(&env.modroot, "nvme")?;
+    module::insmod(&env.module)?;
+    let mut worst = f64::MAX;
+    for cell in CELLS {
+        let mut c = Vec::new();
+        let mut rust = Vec::new();
+        for i in 0..SAMPLES {
+            // Alternate which driver goes first, so drift hits both alike.
+            let order = if i % 2 == 0 {
+                [Driver::C, Driver::Rust]
+            } else {
+                [Driver::Rust, Driver::C]
+            };
+            for d in order {
+                bind(&pf, d)?;
+                let iops = sample(d, cell)?;
+                println!(
+                    "sample {} {} #{}: {:.0} IOPS",
+                    cell.name,
+                    d.name(),
+                    i + 1,
+                    iops
+                );
+                match d {
+                    Driver::C => c.push(iops),
+                    Driver::Rust => rust.push(iops),
+                }
+            }
+        }
+        let (cm, cs) = mean_spread(&c);
+        let (rm, rs) = mean_spread(&rust);
+        let ratio = rm / cm;
+        worst = worst.min(ratio);
+        println!(
+            "cell {}: C {:.0} IOPS (spread {:.1}%), rnvme {:.0} IOPS (spread {:.1}%), ratio {:.2}",
+            cell.name,
+            cm,
+            cs * 100.0,
+            rm,
+            rs * 100.0,
+            ratio
+        );
+    }
+    let _ = module::sysfs_write(&pf.dir().join("driver_override"), "");
+    if let Some(d) = pf.driver() {
+        let _ = module::sysfs_write(
+            &Path::new("/sys/bus/pci/drivers").join(d).join("unbind"),
+            &pf.bdf,
+        );
+    }
+    module::rmmod(RNVME)?;
+    module::modprobe_remove(&env.modroot, "nvme")?;
+    println!("io ratio worst-cell: {worst:.2}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_spread() {
+        let (m, s) = mean_spread(&[90.0, 100.0, 110.0]);
+        assert!((m - 100.0).abs() < 1e-9);
+        assert!((s - 0.2).abs() < 1e-9);
+        assert_eq!(mean_spread(&[]), (0.0, 0.0));
+    }
+}

@@ -1,0 +1,47 @@
+//! `cargo xtask bench io`: boots the VM once and runs the guest runner's benchmark, which
+//! compares rnvme with the C nvme driver on the same namespace. The guest prints every
+//! sample and the per-cell ratios; the last line is `io ratio worst-cell: X.XX`.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use crate::kernel;
+use crate::module;
+use crate::paths::Paths;
+use crate::rundir::{self, sh_quote};
+use crate::session::{self, BootOpts};
+use crate::vm::{self, Echo};
+
+/// The benchmarks the guest runner knows.
+pub const BENCHMARKS: &[&str] = &["io"];
+
+/// Runs benchmark `name`; returns the process exit code.
+pub fn run(paths: &Paths, name: &str, timeout: Duration, verbose: bool) -> Result<i32> {
+    if !BENCHMARKS.contains(&name) {
+        bail!(
+            "unknown benchmark {name:?} (known: {})",
+            BENCHMARKS.join(", ")
+        );
+    }
+    // Always the release kernel: debug options would distort the comparison.
+    let k = kernel::ensure(paths, false)?;
+    let (ko, bin) = module::build(paths, &k, true)?.require()?;
+    let rundir = rundir::create(paths)?;
+    let command = format!(
+        "{} --bench {} --module {} --modroot {} --out {}",
+        sh_quote(&bin.to_string_lossy()),
+        sh_quote(name),
+        sh_quote(&ko.to_string_lossy()),
+        sh_quote(&k.modroot.to_string_lossy()),
+        sh_quote(&rundir.to_string_lossy())
+    );
+    let boot = BootOpts {
+        vfs: vm::DEFAULT_VFS,
+        echo: if verbose { Echo::All } else { Echo::FromInit },
+        timeout,
+        verbose,
+    };
+    let out = session::boot(paths, &k, &rundir, &command, boot)?;
+    Ok(session::exit_code(&out, timeout))
+}
