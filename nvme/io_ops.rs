@@ -172,7 +172,7 @@ impl Operations for IoOps {
         ns: ArcBorrow<'_, Namespace>,
         hctx_idx: u32,
         rq: &Request<Self>,
-        _is_last: bool,
+        is_last: bool,
     ) -> Result<(), BlkStatus> {
         match io.core.state() {
             CtrlState::Live | CtrlState::Removing => {}
@@ -205,14 +205,19 @@ impl Operations for IoOps {
         };
 
         // The PDU lock is released: the completion may run as soon as the doorbell rings.
-        queue.submit(&cmd.with_cid(rq.tag())).map_err(|_| {
+        // Like the C driver, the doorbell is rung once per batch (`is_last`, or
+        // `commit_rqs` when the block layer ends a batch early).
+        queue.submit(&cmd.with_cid(rq.tag()), is_last).map_err(|_| {
             rq.data().dma.lock().release();
             BlkStatus::DEV_RESOURCE
         })
     }
 
-    fn commit_rqs(_io: ArcBorrow<'_, IoQueues>, _hctx_idx: u32) {
-        // Every `queue_rq` rings the doorbell itself.
+    fn commit_rqs(io: ArcBorrow<'_, IoQueues>, hctx_idx: u32) {
+        if let Some(queue) = io.queues.get(hctx_idx as usize) {
+            // A failed doorbell write means the device is gone; the requests time out.
+            let _ = queue.ring();
+        }
     }
 
     fn complete(rq: &Request<Self>) -> CompleteAction {

@@ -99,12 +99,21 @@ impl IoQueue {
         self.qid
     }
 
-    /// Places `cmd` in the submission ring and rings the doorbell.
-    pub(crate) fn submit(&self, cmd: &Command) -> Result {
+    /// Places `cmd` in the submission ring; rings the doorbell if `ring` (the last request
+    /// of a batch). Entries pushed without ringing reach the controller with the next ring.
+    pub(crate) fn submit(&self, cmd: &Command, ring: bool) -> Result {
         let mut sq = self.sq.lock();
         sq.set_head(self.sq_head.load(Ordering::Acquire))?;
         sq.push(cmd)?;
-        sq.ring_doorbell(&self.bar)
+        if ring {
+            sq.ring_doorbell(&self.bar)?;
+        }
+        Ok(())
+    }
+
+    /// Rings the submission doorbell for everything pushed so far.
+    pub(crate) fn ring(&self) -> Result {
+        self.sq.lock().ring_doorbell(&self.bar)
     }
 
     /// Takes every new completion off the ring and hands each to `f`; returns how many.
