@@ -42,6 +42,9 @@ const IO_QUEUE_DEPTH: u32 = 256;
 /// Request timeout of I/O commands.
 const IO_TIMEOUT_MS: u32 = 30_000;
 
+/// Largest discard (one Dataset Management range): 1 GiB in 512-byte sectors.
+const MAX_DISCARD_SECTORS: u32 = 1 << 21;
+
 /// Bytes per controller memory page (CC.MPS = 0).
 const PAGE_SIZE: usize = 4096;
 
@@ -167,7 +170,6 @@ impl Controller {
         for nsid in active_namespaces(as_identify(&list)?).take(MAX_NAMESPACES) {
             nsids.push(nsid, GFP_KERNEL)?;
         }
-        let write_zeroes = id.oncs & (1 << 3) != 0;
         let mut namespaces = KVec::new();
         for nsid in nsids {
             let raw = self.identify_raw(&buf, cns::NAMESPACE, nsid)?;
@@ -181,7 +183,7 @@ impl Controller {
                         ns.block_size(),
                         ns.nsze.saturating_mul(u64::from(ns.block_size())) >> 20
                     );
-                    namespaces.push(Namespace::new(nsid, ns, write_zeroes), GFP_KERNEL)?;
+                    namespaces.push(Namespace::new(nsid, ns, id.oncs), GFP_KERNEL)?;
                 }
                 _ => dev_info!(
                     self.core.pdev(),
@@ -275,6 +277,7 @@ impl Controller {
                 .max_segments(MAX_SEGMENTS as u16)
                 .virt_boundary_mask(PAGE_SIZE - 1)
                 .write_cache(id.has_volatile_write_cache())
+                .max_discard_sectors(if ns.discard() { MAX_DISCARD_SECTORS } else { 0 })
                 .max_write_zeroes_sectors(if ns.write_zeroes() {
                     (65536u32 << ns.lba_shift()) >> 9
                 } else {

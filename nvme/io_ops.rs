@@ -24,7 +24,7 @@ use crate::{
     },
     namespace::Namespace,
     spec::{
-        command::Command,
+        command::{dsm_range, Command},
         completion::{BlockOutcome, Status},
         prp::{self, Prp2},
     },
@@ -43,13 +43,14 @@ const MAX_PRP_ENTRIES: usize = (MAX_TRANSFER / 4096) as usize + 1;
 /// The DMA state of a request in flight.
 pub(crate) struct IoDma {
     sg: RequestSg<MAX_SEGMENTS>,
-    prp_list: Option<DmaPoolBlock>,
+    /// A PRP list or Dataset Management range block, held until completion.
+    pool_block: Option<DmaPoolBlock>,
 }
 
 impl IoDma {
     fn release(&mut self) {
         self.sg.unmap();
-        self.prp_list = None;
+        self.pool_block = None;
     }
 }
 
@@ -135,7 +136,7 @@ fn read_write(
                 .map_err(|_| BlkStatus::RESOURCE)?;
             list.write_le(&entries[..n]).map_err(|_| BlkStatus::IOERR)?;
             let addr = list.dma_handle();
-            dma.prp_list = Some(list);
+            dma.pool_block = Some(list);
             addr
         }
     };
@@ -160,7 +161,7 @@ impl Operations for IoOps {
         try_pin_init!(IoPdu {
             dma <- IrqSpinLock::new(IoDma {
                 sg: RequestSg::new(),
-                prp_list: None,
+                pool_block: None,
             }),
             status: AtomicU16::new(0),
             cancel: AtomicU8::new(Cancel::No as u8),
@@ -196,6 +197,17 @@ impl Operations for IoOps {
                 }
             }
             ReqOp::Flush => Command::flush(ns.nsid()),
+            ReqOp::Discard if ns.discard() => {
+                let shift = ns.lba_shift();
+                let range = dsm_range(rq.sector() >> (shift - 9), rq.bytes() >> shift);
+                let block = io.prp_pool.alloc_atomic().map_err(|_| BlkStatus::RESOURCE)?;
+                block.write_le(&range).map_err(|_| BlkStatus::IOERR)?;
+                let cmd = Command::dsm_deallocate(ns.nsid(), 1, block.dma_handle())
+                    .ok_or(BlkStatus::INVAL)?;
+                // Kept until completion: the controller reads the range from it.
+                rq.data().dma.lock().pool_block = Some(block);
+                cmd
+            }
             ReqOp::WriteZeroes if ns.write_zeroes() => {
                 let shift = ns.lba_shift();
                 Command::write_zeroes(ns.nsid(), rq.sector() >> (shift - 9), rq.bytes() >> shift)

@@ -10,17 +10,24 @@ pub(crate) struct Namespace {
     nsid: u32,
     id: IdentifyNamespace,
     write_zeroes: bool,
+    discard: bool,
 }
 
 impl Namespace {
-    /// Namespace `nsid` as Identify Namespace described it; `write_zeroes` says whether the
-    /// controller supports Write Zeroes (ONCS bit 3).
-    pub(crate) fn new(nsid: u32, id: IdentifyNamespace, write_zeroes: bool) -> Self {
+    /// Namespace `nsid` as Identify Namespace described it; `oncs` is the controller's
+    /// Optional NVM Command Support (bit 2 Dataset Management, bit 3 Write Zeroes).
+    pub(crate) fn new(nsid: u32, id: IdentifyNamespace, oncs: u16) -> Self {
         Self {
             nsid,
             id,
-            write_zeroes,
+            write_zeroes: oncs & (1 << 3) != 0,
+            discard: oncs & (1 << 2) != 0,
         }
+    }
+
+    /// Whether Dataset Management (deallocate) is supported.
+    pub(crate) fn discard(&self) -> bool {
+        self.discard
     }
 
     /// The namespace ID.

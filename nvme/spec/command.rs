@@ -227,6 +227,20 @@ impl Command {
         )
     }
 
+    /// Dataset Management with the Deallocate attribute over `ranges` ranges (1 to 256)
+    /// described at `prp1` (see [`dsm_range`]).
+    pub fn dsm_deallocate(nsid: u32, ranges: u32, prp1: u64) -> Option<Self> {
+        let nr = ranges.checked_sub(1).filter(|n| *n <= 0xff)?;
+        Some(
+            Self::new(io::DSM)
+                .with_nsid(nsid)
+                .with_prps(prp1, 0)
+                .with_cdw(10, nr)
+                // AD: attribute deallocate.
+                .with_cdw(11, 1 << 2),
+        )
+    }
+
     /// Create I/O Completion Queue `qid` of `entries` entries at `prp1` (physically
     /// contiguous), interrupting on vector `vector`.
     pub fn create_cq(qid: u16, entries: u16, prp1: u64, vector: u16) -> Self {
@@ -246,6 +260,12 @@ impl Command {
             // PC (bit 0), medium priority, CQID (bits 31:16).
             .with_cdw(11, 0b1 | (u32::from(cqid) << 16))
     }
+}
+
+/// One Dataset Management range (16 bytes) as two little-endian `u64` values: context
+/// attributes (0) and `blocks` in the low dword and high dword, then the starting LBA.
+pub fn dsm_range(slba: u64, blocks: u32) -> [u64; 2] {
+    [u64::from(blocks) << 32, slba]
 }
 
 /// Decodes the DW0 of a Set Features Number of Queues completion into the number of I/O
@@ -303,6 +323,23 @@ mod tests {
         assert_eq!(Command::read_write(false, 2, 0, 65537, false, 0, 0), None);
         assert_eq!(Command::write_zeroes(1, 5, 2).map(|c| c.dw[12]), Some(1));
         assert_eq!(Command::flush(3), Command::new(io::FLUSH).with_nsid(3));
+    }
+
+    #[test]
+    fn dsm_encoding() {
+        let c = Command::dsm_deallocate(1, 1, 0x5000).expect("valid");
+        assert_eq!(c.opcode(), io::DSM);
+        assert_eq!((c.dw[10], c.dw[11]), (0, 4));
+        assert_eq!(c.prp1(), 0x5000);
+        assert_eq!(Command::dsm_deallocate(1, 0, 0), None);
+        assert_eq!(Command::dsm_deallocate(1, 257, 0), None);
+        // 16 bytes little-endian: cattr 0, nlb 8, slba 0x1234.
+        let r = dsm_range(0x1234, 8);
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&r[0].to_le_bytes());
+        bytes[8..].copy_from_slice(&r[1].to_le_bytes());
+        assert_eq!(&bytes[..8], &[0, 0, 0, 0, 8, 0, 0, 0]);
+        assert_eq!(&bytes[8..], &[0x34, 0x12, 0, 0, 0, 0, 0, 0]);
     }
 
     #[test]

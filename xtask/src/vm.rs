@@ -111,7 +111,9 @@ pub fn qemu_args(spec: &VmSpec) -> Result<Vec<String>> {
     let run = check_vm_safe(&spec.rundir)?;
     let nvme = NvmeParams::for_vfs(spec.vfs);
     nvme.check()?;
-    let ns = |n: u32| format!("file={run}/ns{n}.img,if=none,id=ns{n},format=raw");
+    // discard=unmap: a deallocated range becomes a hole in the sparse image and reads back
+    // as zeros, so the driver's Dataset Management can be verified.
+    let ns = |n: u32| format!("file={run}/ns{n}.img,if=none,id=ns{n},format=raw,discard=unmap");
     #[rustfmt::skip]
     let a: Vec<String> = [
         "-accel", "tcg,thread=multi",
@@ -458,7 +460,7 @@ mod tests {
         );
         assert_eq!(
             value_of(&a, "-drive", "ns2"),
-            "file=/c/runs/1-2/ns2.img,if=none,id=ns2,format=raw"
+            "file=/c/runs/1-2/ns2.img,if=none,id=ns2,format=raw,discard=unmap"
         );
         assert!(value_of(&a, "-device", "drive=ns2").contains("shared=true,detached=true"));
         assert!(value_of(&a, "-device", "drive=ns1").contains("shared=false"));
