@@ -200,7 +200,10 @@ impl Operations for IoOps {
             ReqOp::Discard if ns.discard() => {
                 let shift = ns.lba_shift();
                 let range = dsm_range(rq.sector() >> (shift - 9), rq.bytes() >> shift);
-                let block = io.prp_pool.alloc_atomic().map_err(|_| BlkStatus::RESOURCE)?;
+                let block = io
+                    .prp_pool
+                    .alloc_atomic()
+                    .map_err(|_| BlkStatus::RESOURCE)?;
                 block.write_le(&range).map_err(|_| BlkStatus::IOERR)?;
                 let cmd = Command::dsm_deallocate(ns.nsid(), 1, block.dma_handle())
                     .ok_or(BlkStatus::INVAL)?;
