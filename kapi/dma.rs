@@ -229,6 +229,12 @@ pub(crate) fn dma_rmb() {
     unsafe { super::bindings::sys::rnvme_dma_rmb() }
 }
 
+/// Full memory barrier (`mb`), ordering earlier stores before later loads.
+pub(crate) fn mb() {
+    // SAFETY: a memory barrier has no preconditions.
+    unsafe { super::bindings::sys::rnvme_mb() }
+}
+
 /// Write barrier between filling a descriptor and handing it to the device by another
 /// memory write (`dma_wmb`); MMIO doorbell writes (`writel`) already order themselves
 /// after prior memory writes.

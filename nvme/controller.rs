@@ -9,6 +9,7 @@ use crate::{
     admin::AdminQueue,
     chardev::CtrlFile,
     core::{CtrlCore, IoLink},
+    dbbuf::DbBuf,
     driver::BAR0_NAME,
     io_ops::{IoOps, MAX_SEGMENTS, MAX_TRANSFER},
     io_queue::{IoQueue, IoQueues, QueueIrq},
@@ -253,10 +254,33 @@ impl Controller {
             queue.set_irq(reg.irq());
             self.irqs.push(reg, GFP_KERNEL)?;
         }
+        // Shadow doorbells save most doorbell MMIO writes where the controller supports
+        // them; without them (or if the command fails) every doorbell is an MMIO write.
+        let dbbuf = if id.supports_dbbuf() {
+            let buf = DbBuf::new(dev)?;
+            match core.config_dbbuf(&buf) {
+                Ok(()) => {
+                    let dstride = core.cap().doorbell_stride() / 4;
+                    for q in io.queues.iter() {
+                        q.use_shadow(&buf, dstride);
+                    }
+                    Some(buf)
+                }
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        dev_info!(
+            core.pdev(),
+            "shadow doorbells {}\n",
+            if dbbuf.is_some() { "on" } else { "off" }
+        );
         core.link_io(IoLink {
             tagset: tagset.clone(),
             queues: link_queues,
             depth,
+            dbbuf,
         });
         dev_info!(
             core.pdev(),

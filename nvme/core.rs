@@ -15,6 +15,7 @@ use kernel::{
 
 use crate::{
     admin::{AdminQueue, ADMIN_DEPTH},
+    dbbuf::DbBuf,
     io_ops::{Cancel, IoOps},
     io_queue::IoQueue,
     kapi::{
@@ -70,6 +71,8 @@ pub(crate) struct IoLink {
     pub(crate) queues: KVec<Arc<IoQueue>>,
     /// Entries of each I/O queue.
     pub(crate) depth: u16,
+    /// The shadow doorbells, when the controller supports them.
+    pub(crate) dbbuf: Option<Arc<DbBuf>>,
 }
 
 /// The shared part of a controller.
@@ -382,7 +385,18 @@ impl CtrlCore {
         for q in link.queues.iter() {
             self.create_io_queue(q, link.depth)?;
         }
+        if let Some(buf) = &link.dbbuf {
+            buf.clear()?;
+            self.config_dbbuf(buf)?;
+        }
         Ok(())
+    }
+
+    /// Tells the controller where the shadow doorbells live (Doorbell Buffer Config).
+    pub(crate) fn config_dbbuf(&self, buf: &DbBuf) -> Result {
+        let (db, ei) = buf.dma();
+        self.admin_checked(Command::dbbuf_config(db, ei), "Doorbell Buffer Config")
+            .map(|_| ())
     }
 
     /// Gives up on the controller at once (a timeout while unbinding): disables it and

@@ -8,6 +8,7 @@ use kernel::{prelude::*, sync::Arc, types::ARef};
 
 use crate::{
     core::CtrlCore,
+    dbbuf::{DbBuf, Shadow},
     io_ops::IoOps,
     kapi::{
         block::mq::TagSet,
@@ -74,6 +75,20 @@ impl IoQueue {
     /// The Linux IRQ of the queue's handler (0 if none yet).
     pub(crate) fn irq(&self) -> u32 {
         self.irq.load(Ordering::Acquire)
+    }
+
+    /// Makes both doorbells of the queue shadow doorbells in `buf`; `dstride` is the
+    /// doorbell stride in dwords.
+    pub(crate) fn use_shadow(&self, buf: &Arc<DbBuf>, dstride: usize) {
+        let sq_index = 2 * usize::from(self.qid) * dstride;
+        self.sq.lock().set_shadow(Shadow {
+            buf: buf.clone(),
+            index: sq_index,
+        });
+        self.cq.lock().set_shadow(Shadow {
+            buf: buf.clone(),
+            index: sq_index + dstride,
+        });
     }
 
     /// Empties both rings for a controller that is being re-enabled.

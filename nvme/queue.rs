@@ -5,6 +5,7 @@
 use kernel::prelude::*;
 
 use crate::{
+    dbbuf::Shadow,
     kapi::{
         device::{Bound, Device},
         dma::{dma_rmb, CoherentAllocation},
@@ -28,6 +29,7 @@ pub(crate) struct SubmissionQueue {
     mem: CoherentAllocation<u32>,
     ring: SqRing,
     doorbell: usize,
+    shadow: Option<Shadow>,
 }
 
 impl SubmissionQueue {
@@ -38,6 +40,7 @@ impl SubmissionQueue {
             mem: CoherentAllocation::alloc_coherent(dev, usize::from(depth) * SQE_DWORDS)?,
             ring: SqRing::new(depth).map_err(|_| EINVAL)?,
             doorbell: doorbell_offset(qid, Doorbell::SqTail, stride).ok_or(EINVAL)?,
+            shadow: None,
         })
     }
 
@@ -60,7 +63,18 @@ impl SubmissionQueue {
     /// Tells the controller about every command pushed so far. `writel` orders the doorbell
     /// after the entries' memory writes.
     pub(crate) fn ring_doorbell(&self, bar: &Io<REGS_SIZE>) -> Result {
-        bar.try_write32(u32::from(self.ring.tail()), self.doorbell)
+        let tail = self.ring.tail();
+        if let Some(s) = &self.shadow {
+            if !s.buf.update(s.index, tail)? {
+                return Ok(());
+            }
+        }
+        bar.try_write32(u32::from(tail), self.doorbell)
+    }
+
+    /// Uses shadow doorbell `shadow` from now on.
+    pub(crate) fn set_shadow(&mut self, shadow: Shadow) {
+        self.shadow = Some(shadow);
     }
 
     /// Records how far the controller has consumed the ring (a completion's SQ head).
@@ -81,6 +95,7 @@ pub(crate) struct CompletionQueue {
     mem: CoherentAllocation<u32>,
     cursor: CqCursor,
     doorbell: usize,
+    shadow: Option<Shadow>,
 }
 
 impl CompletionQueue {
@@ -90,6 +105,7 @@ impl CompletionQueue {
             mem: CoherentAllocation::alloc_coherent(dev, usize::from(depth) * CQE_DWORDS)?,
             cursor: CqCursor::new(depth).map_err(|_| EINVAL)?,
             doorbell: doorbell_offset(qid, Doorbell::CqHead, stride).ok_or(EINVAL)?,
+            shadow: None,
         })
     }
 
@@ -118,7 +134,18 @@ impl CompletionQueue {
 
     /// Tells the controller which completions the host has consumed.
     pub(crate) fn ring_doorbell(&self, bar: &Io<REGS_SIZE>) -> Result {
-        bar.try_write32(u32::from(self.cursor.head()), self.doorbell)
+        let head = self.cursor.head();
+        if let Some(s) = &self.shadow {
+            if !s.buf.update(s.index, head)? {
+                return Ok(());
+            }
+        }
+        bar.try_write32(u32::from(head), self.doorbell)
+    }
+
+    /// Uses shadow doorbell `shadow` from now on.
+    pub(crate) fn set_shadow(&mut self, shadow: Shadow) {
+        self.shadow = Some(shadow);
     }
 
     /// Zeroes the ring and restarts at its head with phase 1, as a newly created queue;

@@ -25,6 +25,7 @@ mod admin;
 mod chardev;
 mod controller;
 mod core;
+mod dbbuf;
 mod driver;
 mod io_ops;
 mod io_queue;

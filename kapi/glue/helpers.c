@@ -81,6 +81,11 @@ void rnvme_dma_set_max_seg_size(struct device *dev, unsigned int size)
 	dma_set_max_seg_size(dev, size);
 }
 
+void rnvme_mb(void)
+{
+	mb();
+}
+
 void rnvme_dma_rmb(void)
 {
 	dma_rmb();

@@ -59,6 +59,7 @@ unsigned long rnvme_spin_lock_irqsave(spinlock_t *lock);
 void rnvme_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 
 void rnvme_dma_set_max_seg_size(struct device *dev, unsigned int size);
+void rnvme_mb(void);
 void rnvme_dma_rmb(void);
 void rnvme_dma_wmb(void);
 

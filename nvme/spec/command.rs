@@ -39,6 +39,8 @@ pub mod admin {
     pub const NS_ATTACH: u8 = 0x15;
     /// Virtualization Management.
     pub const VIRT_MGMT: u8 = 0x1c;
+    /// Doorbell Buffer Config.
+    pub const DBBUF: u8 = 0x7c;
 }
 
 /// NVM command set I/O opcodes.
@@ -268,6 +270,21 @@ pub fn dsm_range(slba: u64, blocks: u32) -> [u64; 2] {
     [u64::from(blocks) << 32, slba]
 }
 
+impl Command {
+    /// Doorbell Buffer Config: shadow doorbells at `shadow` and event indexes at `eventidx`
+    /// (one page each).
+    pub fn dbbuf_config(shadow: u64, eventidx: u64) -> Self {
+        Self::new(admin::DBBUF).with_prps(shadow, eventidx)
+    }
+}
+
+/// Whether a doorbell update from `old` to `new` passed the controller's event index, i.e.
+/// whether the host must still write the MMIO doorbell with shadow doorbells in use (the
+/// virtio-style test the NVMe spec describes).
+pub fn dbbuf_need_event(event_idx: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event_idx).wrapping_sub(1) < new.wrapping_sub(old)
+}
+
 /// Decodes the DW0 of a Set Features Number of Queues completion into the number of I/O
 /// submission and completion queues allocated (both 1's based).
 pub fn num_queues_allocated(dw0: u32) -> (u32, u32) {
@@ -340,6 +357,18 @@ mod tests {
         bytes[8..].copy_from_slice(&r[1].to_le_bytes());
         assert_eq!(&bytes[..8], &[0, 0, 0, 0, 8, 0, 0, 0]);
         assert_eq!(&bytes[8..], &[0x34, 0x12, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn shadow_doorbell_event_test() {
+        // The controller asked to be told once the tail passes 5.
+        assert!(dbbuf_need_event(5, 6, 5));
+        assert!(dbbuf_need_event(5, 8, 3));
+        assert!(!dbbuf_need_event(5, 5, 4));
+        assert!(!dbbuf_need_event(9, 8, 6));
+        // Wrap-around of the 16-bit indexes.
+        assert!(dbbuf_need_event(0xffff, 1, 0xfffe));
+        assert_eq!(Command::dbbuf_config(0x1000, 0x2000).opcode(), admin::DBBUF);
     }
 
     #[test]

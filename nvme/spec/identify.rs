@@ -125,6 +125,11 @@ impl IdentifyController {
         min_page_size.checked_shl(u32::from(self.mdts))
     }
 
+    /// Whether Doorbell Buffer Config (shadow doorbells) is supported (OACS bit 8).
+    pub fn supports_dbbuf(&self) -> bool {
+        self.oacs & (1 << 8) != 0
+    }
+
     /// Whether Virtualization Management is supported (OACS bit 7).
     pub fn supports_virtualization_management(&self) -> bool {
         self.oacs & (1 << 7) != 0
