@@ -24,6 +24,22 @@ const SQE_DWORDS: usize = SQE_SIZE / 4;
 /// Dwords per completion queue entry.
 const CQE_DWORDS: usize = CQE_SIZE / 4;
 
+/// Writes `value` to the doorbell at `offset`, through `shadow` if the queue has one: then
+/// the MMIO write happens only when the controller's event index asks for it.
+fn write_doorbell(
+    bar: &Io<REGS_SIZE>,
+    shadow: Option<&Shadow>,
+    offset: usize,
+    value: u16,
+) -> Result {
+    if let Some(s) = shadow {
+        if !s.buf.update(s.index, value)? {
+            return Ok(());
+        }
+    }
+    bar.try_write32(u32::from(value), offset)
+}
+
 /// A submission queue: the ring the controller fetches commands from.
 pub(crate) struct SubmissionQueue {
     mem: CoherentAllocation<u32>,
@@ -63,13 +79,7 @@ impl SubmissionQueue {
     /// Tells the controller about every command pushed so far. `writel` orders the doorbell
     /// after the entries' memory writes.
     pub(crate) fn ring_doorbell(&self, bar: &Io<REGS_SIZE>) -> Result {
-        let tail = self.ring.tail();
-        if let Some(s) = &self.shadow {
-            if !s.buf.update(s.index, tail)? {
-                return Ok(());
-            }
-        }
-        bar.try_write32(u32::from(tail), self.doorbell)
+        write_doorbell(bar, self.shadow.as_ref(), self.doorbell, self.ring.tail())
     }
 
     /// Uses shadow doorbell `shadow` from now on.
@@ -134,13 +144,7 @@ impl CompletionQueue {
 
     /// Tells the controller which completions the host has consumed.
     pub(crate) fn ring_doorbell(&self, bar: &Io<REGS_SIZE>) -> Result {
-        let head = self.cursor.head();
-        if let Some(s) = &self.shadow {
-            if !s.buf.update(s.index, head)? {
-                return Ok(());
-            }
-        }
-        bar.try_write32(u32::from(head), self.doorbell)
+        write_doorbell(bar, self.shadow.as_ref(), self.doorbell, self.cursor.head())
     }
 
     /// Uses shadow doorbell `shadow` from now on.

@@ -121,30 +121,25 @@ fn direct_io_pattern(env: &Env) -> Result<Vec<Report>, String> {
     result.map(|()| vec![])
 }
 
-fn write_zeroes(env: &Env) -> Result<Vec<Report>, String> {
+/// Writes 3 MiB of pattern at `base`, runs `blkdiscard` with `extra` flags over the middle
+/// MiB, and checks that exactly that MiB reads back as zeros.
+fn zero_middle_mib(env: &Env, extra: &[&str], base: u64, seed: u64) -> Result<Vec<Report>, String> {
     load_fresh(env)?;
     let result = (|| {
         let mut disk = Direct::open()?;
-        let data = pattern(3 << 20, 77);
-        disk.write_at(8 << 20, &data)?;
-        // BLKZEROOUT over the middle MiB becomes Write Zeroes.
-        module::run(
-            "blkdiscard",
-            &[
-                "-z",
-                "-o",
-                &(9u64 << 20).to_string(),
-                "-l",
-                &(1u64 << 20).to_string(),
-                DISK,
-            ],
-        )?;
-        let back = disk.read_at(8 << 20, 3 << 20)?;
+        let data = pattern(3 << 20, seed);
+        disk.write_at(base, &data)?;
+        let offset = (base + (1 << 20)).to_string();
+        let length = (1u64 << 20).to_string();
+        let mut argv = extra.to_vec();
+        argv.extend_from_slice(&["-o", &offset, "-l", &length, DISK]);
+        module::run("blkdiscard", &argv)?;
+        let back = disk.read_at(base, 3 << 20)?;
         ensure(back[..1 << 20] == data[..1 << 20], || {
             "data before the range changed".into()
         })?;
         ensure(back[1 << 20..2 << 20].iter().all(|&b| b == 0), || {
-            "the zeroed range is not zero".into()
+            "the range does not read back as zeros".into()
         })?;
         ensure(back[2 << 20..] == data[2 << 20..], || {
             "data after the range changed".into()
@@ -154,39 +149,19 @@ fn write_zeroes(env: &Env) -> Result<Vec<Report>, String> {
     result.map(|()| vec![])
 }
 
+/// BLKZEROOUT (`blkdiscard -z`) becomes Write Zeroes.
+fn write_zeroes(env: &Env) -> Result<Vec<Report>, String> {
+    zero_middle_mib(env, &["-z"], 8 << 20, 77)
+}
+
+/// BLKDISCARD becomes Dataset Management (deallocate); the test device punches a hole,
+/// which reads back as zeros.
 fn discard(env: &Env) -> Result<Vec<Report>, String> {
     load_fresh(env)?;
-    let result = (|| {
-        let max = sysfs("queue/discard_max_hw_bytes")?;
-        ensure(max != "0", || "discard not advertised".into())?;
-        let mut disk = Direct::open()?;
-        let data = pattern(3 << 20, 99);
-        disk.write_at(40 << 20, &data)?;
-        // BLKDISCARD over the middle MiB becomes Dataset Management (deallocate); the test
-        // device punches a hole, which reads back as zeros.
-        module::run(
-            "blkdiscard",
-            &[
-                "-o",
-                &(41u64 << 20).to_string(),
-                "-l",
-                &(1u64 << 20).to_string(),
-                DISK,
-            ],
-        )?;
-        let back = disk.read_at(40 << 20, 3 << 20)?;
-        ensure(back[..1 << 20] == data[..1 << 20], || {
-            "data before the range changed".into()
-        })?;
-        ensure(back[1 << 20..2 << 20].iter().all(|&b| b == 0), || {
-            "the discarded range does not read back as zeros".into()
-        })?;
-        ensure(back[2 << 20..] == data[2 << 20..], || {
-            "data after the range changed".into()
-        })
-    })();
+    let max = sysfs("queue/discard_max_hw_bytes");
     module::rmmod(RNVME)?;
-    result.map(|()| vec![])
+    ensure(max? != "0", || "discard not advertised".into())?;
+    zero_middle_mib(env, &[], 40 << 20, 99)
 }
 
 fn fio_verify(env: &Env) -> Result<Vec<Report>, String> {
