@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use crate::kernel;
 use crate::module;
 use crate::paths::Paths;
-use crate::rundir::{self, sh_quote};
+use crate::rundir;
 use crate::session::{self, BootOpts};
 use crate::vm::{self, Echo};
 
@@ -28,14 +28,7 @@ pub fn run(paths: &Paths, name: &str, timeout: Duration, verbose: bool) -> Resul
     let k = kernel::ensure(paths, false)?;
     let (ko, bin) = module::build(paths, &k, true)?.require()?;
     let rundir = rundir::create(paths)?;
-    let command = format!(
-        "{} --bench {} --module {} --modroot {} --out {}",
-        sh_quote(&bin.to_string_lossy()),
-        sh_quote(name),
-        sh_quote(&ko.to_string_lossy()),
-        sh_quote(&k.modroot.to_string_lossy()),
-        sh_quote(&rundir.to_string_lossy())
-    );
+    let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &["--bench", name]);
     let boot = BootOpts {
         vfs: vm::DEFAULT_VFS,
         echo: if verbose { Echo::All } else { Echo::FromInit },

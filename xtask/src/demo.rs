@@ -8,7 +8,7 @@ use anyhow::Result;
 use crate::kernel;
 use crate::module;
 use crate::paths::Paths;
-use crate::rundir::{self, sh_quote};
+use crate::rundir;
 use crate::session::{self, BootOpts};
 use crate::vm::{self, Echo};
 
@@ -23,13 +23,7 @@ pub fn run(paths: &Paths, opts: &DemoOpts) -> Result<i32> {
     let k = kernel::ensure(paths, opts.debug)?;
     let (ko, bin) = module::build(paths, &k, true)?.require()?;
     let rundir = rundir::create(paths)?;
-    let command = format!(
-        "{} --demo --module {} --modroot {} --out {}",
-        sh_quote(&bin.to_string_lossy()),
-        sh_quote(&ko.to_string_lossy()),
-        sh_quote(&k.modroot.to_string_lossy()),
-        sh_quote(&rundir.to_string_lossy())
-    );
+    let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &["--demo"]);
     let boot = BootOpts {
         vfs: vm::DEFAULT_VFS,
         echo: if opts.verbose {

@@ -1,7 +1,7 @@
 //! `cargo xtask build`: the out-of-tree module (rnvme.ko, via Kbuild) and the
 //! guest test runner (host binary that runs inside the VM over the 9p root).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -41,18 +41,24 @@ pub fn build(paths: &Paths, k: &Kernel, require: bool) -> Result<Artifacts> {
     })
 }
 
+/// Whether the sources of `what` (found by `file`) are present: an error if `require`,
+/// otherwise a warning and `false`.
+fn sources_present(file: &Path, what: &str, require: bool) -> Result<bool> {
+    if file.is_file() {
+        return Ok(true);
+    }
+    if require {
+        bail!("cannot build {what}: {} does not exist", file.display());
+    }
+    println!(
+        "[build] warning: {} does not exist; skipping {what}",
+        file.display()
+    );
+    Ok(false)
+}
+
 fn build_module(paths: &Paths, k: &Kernel, require: bool) -> Result<Option<PathBuf>> {
-    if !paths.kbuild_file().is_file() {
-        if require {
-            bail!(
-                "cannot build rnvme.ko: {} does not exist",
-                paths.kbuild_file().display()
-            );
-        }
-        println!(
-            "[build] warning: {} does not exist; skipping rnvme.ko",
-            paths.kbuild_file().display()
-        );
+    if !sources_present(&paths.kbuild_file(), "rnvme.ko", require)? {
         return Ok(None);
     }
     let t = Instant::now();
@@ -116,17 +122,7 @@ fn needs_clean(previous: &str, current: &str) -> bool {
 }
 
 fn build_guest_tests(paths: &Paths, require: bool) -> Result<Option<PathBuf>> {
-    if !paths.guest_tests_manifest().is_file() {
-        if require {
-            bail!(
-                "cannot build the guest test runner: {} does not exist",
-                paths.guest_tests_manifest().display()
-            );
-        }
-        println!(
-            "[build] warning: {} does not exist; skipping rnvme-guest-tests",
-            paths.guest_tests_manifest().display()
-        );
+    if !sources_present(&paths.guest_tests_manifest(), "rnvme-guest-tests", require)? {
         return Ok(None);
     }
     let t = Instant::now();

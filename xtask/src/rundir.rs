@@ -67,6 +67,29 @@ fn prune(runs: &Path, keep: usize) {
     }
 }
 
+/// The shell command line that runs the guest runner `bin` on module `ko` (with the test
+/// kernel's modules under `modroot`, results in `rundir`), followed by `extra` arguments.
+pub fn guest_runner_command(
+    bin: &Path,
+    ko: &Path,
+    modroot: &Path,
+    rundir: &Path,
+    extra: &[&str],
+) -> String {
+    let mut command = format!(
+        "{} --module {} --modroot {} --out {}",
+        sh_quote(&bin.to_string_lossy()),
+        sh_quote(&ko.to_string_lossy()),
+        sh_quote(&modroot.to_string_lossy()),
+        sh_quote(&rundir.to_string_lossy())
+    );
+    for arg in extra {
+        command.push(' ');
+        command.push_str(&sh_quote(arg));
+    }
+    command
+}
+
 /// Quote for /bin/sh (single quotes).
 pub fn sh_quote(s: &str) -> String {
     if !s.is_empty()
@@ -98,6 +121,21 @@ pub fn write_cmd_sh(rundir: &Path, repo: &Path, command: &str) -> Result<PathBuf
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn guest_runner_command_quotes_every_argument() {
+        let c = super::guest_runner_command(
+            Path::new("/r/bin"),
+            Path::new("/r/rnvme.ko"),
+            Path::new("/c/mod root"),
+            Path::new("/c/runs/1"),
+            &["--bench", "io", "a b"],
+        );
+        assert_eq!(
+            c,
+            "/r/bin --module /r/rnvme.ko --modroot '/c/mod root' --out /c/runs/1 --bench io 'a b'"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -13,7 +13,7 @@ use crate::module;
 use crate::paths::Paths;
 use crate::proc;
 use crate::results::{self, Outcome, Tally};
-use crate::rundir::{self, sh_quote};
+use crate::rundir;
 use crate::session::{self, BootOpts};
 use crate::vm::{self, Echo};
 
@@ -71,17 +71,8 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
     };
 
     // (3) the guest suites, one boot.
-    let mut command = format!(
-        "{} --module {} --modroot {} --out {}",
-        sh_quote(&bin.to_string_lossy()),
-        sh_quote(&ko.to_string_lossy()),
-        sh_quote(&k.modroot.to_string_lossy()),
-        sh_quote(&rundir.to_string_lossy())
-    );
-    if let Some(f) = &opts.filter {
-        command.push(' ');
-        command.push_str(&sh_quote(f));
-    }
+    let filter: Vec<&str> = opts.filter.iter().map(String::as_str).collect();
+    let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &filter);
     let boot = BootOpts {
         vfs: vm::DEFAULT_VFS,
         echo: if opts.verbose {
