@@ -175,7 +175,8 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         unsafe { &*ptr.cast() }
     }
 
-    fn as_raw(&self) -> *mut sys::pci_dev {
+    /// The underlying `struct pci_dev`.
+    pub(crate) fn as_raw(&self) -> *mut sys::pci_dev {
         self.0.get()
     }
 
@@ -390,22 +391,34 @@ impl Drop for IrqVectors {
 }
 
 impl Device<Core> {
-    /// Allocates between `min` and `max` interrupt vectors of `types`.
+    /// Allocates between `min` and `max` interrupt vectors of `types`. With
+    /// `spread = Some(pre)`, the vectors after the first `pre` get managed affinity: the
+    /// kernel spreads them over the CPUs (`PCI_IRQ_AFFINITY`), so that a queue's interrupt
+    /// arrives on the CPUs that submit to it; the first `pre` vectors are left unmanaged
+    /// (e.g. for an admin queue).
     pub(crate) fn alloc_irq_vectors(
         &self,
         min: u32,
         max: u32,
         types: IrqTypes,
+        spread: Option<u32>,
     ) -> Result<Arc<IrqVectors>> {
-        // SAFETY: the device is valid and its lock is held; no affinity descriptor.
+        let mut affd = bindings::irq_affinity {
+            pre_vectors: spread.unwrap_or(0),
+            post_vectors: 0,
+            nr_sets: 0,
+            set_size: [0; 4],
+            calc_sets: None,
+            priv_: core::ptr::null_mut(),
+        };
+        let (flags, affd_ptr) = match spread {
+            Some(_) => (types.0 | sys::PCI_IRQ_AFFINITY, &raw mut affd),
+            None => (types.0, core::ptr::null_mut()),
+        };
+        // SAFETY: the device is valid and its lock is held; `affd_ptr` is null or points
+        // to a descriptor that lives across the call (the kernel copies what it needs).
         let n = unsafe {
-            sys::pci_alloc_irq_vectors_affinity(
-                self.as_raw(),
-                min,
-                max,
-                types.0,
-                core::ptr::null_mut(),
-            )
+            sys::pci_alloc_irq_vectors_affinity(self.as_raw(), min, max, flags, affd_ptr)
         };
         let count = u32::try_from(n).map_err(|_| Error::from_errno(n))?;
         // INVARIANT: `count` vectors were allocated above.

@@ -209,8 +209,14 @@ impl Controller {
         let wanted = cpus.clamp(1, MAX_IO_QUEUES) as u16;
         let granted = core.set_num_queues(wanted)?;
 
-        let vectors = pdev.alloc_irq_vectors(1, granted, IrqTypes::ALL)?;
-        let nr_queues = granted.min(vectors.count());
+        // Vector 0 serves the admin queue; the I/O queues get one each, spread over the
+        // CPUs. A function with a single vector shares it between the admin queue and
+        // one I/O queue.
+        let vectors = pdev.alloc_irq_vectors(1, granted + 1, IrqTypes::ALL, Some(1))?;
+        let (nr_queues, first_vector) = match vectors.count() {
+            1 => (1, None),
+            n => (granted.min(n - 1), Some(1)),
+        };
         self.vectors = Some(vectors.clone());
 
         let depth = IO_QUEUE_DEPTH.min(core.cap().max_queue_entries()) as u16;
@@ -221,7 +227,11 @@ impl Controller {
         for qid in 1..=nr_queues as u16 {
             let sq = SubmissionQueue::new(dev, qid, depth, stride)?;
             let cq = CompletionQueue::new(dev, qid, depth, stride)?;
-            let queue = Arc::pin_init(IoQueue::new(qid, core.bar().clone(), sq, cq), GFP_KERNEL)?;
+            let vector = first_vector.map_or(0, |first| first + u32::from(qid) - 1) as u16;
+            let queue = Arc::pin_init(
+                IoQueue::new(qid, vector, core.bar().clone(), sq, cq),
+                GFP_KERNEL,
+            )?;
             core.create_io_queue(&queue, depth)?;
             link_queues.push(queue.clone(), GFP_KERNEL)?;
             queues.push(queue, GFP_KERNEL)?;
@@ -233,6 +243,7 @@ impl Controller {
                 queues,
                 dev: dev.as_normal().into(),
                 prp_pool: DmaPool::new(dev, c_str!("rnvme-prp"), PAGE_SIZE, PAGE_SIZE)?,
+                first_vector,
             },
             GFP_KERNEL,
         )?;
@@ -242,7 +253,7 @@ impl Controller {
         )?;
 
         for queue in io.queues.iter() {
-            let request = vectors.request(u32::from(queue.qid()) - 1)?;
+            let request = vectors.request(u32::from(queue.vector()))?;
             let handler = QueueIrq {
                 queue: queue.clone(),
                 tagset: tagset.clone(),

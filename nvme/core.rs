@@ -295,12 +295,12 @@ impl CtrlCore {
     }
 
     /// Creates I/O completion queue and submission queue `queue` on the controller, the
-    /// completion queue interrupting on vector `qid - 1`.
+    /// completion queue interrupting on the queue's vector.
     pub(crate) fn create_io_queue(&self, queue: &IoQueue, depth: u16) -> Result {
         let qid = queue.qid();
         let (sq_dma, cq_dma) = queue.dma();
         self.admin_checked(
-            Command::create_cq(qid, depth, cq_dma, qid - 1),
+            Command::create_cq(qid, depth, cq_dma, queue.vector()),
             "Create I/O Completion Queue",
         )?;
         self.admin_checked(

@@ -15,7 +15,9 @@ use crate::{
     io_queue::IoQueues,
     kapi::{
         block::{
-            mq::{CompleteAction, Operations, ReqOp, Request, RequestSg, TimeoutAction},
+            mq::{
+                CompleteAction, Operations, QueueMap, ReqOp, Request, RequestSg, TimeoutAction,
+            },
             BlkStatus,
         },
         device::dev_warn,
@@ -102,6 +104,35 @@ fn blk_status(outcome: BlockOutcome) -> BlkStatus {
     }
 }
 
+/// PRP entry 2 of a transfer that needs no list.
+fn prp2_entry(prp2: Prp2) -> u64 {
+    match prp2 {
+        Prp2::Page(page) => page,
+        Prp2::None | Prp2::List(_) => 0,
+    }
+}
+
+/// Builds the PRP entries of a mapped request, with a PRP list from the pool (held in
+/// `dma` until completion) when the transfer spans more than two pages.
+fn prp_list(io: &IoQueues, dma: &mut IoDma) -> Result<(u64, u64), BlkStatus> {
+    let mut entries = [0u64; MAX_PRP_ENTRIES];
+    let prps = prp::build(dma.sg.segments(), 4096, &mut entries).map_err(|_| BlkStatus::IOERR)?;
+    let prp2 = match prps.prp2 {
+        Prp2::List(n) => {
+            let list = io
+                .prp_pool
+                .alloc_atomic()
+                .map_err(|_| BlkStatus::RESOURCE)?;
+            list.write_le(&entries[..n]).map_err(|_| BlkStatus::IOERR)?;
+            let addr = list.dma_handle();
+            dma.pool_block = Some(list);
+            addr
+        }
+        other => prp2_entry(other),
+    };
+    Ok((prps.prp1, prp2))
+}
+
 /// Maps the request's data and builds its Read or Write command.
 fn read_write(
     io: &IoQueues,
@@ -124,21 +155,16 @@ fn read_write(
             BlkStatus::IOERR
         }
     })?;
-    let mut entries = [0u64; MAX_PRP_ENTRIES];
-    let prps = prp::build(dma.sg.segments(), 4096, &mut entries).map_err(|_| BlkStatus::IOERR)?;
-    let prp2 = match prps.prp2 {
-        Prp2::None => 0,
-        Prp2::Page(page) => page,
-        Prp2::List(n) => {
-            let list = io
-                .prp_pool
-                .alloc_atomic()
-                .map_err(|_| BlkStatus::RESOURCE)?;
-            list.write_le(&entries[..n]).map_err(|_| BlkStatus::IOERR)?;
-            let addr = list.dma_handle();
-            dma.pool_block = Some(list);
-            addr
+    let simple = {
+        let mut segments = dma.sg.segments();
+        match (segments.next(), segments.next()) {
+            (Some((addr, len)), None) => prp::simple(addr, len, 4096),
+            _ => None,
         }
+    };
+    let (prp1, prp2) = match simple {
+        Some(prps) => (prps.prp1, prp2_entry(prps.prp2)),
+        None => prp_list(io, dma)?,
     };
     Command::read_write(
         rq.op() == ReqOp::Write,
@@ -146,7 +172,7 @@ fn read_write(
         slba,
         blocks,
         rq.is_fua(),
-        prps.prp1,
+        prp1,
         prp2,
     )
     .ok_or(BlkStatus::INVAL)
@@ -244,6 +270,13 @@ impl Operations for IoOps {
                 let status = Status(rq.data().status.load(Ordering::Relaxed));
                 CompleteAction::End(blk_status(status.block_outcome()))
             }
+        }
+    }
+
+    fn map_queues(io: ArcBorrow<'_, IoQueues>, map: &QueueMap) {
+        match io.first_vector {
+            Some(first) => map.follow_irqs(io.core.pdev(), first),
+            None => map.spread(),
         }
     }
 

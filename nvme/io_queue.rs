@@ -29,6 +29,8 @@ const COMPLETION_BATCH: usize = 32;
 #[pin_data]
 pub(crate) struct IoQueue {
     qid: u16,
+    /// The interrupt vector (MSI-X table index) of the completion queue.
+    vector: u16,
     bar: Arc<pci::Bar<REGS_SIZE>>,
     #[pin]
     sq: IrqSpinLock<SubmissionQueue>,
@@ -46,6 +48,7 @@ impl IoQueue {
     /// A queue pair whose rings the controller has already created.
     pub(crate) fn new(
         qid: u16,
+        vector: u16,
         bar: Arc<pci::Bar<REGS_SIZE>>,
         sq: SubmissionQueue,
         cq: CompletionQueue,
@@ -53,6 +56,7 @@ impl IoQueue {
         let dma = (sq.dma(), cq.dma());
         pin_init!(Self {
             qid,
+            vector,
             bar,
             dma,
             sq <- IrqSpinLock::new(sq),
@@ -112,6 +116,11 @@ impl IoQueue {
     /// The queue identifier.
     pub(crate) fn qid(&self) -> u16 {
         self.qid
+    }
+
+    /// The interrupt vector of the completion queue.
+    pub(crate) fn vector(&self) -> u16 {
+        self.vector
     }
 
     /// Places `cmd` in the submission ring; rings the doorbell if `ring` (the last request
@@ -176,6 +185,9 @@ pub(crate) struct IoQueues {
     pub(crate) dev: ARef<Device>,
     /// PRP lists (one page each).
     pub(crate) prp_pool: Arc<DmaPool>,
+    /// The vector of the first I/O queue when each queue has its own, spread over the
+    /// CPUs; `None` when a single vector serves everything.
+    pub(crate) first_vector: Option<u32>,
 }
 
 /// The interrupt handler of one I/O queue.

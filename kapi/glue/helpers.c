@@ -3,6 +3,7 @@
  * C glue of the rnvme module. See helpers.h.
  */
 #include <linux/blk-mq.h>
+#include <linux/blk-mq-pci.h>
 #include <linux/blkdev.h>
 #include <linux/fs.h>
 #include <linux/module.h>
@@ -129,6 +130,21 @@ struct request *rnvme_blk_mq_tag_to_rq(struct blk_mq_tag_set *set, unsigned int 
 	return blk_mq_tag_to_rq(set->tags[hctx_idx], tag);
 }
 
+/*
+ * Maps CPUs to the hardware queues of @set's default map: following the affinity of
+ * @pdev's interrupt vectors from @first_vector on, or spread evenly when @pdev is NULL.
+ */
+void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, struct pci_dev *pdev,
+			     unsigned int first_vector)
+{
+	struct blk_mq_queue_map *map = &set->map[HCTX_TYPE_DEFAULT];
+
+	if (pdev)
+		blk_mq_pci_map_queues(map, pdev, first_vector);
+	else
+		blk_mq_map_queues(map);
+}
+
 bool rnvme_blk_mq_request_in_flight(struct request *rq)
 {
 	return blk_mq_rq_state(rq) == MQ_RQ_IN_FLIGHT;
@@ -166,9 +182,12 @@ unsigned short rnvme_blk_rq_nr_phys_segments(struct request *rq)
  */
 int rnvme_blk_rq_map_sg(struct request *rq, struct scatterlist *sgl, unsigned int nents)
 {
-	if (blk_rq_nr_phys_segments(rq) > nents)
+	unsigned short segments = blk_rq_nr_phys_segments(rq);
+
+	if (!segments || segments > nents)
 		return -EINVAL;
-	sg_init_table(sgl, nents);
+	/* Only the entries the request needs: clearing all of them costs on every I/O. */
+	sg_init_table(sgl, segments);
 	return blk_rq_map_sg(rq->q, rq, sgl);
 }
 

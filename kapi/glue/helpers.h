@@ -39,6 +39,8 @@ int rnvme_pcim_enable_device_mem(struct pci_dev *pdev);
 
 struct request *rnvme_blk_mq_tag_to_rq(struct blk_mq_tag_set *set, unsigned int hctx_idx,
 				       unsigned int tag);
+void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, struct pci_dev *pdev,
+			     unsigned int first_vector);
 bool rnvme_blk_mq_request_in_flight(struct request *rq);
 bool rnvme_blk_should_fake_timeout(struct request *rq);
 u64 rnvme_blk_rq_pos(struct request *rq);

@@ -48,6 +48,24 @@ pub fn list_capacity(page_size: u64) -> usize {
     (page_size / 8) as usize
 }
 
+/// Describes a transfer of one segment that spans at most two pages without a PRP list
+/// (the common case of small I/O); `None` when it needs [`build`].
+pub fn simple(addr: u64, len: u32, page_size: u64) -> Option<Prps> {
+    if len == 0 || page_size < 4096 || !page_size.is_power_of_two() {
+        return None;
+    }
+    let mask = page_size - 1;
+    let end = (addr & mask) + u64::from(len);
+    let prp2 = if end <= page_size {
+        Prp2::None
+    } else if end <= 2 * page_size {
+        Prp2::Page((addr & !mask) + page_size)
+    } else {
+        return None;
+    };
+    Some(Prps { prp1: addr, prp2 })
+}
+
 /// Describes the transfer made of `segments` (bus address, length) with PRPs for a
 /// controller memory page size of `page_size`. Page addresses after the second go to `list`
 /// (one PRP list page; a longer transfer is [`PrpError::TooLong`]), whose first
@@ -122,6 +140,24 @@ pub fn build(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn simple_transfers_need_no_list() {
+        let one = simple(0x1000_0200, 512, 4096).expect("one page");
+        assert_eq!((one.prp1, one.prp2), (0x1000_0200, Prp2::None));
+        let whole = simple(0x1000_0000, 4096, 4096).expect("one whole page");
+        assert_eq!(whole.prp2, Prp2::None);
+        let two = simple(0x1000_0e00, 4096, 4096).expect("two pages");
+        assert_eq!((two.prp1, two.prp2), (0x1000_0e00, Prp2::Page(0x1000_1000)));
+        assert_eq!(simple(0x1000_0000, 8193, 4096), None);
+        assert_eq!(simple(0x1000_0000, 0, 4096), None);
+        assert_eq!(simple(0x1000_0000, 4096, 1000), None);
+        // Whatever `simple` accepts, `build` describes the same way.
+        for (addr, len) in [(0x2000_0000u64, 4096u32), (0x2000_0800, 4096), (0x2000_0000, 8192)] {
+            let mut list = [0u64; 4];
+            assert_eq!(simple(addr, len, 4096), build([(addr, len)], 4096, &mut list).ok());
+        }
+    }
+
     use super::*;
 
     const PS: u64 = 4096;

@@ -12,12 +12,14 @@
 
 mod gen_disk;
 mod operations;
+mod queue_map;
 mod request;
 mod sg;
 mod tag_set;
 
 pub(crate) use gen_disk::{GenDisk, GenDiskBuilder};
 pub(crate) use operations::{CompleteAction, Operations, TimeoutAction};
+pub(crate) use queue_map::QueueMap;
 pub(crate) use request::{ReqOp, Request};
 pub(crate) use sg::RequestSg;
 pub(crate) use tag_set::TagSet;

@@ -6,7 +6,7 @@ use core::{marker::PhantomData, ptr};
 
 use kernel::{bindings, error::from_result, ffi, init::PinInit, prelude::*, types::ForeignOwnable};
 
-use super::{request::Request, tag_set::tag_set_data};
+use super::{queue_map::QueueMap, request::Request, tag_set::tag_set_data};
 use crate::kapi::block::BlkStatus;
 
 /// What to do with a request whose timer expired.
@@ -67,6 +67,12 @@ pub(crate) trait Operations: Sized + 'static {
         data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>,
         rq: &Request<Self>,
     ) -> TimeoutAction;
+
+    /// Maps CPUs to hardware queues, when the tag set is allocated and when CPUs come or
+    /// go. By default they are spread evenly.
+    fn map_queues(_data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>, map: &QueueMap) {
+        map.spread();
+    }
 }
 
 /// The `blk_mq_ops` of an [`Operations`] implementation.
@@ -148,6 +154,17 @@ impl<T: Operations> OperationsVTable<T> {
 
     /// # Safety
     ///
+    /// Called by blk-mq with a tag set built by [`super::TagSet::new`] for `T`.
+    unsafe extern "C" fn map_queues_callback(set: *mut bindings::blk_mq_tag_set) {
+        // SAFETY: the tag set is ours and valid for the call.
+        let data = unsafe { tag_set_data::<T>(set) };
+        // SAFETY: as above; blk-mq holds the tag set's lock while mapping.
+        let map = unsafe { QueueMap::from_raw(set) };
+        T::map_queues(data, &map);
+    }
+
+    /// # Safety
+    ///
     /// Called by blk-mq once per request of the tag set, before it is used.
     unsafe extern "C" fn init_request_callback(
         _set: *mut bindings::blk_mq_tag_set,
@@ -194,7 +211,7 @@ impl<T: Operations> OperationsVTable<T> {
         exit_request: Some(Self::exit_request_callback),
         cleanup_rq: None,
         busy: None,
-        map_queues: None,
+        map_queues: Some(Self::map_queues_callback),
         show_rq: None,
     };
 
