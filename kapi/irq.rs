@@ -91,7 +91,10 @@ impl<T: Handler + 'static> Registration<T> {
                     irq,
                     Some(handle_irq_callback::<T>),
                     None,
-                    0,
+                    // Vectors may be shared (a function with a single vector serves the
+                    // admin queue and an I/O queue with it); every handler says whether
+                    // the interrupt was its own.
+                    bindings::IRQF_SHARED as _,
                     name.as_char_ptr(),
                     h.cast::<ffi::c_void>(),
                 )

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The admin queue: synchronous admin commands, polled for completion.
+//! The admin queue: synchronous admin commands, polled for completion, and the one
+//! Asynchronous Event Request the controller holds until it has an event to report.
 
 use kernel::prelude::*;
 
@@ -31,6 +32,10 @@ pub(crate) const ADMIN_TIMEOUT_MS: u32 = 10_000;
 /// Largest data transfer of a passthrough admin command.
 pub(crate) const MAX_PASSTHRU_DATA: u32 = 64 * 1024;
 
+/// Command identifier of the Asynchronous Event Request; synchronous commands use
+/// identifiers below it.
+const AER_CID: u16 = 0x8000;
+
 /// The admin submission and completion queues, the next command identifier, and the
 /// bounce buffer (with its PRP list) that passthrough commands move their data through.
 pub(crate) struct AdminQueue {
@@ -39,6 +44,10 @@ pub(crate) struct AdminQueue {
     next_cid: u16,
     bounce: CoherentAllocation<u8>,
     bounce_list: CoherentAllocation<u64>,
+    /// Whether the controller holds an Asynchronous Event Request.
+    aer_outstanding: bool,
+    /// The DW0 of an Asynchronous Event Request completion not yet handled.
+    event: Option<u32>,
 }
 
 impl AdminQueue {
@@ -50,6 +59,8 @@ impl AdminQueue {
             next_cid: 0,
             bounce: CoherentAllocation::alloc_coherent(dev, MAX_PASSTHRU_DATA as usize)?,
             bounce_list: CoherentAllocation::alloc_coherent(dev, prp::list_capacity(4096))?,
+            aer_outstanding: false,
+            event: None,
         })
     }
 
@@ -95,8 +106,50 @@ impl AdminQueue {
 
     /// Empties both rings for a controller that is being re-enabled.
     pub(crate) fn reset(&mut self) -> Result {
+        // A disabled controller forgets the Asynchronous Event Request it held.
+        self.aer_outstanding = false;
         self.sq.reset()?;
         self.cq.reset()
+    }
+
+    /// Gives the controller an Asynchronous Event Request, unless it holds one already.
+    pub(crate) fn arm_async_event(&mut self, bar: &Io<REGS_SIZE>) -> Result {
+        if self.aer_outstanding || self.event.is_some() {
+            return Ok(());
+        }
+        self.sq.push(&Command::async_event().with_cid(AER_CID))?;
+        self.sq.ring_doorbell(bar)?;
+        self.aer_outstanding = true;
+        Ok(())
+    }
+
+    /// Takes the completions posted so far (without waiting) and returns the DW0 of an
+    /// asynchronous event, if one arrived since the last call.
+    pub(crate) fn take_event(&mut self, bar: &Io<REGS_SIZE>) -> Result<Option<u32>> {
+        let mut any = false;
+        while let Some(c) = self.cq.next()? {
+            any = true;
+            self.sq.set_head(c.sq_head)?;
+            self.route(&c);
+        }
+        if any {
+            self.cq.ring_doorbell(bar)?;
+        }
+        Ok(self.event.take())
+    }
+
+    /// Keeps an Asynchronous Event Request completion for [`Self::take_event`]; returns
+    /// whether `c` was one. Anything else is a synchronous command's completion.
+    fn route(&mut self, c: &Completion) -> bool {
+        if c.cid != AER_CID {
+            return false;
+        }
+        self.aer_outstanding = false;
+        // An aborted request (the controller is being disabled) carries no event.
+        if c.status().is_success() {
+            self.event = Some(c.result);
+        }
+        true
     }
 
     /// Bus addresses of the submission and completion rings (for ASQ and ACQ).
@@ -112,20 +165,19 @@ impl AdminQueue {
         cmd: Command,
     ) -> Result<Completion, NvmeError> {
         let cid = self.next_cid;
-        self.next_cid = self.next_cid.wrapping_add(1);
+        self.next_cid = self.next_cid.wrapping_add(1) % AER_CID;
         self.sq.push(&cmd.with_cid(cid))?;
         self.sq.ring_doorbell(bar)?;
 
-        let (sq, cq) = (&mut self.sq, &mut self.cq);
         let cqe = read_poll_timeout(
             || {
                 if Csts::read(bar).is_all_ones() {
                     return Err(ENODEV);
                 }
-                while let Some(c) = cq.next()? {
-                    sq.set_head(c.sq_head)?;
+                while let Some(c) = self.cq.next()? {
+                    self.sq.set_head(c.sq_head)?;
                     // Anything else is a completion of an earlier, abandoned command.
-                    if c.cid == cid {
+                    if !self.route(&c) && c.cid == cid {
                         return Ok(Some(c));
                     }
                 }

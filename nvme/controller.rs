@@ -11,28 +11,26 @@ use crate::{
     core::{CtrlCore, IoLink},
     dbbuf::DbBuf,
     driver::BAR0_NAME,
-    io_ops::{IoOps, MAX_SEGMENTS, MAX_TRANSFER},
+    events::AdminIrq,
+    io_ops::MAX_TRANSFER,
     io_queue::{IoQueue, IoQueues, QueueIrq},
     kapi::{
-        block::mq::{GenDisk, GenDiskBuilder, TagSet},
-        device::{dev_err, dev_info, Bound, Core, Device},
+        block::mq::TagSet,
+        device::{dev_err, dev_info, dev_warn, Bound, Core, Device},
         dma::{CoherentAllocation, DmaMask, DmaPool},
         instance::InstanceId,
         irq,
         miscdevice::{MiscFile, MiscRegistration},
         pci::{self, IrqTypes, IrqVectors},
     },
-    namespace::Namespace,
+    namespaces::{as_identify, DiskTemplate},
     queue::{CompletionQueue, SubmissionQueue},
     spec::{
-        command::{cns, Command},
-        identify::{active_namespaces, IdentifyController, IdentifyNamespace, IDENTIFY_SIZE},
+        command::cns,
+        identify::{IdentifyController, IDENTIFY_SIZE},
         regs::{Cap, Csts, Vs, REGS_SIZE},
     },
 };
-
-/// At most this many namespaces are attached as disks.
-const MAX_NAMESPACES: usize = 64;
 
 /// At most this many I/O queues (one per CPU up to this).
 const MAX_IO_QUEUES: u32 = 8;
@@ -42,9 +40,6 @@ const IO_QUEUE_DEPTH: u32 = 256;
 
 /// Request timeout of I/O commands.
 const IO_TIMEOUT_MS: u32 = 30_000;
-
-/// Largest discard (one Dataset Management range): 1 GiB in 512-byte sectors.
-const MAX_DISCARD_SECTORS: u32 = 1 << 21;
 
 /// Bytes per controller memory page (CC.MPS = 0).
 const PAGE_SIZE: usize = 4096;
@@ -58,8 +53,8 @@ const PAGE_SIZE: usize = 4096;
 /// memory, BAR), then the vectors.
 pub(crate) struct Controller {
     chardev: Option<Pin<KBox<MiscRegistration>>>,
-    disks: KVec<GenDisk<IoOps>>,
     irqs: KVec<Pin<KBox<irq::Registration<QueueIrq>>>>,
+    admin_irq: Option<Pin<KBox<irq::Registration<AdminIrq>>>>,
     core: Arc<CtrlCore>,
     vectors: Option<Arc<IrqVectors>>,
     instance: InstanceId,
@@ -121,16 +116,21 @@ impl Controller {
         )?;
         let mut ctrl = Self {
             chardev: None,
-            disks: KVec::new(),
             irqs: KVec::new(),
+            admin_irq: None,
             core,
             vectors: None,
             instance: InstanceId::new()?,
         };
         ctrl.core.disable()?;
+        // One vector before the admin queue is set up, as the C driver does: a controller
+        // may tie its admin completion queue to MSI-X vector 0 only if MSI-X is on when
+        // it is enabled (QEMU's does). The full set replaces it once the queue count is
+        // known.
+        ctrl.vectors = Some(pdev.alloc_irq_vectors(1, 1, IrqTypes::ALL, None)?);
         ctrl.core.enable()?;
-        let (id, namespaces) = ctrl.identify(dev)?;
-        ctrl.setup_io(pdev, &id, &namespaces)?;
+        let id = ctrl.identify(dev)?;
+        ctrl.setup_io(pdev, &id)?;
         let name = CString::try_from_fmt(fmt!("rnvme{}", ctrl.instance.get()))?;
         let file: Arc<dyn MiscFile> = Arc::new(CtrlFile::new(ctrl.core.clone()), GFP_KERNEL)?;
         ctrl.chardev = Some(KBox::pin_init(
@@ -140,19 +140,10 @@ impl Controller {
         Ok(ctrl)
     }
 
-    /// Runs Identify with `cns`/`nsid` and returns the 4 KiB structure.
-    fn identify_raw(&self, buf: &CoherentAllocation<u8>, cns: u8, nsid: u32) -> Result<KVec<u8>> {
-        self.core
-            .admin_checked(Command::identify(cns, nsid, buf.dma_handle()), "Identify")?;
-        let mut out = KVec::from_elem(0u8, IDENTIFY_SIZE, GFP_KERNEL)?;
-        buf.read_into(0, &mut out)?;
-        Ok(out)
-    }
-
-    /// Identifies the controller and its active namespaces, and logs what it found.
-    fn identify(&mut self, dev: &Device<Bound>) -> Result<(IdentifyController, KVec<Namespace>)> {
+    /// Identifies the controller and logs what it found.
+    fn identify(&mut self, dev: &Device<Bound>) -> Result<IdentifyController> {
         let buf = CoherentAllocation::<u8>::alloc_coherent(dev, IDENTIFY_SIZE)?;
-        let raw = self.identify_raw(&buf, cns::CONTROLLER, 0)?;
+        let raw = self.core.identify(&buf, cns::CONTROLLER, 0)?;
         let id = IdentifyController::parse(as_identify(&raw)?);
         dev_info!(
             self.core.pdev(),
@@ -165,49 +156,18 @@ impl Controller {
                 .map_or(0, |b| b / 1024),
             id.nn,
         );
-
-        let list = self.identify_raw(&buf, cns::ACTIVE_NS_LIST, 0)?;
-        let mut nsids = KVec::new();
-        for nsid in active_namespaces(as_identify(&list)?).take(MAX_NAMESPACES) {
-            nsids.push(nsid, GFP_KERNEL)?;
-        }
-        let mut namespaces = KVec::new();
-        for nsid in nsids {
-            let raw = self.identify_raw(&buf, cns::NAMESPACE, nsid)?;
-            match IdentifyNamespace::parse(as_identify(&raw)?) {
-                Some(ns) if ns.block_size() as usize <= PAGE_SIZE => {
-                    dev_info!(
-                        self.core.pdev(),
-                        "namespace {}: {} blocks of {} bytes ({} MiB)\n",
-                        nsid,
-                        ns.nsze,
-                        ns.block_size(),
-                        ns.nsze.saturating_mul(u64::from(ns.block_size())) >> 20
-                    );
-                    namespaces.push(Namespace::new(nsid, ns, id.oncs), GFP_KERNEL)?;
-                }
-                _ => dev_info!(
-                    self.core.pdev(),
-                    "namespace {}: not usable, ignored\n",
-                    nsid
-                ),
-            }
-        }
-        Ok((id, namespaces))
+        Ok(id)
     }
 
     /// Creates the I/O queues, their interrupt handlers and tag set, and a disk per
     /// namespace.
-    fn setup_io(
-        &mut self,
-        pdev: &pci::Device<Core>,
-        id: &IdentifyController,
-        namespaces: &[Namespace],
-    ) -> Result {
+    fn setup_io(&mut self, pdev: &pci::Device<Core>, id: &IdentifyController) -> Result {
         let core = self.core.clone();
         let cpus = crate::kapi::cpu::nr_cpu_ids();
         let wanted = cpus.clamp(1, MAX_IO_QUEUES) as u16;
         let granted = core.set_num_queues(wanted)?;
+        // No handler uses the probe vector: it can go.
+        drop(self.vectors.take());
 
         // Vector 0 serves the admin queue; the I/O queues get one each, spread over the
         // CPUs. A function with a single vector shares it between the admin queue and
@@ -252,6 +212,16 @@ impl Controller {
             GFP_KERNEL,
         )?;
 
+        // Vector 0 (the admin queue's) signals asynchronous events.
+        let reg = KBox::pin_init(
+            irq::Registration::new(
+                vectors.request(0)?,
+                c_str!("rnvme-admin"),
+                AdminIrq { core: core.clone() },
+            ),
+            GFP_KERNEL,
+        )?;
+        self.admin_irq = Some(reg);
         for queue in io.queues.iter() {
             let request = vectors.request(u32::from(queue.vector()))?;
             let handler = QueueIrq {
@@ -304,42 +274,21 @@ impl Controller {
         let max_transfer = id
             .max_transfer_bytes(core.cap().min_page_size())
             .map_or(MAX_TRANSFER, |b| b.min(MAX_TRANSFER as usize) as u32);
-        for ns in namespaces {
-            let disk = GenDiskBuilder::new()
-                .logical_block_size(ns.block_size())?
-                .capacity_sectors(ns.capacity_sectors())
-                .max_hw_sectors(max_transfer >> 9)
-                .max_segments(MAX_SEGMENTS as u16)
-                .virt_boundary_mask(PAGE_SIZE - 1)
-                .write_cache(id.has_volatile_write_cache())
-                .max_discard_sectors(if ns.discard() { MAX_DISCARD_SECTORS } else { 0 })
-                .max_write_zeroes_sectors(if ns.write_zeroes() {
-                    (65536u32 << ns.lba_shift()) >> 9
-                } else {
-                    0
-                })
-                .build(
-                    format_args!("rnvme{}n{}", self.instance.get(), ns.nsid()),
-                    tagset.clone(),
-                    Arc::new(*ns, GFP_KERNEL)?,
-                    core.pdev().as_dev(),
-                )?;
-            dev_info!(
-                self.core.pdev(),
-                "namespace {} is disk rnvme{}n{}\n",
-                ns.nsid(),
-                self.instance.get(),
-                ns.nsid()
-            );
-            self.disks.push(disk, GFP_KERNEL)?;
+        core.set_disk_template(DiskTemplate {
+            tagset,
+            instance: self.instance.get(),
+            max_transfer,
+            write_cache: id.has_volatile_write_cache(),
+            oncs: id.oncs,
+            identify_buf: CoherentAllocation::alloc_coherent(dev, IDENTIFY_SIZE)?,
+        });
+        core.rescan()?;
+        // Without events the driver still works; namespace changes then need a rescan.
+        if let Err(e) = core.enable_events(id.oaes) {
+            dev_warn!(core.pdev(), "asynchronous events unavailable: {:?}\n", e);
         }
         Ok(())
     }
-}
-
-/// Views an Identify buffer as the fixed-size structure the parsers take.
-fn as_identify(raw: &[u8]) -> Result<&[u8; IDENTIFY_SIZE]> {
-    raw.try_into().map_err(|_| EINVAL)
 }
 
 impl Drop for Controller {
@@ -348,7 +297,7 @@ impl Drop for Controller {
         // timeout now fails everything instead of resetting).
         drop(self.chardev.take());
         self.core.begin_removal();
-        drop(core::mem::take(&mut self.disks));
+        self.core.remove_disks();
         self.core.finish_removal();
         dev_info!(
             self.core.pdev(),

@@ -18,6 +18,7 @@ use crate::{
     dbbuf::DbBuf,
     io_ops::{Cancel, IoOps},
     io_queue::IoQueue,
+    namespaces::{DiskTemplate, NsDisks},
     kapi::{
         block::mq::TagSet,
         delay::read_poll_timeout,
@@ -30,6 +31,7 @@ use crate::{
     spec::{
         command::{num_queues_allocated, Command, SQE_SIZE_LOG2},
         completion::{Completion, CQE_SIZE_LOG2},
+        identify::IDENTIFY_SIZE,
         regs::{Acq, Aqa, Asq, Cap, Cc, Csts, CC_SHN_NORMAL, CSTS_SHST_COMPLETE, REGS_SIZE},
     },
 };
@@ -89,10 +91,20 @@ pub(crate) struct CtrlCore {
     #[pin]
     reset_work: Work<CtrlCore>,
     resets: AtomicU32,
+    /// Handles asynchronous events (see `events.rs`).
+    #[pin]
+    pub(crate) event_work: Work<CtrlCore, 1>,
+    /// The Asynchronous Event Configuration the driver set (0: none), set again after a
+    /// reset.
+    pub(crate) aen_config: AtomicU32,
+    /// The disks; never locked by the reset, which may run while a disk is being added.
+    #[pin]
+    namespaces: Mutex<NsDisks>,
 }
 
 impl_has_work! {
     impl HasWork<CtrlCore> for CtrlCore { self.reset_work }
+    impl HasWork<CtrlCore, 1> for CtrlCore { self.event_work }
 }
 
 impl WorkItem for CtrlCore {
@@ -120,6 +132,9 @@ impl CtrlCore {
             io <- new_mutex!(None, "CtrlCore::io"),
             reset_work <- new_work!("CtrlCore::reset_work"),
             resets: AtomicU32::new(0),
+            event_work <- new_work!("CtrlCore::event_work"),
+            aen_config: AtomicU32::new(0),
+            namespaces <- new_mutex!(NsDisks::new(), "CtrlCore::namespaces"),
         })
     }
 
@@ -258,6 +273,16 @@ impl CtrlCore {
         })
     }
 
+    /// Gives the controller an Asynchronous Event Request unless it holds one.
+    pub(crate) fn arm_async_event(&self) -> Result {
+        self.admin.lock().arm_async_event(&self.bar)
+    }
+
+    /// The DW0 of an asynchronous event that arrived, if any.
+    pub(crate) fn take_event(&self) -> Result<Option<u32>> {
+        self.admin.lock().take_event(&self.bar)
+    }
+
     /// Runs a passthrough admin command whose data moves through the admin queue's bounce
     /// buffer; see [`AdminQueue::submit_bounced`].
     pub(crate) fn admin_bounced(
@@ -270,6 +295,43 @@ impl CtrlCore {
         self.admin
             .lock()
             .submit_bounced(&self.bar, cmd, data_len, fill, drain)
+    }
+
+    /// Runs Identify with `cns`/`nsid` into `buf` and returns a copy of the 4 KiB result.
+    pub(crate) fn identify(
+        &self,
+        buf: &CoherentAllocation<u8>,
+        cns: u8,
+        nsid: u32,
+    ) -> Result<KVec<u8>> {
+        self.admin_checked(Command::identify(cns, nsid, buf.dma_handle()), "Identify")?;
+        let mut out = KVec::from_elem(0u8, IDENTIFY_SIZE, GFP_KERNEL)?;
+        buf.read_into(0, &mut out)?;
+        Ok(out)
+    }
+
+    /// Sets what new disks are made of, once the I/O queues exist.
+    pub(crate) fn set_disk_template(&self, template: DiskTemplate) {
+        self.namespaces.lock().set_template(template);
+    }
+
+    /// Adds disks for new active namespaces and removes those of namespaces that went away.
+    pub(crate) fn rescan(&self) -> Result {
+        let report = self.namespaces.lock().scan(self)?;
+        if report.added + report.removed > 0 {
+            dev_info!(
+                self.pdev,
+                "namespace scan: {} disk(s) added, {} removed\n",
+                report.added,
+                report.removed
+            );
+        }
+        Ok(())
+    }
+
+    /// Removes every disk, draining its I/O.
+    pub(crate) fn remove_disks(&self) {
+        self.namespaces.lock().clear();
     }
 
     /// Resets the controller now, from a user request; fails with `EBUSY` unless live.
@@ -319,7 +381,7 @@ impl CtrlCore {
     pub(crate) fn schedule_reset(self: &Arc<Self>) {
         if self.state() == CtrlState::Live {
             // Already queued is fine: one reset handles every timeout.
-            let _ = workqueue::system().enqueue(self.clone());
+            let _ = workqueue::system().enqueue::<Arc<CtrlCore>, 0>(self.clone());
         }
     }
 
@@ -389,7 +451,7 @@ impl CtrlCore {
             buf.clear()?;
             self.config_dbbuf(buf)?;
         }
-        Ok(())
+        self.start_events()
     }
 
     /// Tells the controller where the shadow doorbells live (Doorbell Buffer Config).
@@ -411,6 +473,7 @@ impl CtrlCore {
     /// Starts unbinding: waits for a running reset, then lets I/O drain.
     pub(crate) fn begin_removal(&self) {
         cancel_work_sync(&self.reset_work);
+        cancel_work_sync(&self.event_work);
         if self.state() != CtrlState::Dead {
             self.set_state(CtrlState::Removing);
         }
@@ -421,6 +484,7 @@ impl CtrlCore {
     /// is shut down and disabled before any queue memory is freed.
     pub(crate) fn finish_removal(&self) {
         cancel_work_sync(&self.reset_work);
+        cancel_work_sync(&self.event_work);
         drop(self.io.lock().take());
         let csts = self.status();
         if !csts.is_all_ones() {

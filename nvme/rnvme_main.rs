@@ -27,9 +27,11 @@ mod controller;
 mod core;
 mod dbbuf;
 mod driver;
+mod events;
 mod io_ops;
 mod io_queue;
 mod namespace;
+mod namespaces;
 mod nvme_error;
 mod queue;
 

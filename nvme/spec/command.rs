@@ -179,6 +179,33 @@ impl Command {
             .with_cdw(11, cdw11)
     }
 
+    /// Asynchronous Event Request: completes when the controller has an event to report.
+    pub fn async_event() -> Self {
+        Self::new(admin::ASYNC_EVENT)
+    }
+
+    /// Abort of command `cid` on submission queue `sqid`.
+    pub fn abort(sqid: u16, cid: u16) -> Self {
+        Self::new(admin::ABORT).with_cdw(10, u32::from(sqid) | (u32::from(cid) << 16))
+    }
+
+    /// Get Log Page `lid` (namespace `nsid`, all-ones for the controller) of `bytes` bytes
+    /// (a multiple of 4, at most 4 KiB here) into the buffer at `prp1`. Reading clears the
+    /// event that pointed at the page (RAE = 0).
+    pub fn get_log_page(lid: u8, nsid: u32, bytes: u32, prp1: u64) -> Option<Self> {
+        if bytes == 0 || bytes % 4 != 0 || bytes > 4096 {
+            return None;
+        }
+        let numd = bytes / 4 - 1;
+        Some(
+            Self::new(admin::GET_LOG_PAGE)
+                .with_nsid(nsid)
+                .with_prps(prp1, 0)
+                .with_cdw(10, u32::from(lid) | ((numd & 0xffff) << 16))
+                .with_cdw(11, numd >> 16),
+        )
+    }
+
     /// Set Features Number of Queues: request `sq` I/O submission and `cq` I/O completion
     /// queues (both at least 1). The completion's DW0 carries what was allocated.
     pub fn set_num_queues(sq: u16, cq: u16) -> Self {
@@ -294,6 +321,22 @@ pub fn num_queues_allocated(dw0: u32) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn abort_and_log_page_encoding() {
+        let a = Command::abort(3, 0x1234);
+        assert_eq!(a.opcode(), admin::ABORT);
+        assert_eq!(a.dw[10], 0x1234_0003);
+        let l = Command::get_log_page(0x04, 0xffff_ffff, 4096, 0x9000).expect("log page");
+        assert_eq!(l.opcode(), admin::GET_LOG_PAGE);
+        assert_eq!(l.dw[1], 0xffff_ffff);
+        assert_eq!(l.dw[10], 0x04 | (1023 << 16));
+        assert_eq!(l.dw[11], 0);
+        assert_eq!(Command::get_log_page(0x02, 0, 6, 0), None);
+        assert_eq!(Command::get_log_page(0x02, 0, 0, 0), None);
+        assert_eq!(Command::get_log_page(0x02, 0, 8192, 0), None);
+        assert_eq!(Command::async_event().opcode(), admin::ASYNC_EVENT);
+    }
 
     #[test]
     fn identify_controller_encoding() {

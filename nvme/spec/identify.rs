@@ -79,6 +79,9 @@ pub struct IdentifyController {
     pub cntlid: u16,
     /// Version (same encoding as the VS register).
     pub ver: u32,
+    /// Optional asynchronous events supported (bit 8 namespace attribute notices, bit 9
+    /// firmware activation notices).
+    pub oaes: u32,
     /// Optional admin command support.
     pub oacs: u16,
     /// Asynchronous event request limit, 0's based.
@@ -106,6 +109,7 @@ impl IdentifyController {
             mdts: b[77],
             cntlid: u16_at(b, 78),
             ver: u32_at(b, 80),
+            oaes: u32_at(b, 92),
             oacs: u16_at(b, 256),
             aerl: b[259],
             sqes: b[512],

@@ -10,6 +10,7 @@
 pub mod register;
 pub mod command;
 pub mod completion;
+pub mod event;
 pub mod identify;
 pub mod passthru;
 pub mod prp;

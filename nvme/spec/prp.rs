@@ -152,9 +152,16 @@ mod tests {
         assert_eq!(simple(0x1000_0000, 0, 4096), None);
         assert_eq!(simple(0x1000_0000, 4096, 1000), None);
         // Whatever `simple` accepts, `build` describes the same way.
-        for (addr, len) in [(0x2000_0000u64, 4096u32), (0x2000_0800, 4096), (0x2000_0000, 8192)] {
+        for (addr, len) in [
+            (0x2000_0000u64, 4096u32),
+            (0x2000_0800, 4096),
+            (0x2000_0000, 8192),
+        ] {
             let mut list = [0u64; 4];
-            assert_eq!(simple(addr, len, 4096), build([(addr, len)], 4096, &mut list).ok());
+            assert_eq!(
+                simple(addr, len, 4096),
+                build([(addr, len)], 4096, &mut list).ok()
+            );
         }
     }
 

@@ -30,13 +30,18 @@ pub struct Direct(fs::File);
 impl Direct {
     /// Opens [`DISK`] for direct reads and writes.
     pub fn open() -> Result<Self, String> {
+        Self::open_path(DISK)
+    }
+
+    /// Opens the disk `path` for direct reads and writes.
+    pub fn open_path(path: &str) -> Result<Self, String> {
         fs::OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(libc::O_DIRECT)
-            .open(DISK)
+            .open(path)
             .map(Self)
-            .map_err(|e| format!("open {DISK}: {e}"))
+            .map_err(|e| format!("open {path}: {e}"))
     }
 
     /// Writes `data` at byte `offset`.

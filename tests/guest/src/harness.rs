@@ -2,7 +2,13 @@
 
 //! Test registry, selection and reporting.
 
-use std::{fs, io::Write, path::PathBuf, time::Instant};
+use std::{
+    fs,
+    io::Write,
+    path::PathBuf,
+    thread,
+    time::{Duration, Instant},
+};
 
 /// What every test gets: where the module and the kernel's own modules are, where to write.
 pub struct Env {
@@ -126,5 +132,19 @@ pub fn ensure(cond: bool, why: impl FnOnce() -> String) -> Result<(), String> {
         Ok(())
     } else {
         Err(why())
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
     }
 }

@@ -8,6 +8,7 @@ mod debug;
 mod identify;
 mod kunit;
 mod lifecycle;
+mod namespaces;
 mod recovery;
 mod smoke;
 
@@ -21,6 +22,7 @@ pub fn all() -> Vec<Test> {
     v.extend(kunit::tests());
     v.extend(chardev::tests());
     v.extend(block::tests());
+    v.extend(namespaces::tests());
     v.extend(recovery::tests());
     v.extend(lifecycle::tests());
     // Last: the leak scan covers everything the other tests did.
