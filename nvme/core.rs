@@ -334,6 +334,13 @@ impl CtrlCore {
         self.namespaces.lock().clear();
     }
 
+    /// Asks the controller to abort command `cid` of submission queue `sqid`; returns
+    /// whether it says it did (the command then completes with an abort status).
+    pub(crate) fn abort(&self, sqid: u16, cid: u16) -> Result<bool> {
+        let dw0 = self.admin_checked(Command::abort(sqid, cid), "Abort")?;
+        Ok(dw0 & 1 == 0)
+    }
+
     /// Resets the controller now, from a user request; fails with `EBUSY` unless live.
     pub(crate) fn reset_now(&self) -> Result {
         if self.state() != CtrlState::Live {

@@ -3,7 +3,7 @@
 //! The block layer side of I/O: turning requests into NVMe commands and completions back
 //! into request status.
 
-use core::sync::atomic::{AtomicU16, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, Ordering};
 
 use kernel::{
     prelude::*,
@@ -75,6 +75,10 @@ pub(crate) struct IoPdu {
     dma: IrqSpinLock<IoDma>,
     status: AtomicU16,
     cancel: AtomicU8,
+    /// Whether an Abort was sent since the request was last dispatched.
+    aborted: AtomicBool,
+    /// How often the request was sent again after a retryable error.
+    retries: AtomicU8,
 }
 
 impl IoPdu {
@@ -191,6 +195,8 @@ impl Operations for IoOps {
             }),
             status: AtomicU16::new(0),
             cancel: AtomicU8::new(Cancel::No as u8),
+            aborted: AtomicBool::new(false),
+            retries: AtomicU8::new(0),
         })
     }
 
@@ -210,6 +216,7 @@ impl Operations for IoOps {
         let queue = io.queues.get(hctx_idx as usize).ok_or(BlkStatus::IOERR)?;
         rq.data().status.store(0, Ordering::Relaxed);
         rq.data().cancel(Cancel::No);
+        rq.data().aborted.store(false, Ordering::Relaxed);
 
         let cmd = match rq.op() {
             ReqOp::Read | ReqOp::Write => {
@@ -268,6 +275,13 @@ impl Operations for IoOps {
             c if c == Cancel::Fail as u8 => CompleteAction::End(BlkStatus::IOERR),
             _ => {
                 let status = Status(rq.data().status.load(Ordering::Relaxed));
+                let retries = rq.data().retries.load(Ordering::Relaxed);
+                if status.should_retry(retries) {
+                    rq.data().retries.store(retries + 1, Ordering::Relaxed);
+                    return CompleteAction::Requeue;
+                }
+                // The data is reused by the tag's next request.
+                rq.data().retries.store(0, Ordering::Relaxed);
                 CompleteAction::End(blk_status(status.block_outcome()))
             }
         }
@@ -294,8 +308,32 @@ impl Operations for IoOps {
             core.status().0
         );
         match state {
-            // The reset disables the controller and requeues this request.
+            // First try to abort just this command (its completion then retries it); if
+            // that fails, or the request times out again, the reset disables the
+            // controller and requeues every request.
             CtrlState::Live => {
+                let sqid = (rq.hctx_index() + 1) as u16;
+                if !rq.data().aborted.swap(true, Ordering::Relaxed) {
+                    match core.abort(sqid, rq.tag()) {
+                        Ok(aborted) => {
+                            dev_warn!(
+                                core.pdev(),
+                                "abort of I/O tag {} on queue {}: {}\n",
+                                rq.tag(),
+                                sqid,
+                                if aborted { "aborted" } else { "not aborted" }
+                            );
+                            return TimeoutAction::ResetTimer;
+                        }
+                        Err(e) => dev_warn!(core.pdev(), "abort failed: {:?}\n", e),
+                    }
+                } else {
+                    dev_warn!(
+                        core.pdev(),
+                        "I/O tag {} timed out again after its abort\n",
+                        rq.tag()
+                    );
+                }
                 core.schedule_reset();
                 TimeoutAction::ResetTimer
             }

@@ -110,6 +110,18 @@ impl Status {
     }
 }
 
+/// How often a failed I/O command is retried before its error is reported.
+pub const MAX_RETRIES: u8 = 5;
+
+impl Status {
+    /// Whether an I/O command that completed with this status and was already retried
+    /// `retries` times is sent again: errors without Do Not Retry are, up to
+    /// [`MAX_RETRIES`] times (as the C driver does, e.g. for an aborted command).
+    pub fn should_retry(self, retries: u8) -> bool {
+        !self.is_success() && !self.dnr() && retries < MAX_RETRIES
+    }
+}
+
 /// How the block layer should see the outcome of an I/O command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlockOutcome {
@@ -165,6 +177,18 @@ impl fmt::Debug for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_stop_at_dnr_and_at_the_limit() {
+        // Command Abort Requested (generic 0x07), no DNR: retried up to the limit.
+        let aborted = Status(0x07 << 1);
+        assert!(aborted.should_retry(0));
+        assert!(aborted.should_retry(MAX_RETRIES - 1));
+        assert!(!aborted.should_retry(MAX_RETRIES));
+        // The same with Do Not Retry set: never.
+        assert!(!Status(aborted.0 | (1 << 14)).should_retry(0));
+        assert!(!Status::SUCCESS.should_retry(0));
+    }
 
     #[test]
     fn decodes_fields_little_endian() {

@@ -91,6 +91,13 @@ impl<T: Operations> Request<T> {
         unsafe { (*self.as_raw()).tag as u16 }
     }
 
+    /// The index of the hardware queue the request was dispatched on.
+    pub(crate) fn hctx_index(&self) -> u32 {
+        // SAFETY: the request is valid and in flight, so `mq_hctx` points to its hardware
+        // context.
+        unsafe { (*(*self.as_raw()).mq_hctx).queue_num }
+    }
+
     /// The operation.
     pub(crate) fn op(&self) -> ReqOp {
         // SAFETY: the request is valid.

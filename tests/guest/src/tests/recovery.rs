@@ -17,7 +17,7 @@ use crate::{
 pub fn tests() -> Vec<Test> {
     vec![
         Test {
-            name: "recovery/timeout-resets-and-requeues",
+            name: "recovery/timeout-aborts-resets-and-requeues",
             groups: &["recovery", "block"],
             run: timeout_resets_and_requeues,
         },
@@ -70,7 +70,8 @@ fn timeout_resets_and_requeues(env: &Env) -> Result<Vec<Report>, String> {
         let data = pattern(256 << 10, 4242);
         let mut disk = Direct::open()?;
         inject_lost_completions(1)?;
-        // The write's completion is dropped; it times out, the controller is reset and the
+        // The write's completion is dropped; it times out and is aborted (the controller
+        // finds nothing to abort), times out again, the controller is reset and the
         // write is dispatched again.
         disk.write_at(32 << 20, &data)?;
         stop_injection()?;
@@ -81,10 +82,16 @@ fn timeout_resets_and_requeues(env: &Env) -> Result<Vec<Report>, String> {
     })();
     let _ = stop_injection();
     let timeouts = count_since(mark, "timed out");
+    let aborts = count_since(mark, "abort of I/O tag");
+    let again = count_since(mark, "timed out again after its abort");
     let resets = count_since(mark, "controller reset complete");
     module::rmmod(RNVME)?;
     result?;
     ensure(timeouts? >= 1, || "no request timed out".into())?;
+    ensure(aborts? >= 1, || "the timed-out request was not aborted first".into())?;
+    ensure(again? >= 1, || {
+        "the reset did not wait for the aborted request's second timeout".into()
+    })?;
     ensure(resets? >= 1, || "the controller was not reset".into())?;
     Ok(vec![])
 }
