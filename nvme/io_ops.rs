@@ -268,6 +268,11 @@ impl Operations for IoOps {
         }
     }
 
+    fn complete_batched(rq: &Request<Self>) {
+        rq.data().dma.lock().release();
+        rq.data().retries.store(0, Ordering::Relaxed);
+    }
+
     fn complete(rq: &Request<Self>) -> CompleteAction {
         rq.data().dma.lock().release();
         match rq.data().cancel.load(Ordering::Relaxed) {

@@ -11,7 +11,7 @@ use crate::{
     dbbuf::{DbBuf, Shadow},
     io_ops::IoOps,
     kapi::{
-        block::mq::TagSet,
+        block::mq::{CompletionBatch, TagSet},
         device::Device,
         dma::DmaPool,
         irq::{Handler, IrqReturn},
@@ -108,9 +108,15 @@ impl IoQueue {
     /// completions) are dropped.
     pub(crate) fn drain(&self, tagset: &TagSet<IoOps>) -> usize {
         let hctx = u32::from(self.qid) - 1;
+        let mut batch = CompletionBatch::new();
         self.process_completions(|cqe| {
-            tagset.complete_tag(hctx, cqe.cid, |rq| rq.data().set_status(cqe.status()));
+            tagset.complete_tag(hctx, cqe.cid, &mut batch, |rq| {
+                let status = cqe.status();
+                rq.data().set_status(status);
+                status.is_success()
+            });
         })
+        // Dropping the batch ends the requests that completed successfully.
     }
 
     /// The queue identifier.

@@ -145,6 +145,23 @@ void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, struct pci_dev *pdev,
 		blk_mq_map_queues(map);
 }
 
+/* Adds @rq, completed without error, to @iob; false if it must be completed alone. */
+bool rnvme_blk_mq_add_to_batch(struct request *rq, struct io_comp_batch *iob,
+			       void (*complete)(struct io_comp_batch *))
+{
+	return blk_mq_add_to_batch(rq, iob, false, complete);
+}
+
+/* Calls @each on every request of @iob (to release its resources), then ends them all. */
+void rnvme_blk_mq_end_batch(struct io_comp_batch *iob, void (*each)(struct request *))
+{
+	struct request *rq;
+
+	rq_list_for_each(&iob->req_list, rq)
+		each(rq);
+	blk_mq_end_request_batch(iob);
+}
+
 bool rnvme_blk_mq_request_in_flight(struct request *rq)
 {
 	return blk_mq_rq_state(rq) == MQ_RQ_IN_FLIGHT;

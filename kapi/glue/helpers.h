@@ -41,6 +41,9 @@ struct request *rnvme_blk_mq_tag_to_rq(struct blk_mq_tag_set *set, unsigned int 
 				       unsigned int tag);
 void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, struct pci_dev *pdev,
 			     unsigned int first_vector);
+bool rnvme_blk_mq_add_to_batch(struct request *rq, struct io_comp_batch *iob,
+			       void (*complete)(struct io_comp_batch *));
+void rnvme_blk_mq_end_batch(struct io_comp_batch *iob, void (*each)(struct request *));
 bool rnvme_blk_mq_request_in_flight(struct request *rq);
 bool rnvme_blk_should_fake_timeout(struct request *rq);
 u64 rnvme_blk_rq_pos(struct request *rq);

@@ -10,6 +10,7 @@
 
 #![allow(unused_imports)] // The driver's block devices are being built on these.
 
+mod batch;
 mod gen_disk;
 mod operations;
 mod queue_map;
@@ -17,6 +18,7 @@ mod request;
 mod sg;
 mod tag_set;
 
+pub(crate) use batch::CompletionBatch;
 pub(crate) use gen_disk::{GenDisk, GenDiskBuilder};
 pub(crate) use operations::{CompleteAction, Operations, TimeoutAction};
 pub(crate) use queue_map::QueueMap;

@@ -7,7 +7,7 @@ use core::{marker::PhantomData, ptr};
 use kernel::{bindings, error::from_result, ffi, init::PinInit, prelude::*, types::ForeignOwnable};
 
 use super::{queue_map::QueueMap, request::Request, tag_set::tag_set_data};
-use crate::kapi::block::BlkStatus;
+use crate::kapi::{bindings::sys, block::BlkStatus};
 
 /// What to do with a request whose timer expired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +61,12 @@ pub(crate) trait Operations: Sized + 'static {
     /// [`TagSet::complete_tag`]: super::TagSet::complete_tag
     /// [`TagSet::cancel_in_flight`]: super::TagSet::cancel_in_flight
     fn complete(rq: &Request<Self>) -> CompleteAction;
+
+    /// Releases what a request that completed successfully holds (e.g. its DMA mapping):
+    /// it is one of a [`CompletionBatch`], which ends them all with success at once.
+    ///
+    /// [`CompletionBatch`]: super::CompletionBatch
+    fn complete_batched(rq: &Request<Self>);
 
     /// A request's timer expired.
     fn timeout(
@@ -124,7 +130,7 @@ impl<T: Operations> OperationsVTable<T> {
     /// # Safety
     ///
     /// Called by blk-mq for a request that was completed through `blk_mq_complete_request`.
-    unsafe extern "C" fn complete_callback(rq: *mut bindings::request) {
+    pub(super) unsafe extern "C" fn complete_callback(rq: *mut bindings::request) {
         // SAFETY: the request is valid and completed, owned by the driver until ended.
         let action = T::complete(unsafe { Request::<T>::from_raw(rq) });
         match action {
@@ -135,6 +141,23 @@ impl<T: Operations> OperationsVTable<T> {
             // SAFETY: as above; blk-mq owns it again and dispatches it later.
             CompleteAction::Requeue => unsafe { bindings::blk_mq_requeue_request(rq, true) },
         }
+    }
+
+    /// # Safety
+    ///
+    /// Called by `blk_mq_end_request_batch`'s caller with a batch whose requests are all
+    /// completed requests of a tag set for `T`.
+    pub(super) unsafe extern "C" fn complete_batch_callback(iob: *mut bindings::io_comp_batch) {
+        /// # Safety
+        ///
+        /// Called with each request of the batch above.
+        unsafe extern "C" fn release_one<T: Operations>(rq: *mut bindings::request) {
+            // SAFETY: the request is completed and owned by the driver until ended.
+            T::complete_batched(unsafe { Request::<T>::from_raw(rq) });
+        }
+        // SAFETY: `iob` is valid and its requests are ours; each is released, then all
+        // are ended exactly once.
+        unsafe { sys::rnvme_blk_mq_end_batch(iob, Some(release_one::<T>)) };
     }
 
     /// # Safety

@@ -13,7 +13,7 @@ use kernel::{
     types::{ForeignOwnable, Opaque},
 };
 
-use super::{operations::OperationsVTable, Operations, Request};
+use super::{batch::CompletionBatch, operations::OperationsVTable, Operations, Request};
 use crate::kapi::bindings::sys;
 
 /// Returns the data of the tag set `set`.
@@ -106,14 +106,17 @@ impl<T: Operations> TagSet<T> {
     }
 
     /// Completes the in-flight request with tag `tag` on hardware queue `hctx_idx`: `f`
-    /// records the result in the request's data, then the request is completed (and later
-    /// ended by [`Operations::complete`]). Returns `false`, without calling `f`, when no
-    /// request with that tag is in flight, as for a bogus or duplicate completion.
+    /// records the result in the request's data and returns whether the request
+    /// succeeded; then the request is completed (and later ended by
+    /// [`Operations::complete`]), or, if it succeeded and is completed on this CPU, added
+    /// to `batch` to be ended with the others. Returns `false`, without calling `f`, when
+    /// no request with that tag is in flight, as for a bogus or duplicate completion.
     pub(crate) fn complete_tag(
         &self,
         hctx_idx: u32,
         tag: u16,
-        f: impl FnOnce(&Request<T>),
+        batch: &mut CompletionBatch<T>,
+        f: impl FnOnce(&Request<T>) -> bool,
     ) -> bool {
         // SAFETY: the tag set is valid; the helper checks both indices.
         let rq = unsafe { sys::rnvme_blk_mq_tag_to_rq(self.as_raw(), hctx_idx, u32::from(tag)) };
@@ -128,9 +131,25 @@ impl<T: Operations> TagSet<T> {
             return true;
         }
         // SAFETY: the request is in flight, hence owned by the driver until completed.
-        f(unsafe { Request::from_raw(rq) });
-        // SAFETY: as above; `complete` ends it exactly once.
-        unsafe { bindings::blk_mq_complete_request(rq) };
+        let ok = f(unsafe { Request::from_raw(rq) });
+        // SAFETY: as above. Exactly one of the three paths completes it: on its submitting
+        // CPU (remote), in the batch, or here (`blk_mq_complete_request` split open).
+        unsafe {
+            if bindings::blk_mq_complete_request_remote(rq) {
+                return true;
+            }
+            // INVARIANT: a completed request of this tag set, with our batch callback.
+            if ok
+                && sys::rnvme_blk_mq_add_to_batch(
+                    rq,
+                    &mut batch.iob,
+                    Some(OperationsVTable::<T>::complete_batch_callback),
+                )
+            {
+                return true;
+            }
+            OperationsVTable::<T>::complete_callback(rq);
+        }
         true
     }
 }
