@@ -4,7 +4,12 @@
 
 use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
-use kernel::{prelude::*, sync::Arc, types::ARef};
+use kernel::{
+    new_spinlock,
+    prelude::*,
+    sync::{Arc, SpinLock},
+    types::ARef,
+};
 
 use crate::{
     core::CtrlCore,
@@ -32,8 +37,10 @@ pub(crate) struct IoQueue {
     /// The interrupt vector (MSI-X table index) of the completion queue.
     vector: u16,
     bar: Arc<pci::Bar<REGS_SIZE>>,
+    /// Only taken by submission (`queue_rq`, never in interrupt context) and by recovery,
+    /// so, as in the C driver, a plain spinlock: interrupts stay enabled.
     #[pin]
-    sq: IrqSpinLock<SubmissionQueue>,
+    sq: SpinLock<SubmissionQueue>,
     #[pin]
     cq: IrqSpinLock<CompletionQueue>,
     /// The SQ head the controller reported last, applied to the ring before a push.
@@ -59,7 +66,7 @@ impl IoQueue {
             vector,
             bar,
             dma,
-            sq <- IrqSpinLock::new(sq),
+            sq <- new_spinlock!(sq, "IoQueue::sq"),
             cq <- IrqSpinLock::new(cq),
             sq_head: AtomicU16::new(0),
             irq: AtomicU32::new(0),

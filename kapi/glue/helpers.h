@@ -41,6 +41,8 @@ struct request *rnvme_blk_mq_tag_to_rq(struct blk_mq_tag_set *set, unsigned int 
 				       unsigned int tag);
 void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, struct pci_dev *pdev,
 			     unsigned int first_vector);
+dma_addr_t rnvme_blk_rq_map_single(struct request *rq, struct device *dev,
+				   enum dma_data_direction dir, unsigned int *len);
 bool rnvme_blk_mq_add_to_batch(struct request *rq, struct io_comp_batch *iob,
 			       void (*complete)(struct io_comp_batch *));
 void rnvme_blk_mq_end_batch(struct io_comp_batch *iob, void (*each)(struct request *));

@@ -91,6 +91,12 @@ impl<T: Operations> Request<T> {
         unsafe { (*self.as_raw()).tag as u16 }
     }
 
+    /// Number of physical data segments (0 for requests without data).
+    pub(crate) fn nr_phys_segments(&self) -> u16 {
+        // SAFETY: the request is valid.
+        unsafe { sys::rnvme_blk_rq_nr_phys_segments(self.as_raw()) }
+    }
+
     /// The index of the hardware queue the request was dispatched on.
     pub(crate) fn hctx_index(&self) -> u32 {
         // SAFETY: the request is valid and in flight, so `mq_hctx` points to its hardware

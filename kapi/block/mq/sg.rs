@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! DMA mapping of a request's data through a scatterlist.
+//! DMA mapping of a request's data: a single segment directly, more through a scatterlist.
 
 use kernel::{bindings, prelude::*, types::ARef};
 
@@ -11,12 +11,21 @@ use crate::kapi::{bindings::sys, device::Device};
 const DMA_TO_DEVICE: u32 = 1;
 /// `DMA_FROM_DEVICE`.
 const DMA_FROM_DEVICE: u32 = 2;
+/// `DMA_MAPPING_ERROR`: the address a failed mapping returns.
+const DMA_MAPPING_ERROR: u64 = u64::MAX;
+
+/// What [`RequestSg::map`] mapped.
+enum Mapped {
+    /// The request's only segment, mapped directly (the scatterlist is not used).
+    Single { addr: u64, len: u32 },
+    /// `nents` scatterlist entries, `mapped` DMA segments.
+    Sg { nents: i32, mapped: usize },
+}
 
 /// A mapping made by [`RequestSg::map`].
 struct Mapping {
     dev: ARef<Device>,
-    nents: i32,
-    mapped: usize,
+    mapped: Mapped,
     dir: u32,
 }
 
@@ -26,9 +35,9 @@ struct Mapping {
 ///
 /// # Invariants
 ///
-/// When `mapping` is `Some`, the first `mapping.nents` entries of `sg` describe the
-/// request's data and are mapped for `mapping.dev`, `mapping.mapped` of them as DMA
-/// segments.
+/// When `mapping` is `Some`, the request's data is mapped for `mapping.dev`: its single
+/// segment at `addr` (`Mapped::Single`), or described by the first `nents` entries of
+/// `sg`, `mapped` of them DMA segments (`Mapped::Sg`).
 pub(crate) struct RequestSg<const N: usize> {
     sg: [bindings::scatterlist; N],
     mapping: Option<Mapping>,
@@ -55,6 +64,27 @@ impl<const N: usize> RequestSg<N> {
         if self.mapping.is_some() {
             return Err(EBUSY);
         }
+        let dir = if rq.op().is_write() {
+            DMA_TO_DEVICE
+        } else {
+            DMA_FROM_DEVICE
+        };
+        if rq.nr_phys_segments() == 1 {
+            let mut len = 0u32;
+            // SAFETY: the request is valid, owned by the driver and has one segment; `dev`
+            // is valid; `len` is valid for writes.
+            let addr = unsafe { sys::rnvme_blk_rq_map_single(rq.as_raw(), dev.as_raw(), dir, &mut len) };
+            if addr == DMA_MAPPING_ERROR {
+                return Err(ENOMEM);
+            }
+            // INVARIANT: mapped above.
+            self.mapping = Some(Mapping {
+                dev: dev.into(),
+                mapped: Mapped::Single { addr, len },
+                dir,
+            });
+            return Ok(1);
+        }
         let n = u32::try_from(N).map_err(|_| EINVAL)?;
         // SAFETY: the request is valid and owned by the driver; `sg` has room for `N`
         // entries, which the helper checks against the request's segment count.
@@ -62,11 +92,6 @@ impl<const N: usize> RequestSg<N> {
         if nents <= 0 {
             return Err(EINVAL);
         }
-        let dir = if rq.op().is_write() {
-            DMA_TO_DEVICE
-        } else {
-            DMA_FROM_DEVICE
-        };
         // SAFETY: the first `nents` entries describe the request's pages; `dev` is valid.
         let mapped = unsafe {
             bindings::dma_map_sg_attrs(dev.as_raw(), self.sg.as_mut_ptr(), nents, dir, 0)
@@ -77,8 +102,10 @@ impl<const N: usize> RequestSg<N> {
         // INVARIANT: mapped above.
         self.mapping = Some(Mapping {
             dev: dev.into(),
-            nents,
-            mapped: mapped as usize,
+            mapped: Mapped::Sg {
+                nents,
+                mapped: mapped as usize,
+            },
             dir,
         });
         Ok(mapped as usize)
@@ -86,27 +113,32 @@ impl<const N: usize> RequestSg<N> {
 
     /// The DMA segments of the current mapping as (bus address, length) pairs.
     pub(crate) fn segments(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        let mapped = self.mapping.as_ref().map_or(0, |m| m.mapped);
-        self.sg[..mapped].iter().map(|sg| {
+        let (single, mapped) = match self.mapping.as_ref().map(|m| &m.mapped) {
+            Some(Mapped::Single { addr, len }) => (Some((*addr, *len)), 0),
+            Some(Mapped::Sg { mapped, .. }) => (None, *mapped),
+            None => (None, 0),
+        };
+        Iterator::chain(single.into_iter(), self.sg[..mapped].iter().map(|sg| {
             let sg = core::ptr::from_ref(sg).cast_mut();
             // SAFETY: `sg` is a mapped entry (type invariant); the helpers only read it.
             unsafe { (sys::rnvme_sg_dma_address(sg), sys::rnvme_sg_dma_len(sg)) }
-        })
+        }))
     }
 
     /// Unmaps the data, if mapped.
     pub(crate) fn unmap(&mut self) {
-        if let Some(m) = self.mapping.take() {
+        let Some(m) = self.mapping.take() else {
+            return;
+        };
+        match m.mapped {
+            // SAFETY: mapped with these arguments (type invariant).
+            Mapped::Single { addr, len } => unsafe {
+                bindings::dma_unmap_page_attrs(m.dev.as_raw(), addr, len as usize, m.dir, 0)
+            },
             // SAFETY: the entries were mapped with these arguments (type invariant).
-            unsafe {
-                bindings::dma_unmap_sg_attrs(
-                    m.dev.as_raw(),
-                    self.sg.as_mut_ptr(),
-                    m.nents,
-                    m.dir,
-                    0,
-                )
-            };
+            Mapped::Sg { nents, .. } => unsafe {
+                bindings::dma_unmap_sg_attrs(m.dev.as_raw(), self.sg.as_mut_ptr(), nents, m.dir, 0)
+            },
         }
     }
 }
