@@ -516,6 +516,12 @@ pub(crate) trait Driver: Send + Sync + 'static {
     fn unbind(dev: &Device<Core>, this: Pin<&Self>) {
         let _ = (dev, this);
     }
+
+    /// Called at system shutdown or reboot with the device still bound: quiesce it so that
+    /// it does no more DMA (the object is not dropped).
+    fn shutdown(dev: &Device<Core>, this: Pin<&Self>) {
+        let _ = (dev, this);
+    }
 }
 
 /// The C callbacks of a [`Driver`].
@@ -560,6 +566,23 @@ impl<T: Driver> Adapter<T> {
         // SAFETY: the device is valid; the stale pointer must not be seen by the next driver.
         unsafe { sys::rnvme_dev_set_drvdata(dev.as_dev().as_raw(), core::ptr::null_mut()) };
     }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core at shutdown with a valid device, bound or not.
+    unsafe extern "C" fn shutdown_callback(pdev: *mut sys::pci_dev) {
+        // SAFETY: the PCI core calls shutdown with a valid device, its lock held.
+        let dev = unsafe { Device::<Core>::from_raw(pdev) };
+        // SAFETY: the device is valid.
+        let ptr = unsafe { sys::rnvme_dev_get_drvdata(dev.as_dev().as_raw()) };
+        if ptr.is_null() {
+            return;
+        }
+        // SAFETY: a non-null drvdata is the object `probe_callback` stored, alive until
+        // `remove_callback`, which cannot run concurrently (the device lock is held).
+        let data = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(ptr) };
+        T::shutdown(dev, data);
+    }
 }
 
 /// The registration of a [`Driver`] with the PCI core; unregisters on drop.
@@ -595,6 +618,7 @@ impl<T: Driver> Registration<T> {
                 (*drv).id_table = T::ID_TABLE.as_ptr();
                 (*drv).probe = Some(Adapter::<T>::probe_callback);
                 (*drv).remove = Some(Adapter::<T>::remove_callback);
+                (*drv).shutdown = Some(Adapter::<T>::shutdown_callback);
             }
             // SAFETY: `drv` is fully initialised and pinned (it lives in a pinned `Opaque`
             // that is only dropped through `PinnedDrop`, which unregisters it); `name` is a

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The controller character device `/dev/rnvme<N>`: the NVMe passthrough ioctls nvme-cli
-//! and libnvme use (`NVME_IOCTL_ADMIN_CMD`, `NVME_IOCTL_ADMIN64_CMD`, `NVME_IOCTL_RESET`).
+//! and libnvme use (`NVME_IOCTL_ADMIN_CMD`, `NVME_IOCTL_ADMIN64_CMD`, `NVME_IOCTL_RESET`,
+//! `NVME_IOCTL_RESCAN`).
 
 use kernel::{prelude::*, sync::Arc, uaccess::UserSlice};
 
@@ -99,6 +100,7 @@ impl MiscFile for CtrlFile {
         }
         match ioc {
             CtrlIoctl::Reset => self.core.reset_now().map(|()| 0),
+            CtrlIoctl::Rescan => self.core.rescan().map(|()| 0),
             CtrlIoctl::AdminCmd | CtrlIoctl::Admin64Cmd => self.admin_passthru(ioc, arg),
         }
     }

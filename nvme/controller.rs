@@ -291,6 +291,13 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// Stops the controller for a system shutdown or reboot (the disks stay).
+    pub(crate) fn shutdown(&self) {
+        self.core.system_shutdown();
+    }
+}
+
 impl Drop for Controller {
     fn drop(&mut self) {
         // Remove the disks first: this drains their I/O while the queues still work (a

@@ -477,6 +477,27 @@ impl CtrlCore {
         }
     }
 
+    /// Stops the controller for a system shutdown or reboot: no more I/O is dispatched,
+    /// the controller completes a normal shutdown (CC.SHN) and is disabled, and whatever
+    /// was still in flight fails. The disks stay until the system goes down.
+    pub(crate) fn system_shutdown(&self) {
+        cancel_work_sync(&self.reset_work);
+        cancel_work_sync(&self.event_work);
+        self.set_state(CtrlState::Dead);
+        let io = self.io.lock();
+        if let Some(link) = io.as_ref() {
+            link.tagset.quiesce();
+        }
+        if self.status().rdy() {
+            self.shutdown();
+        }
+        if let Some(link) = io.as_ref() {
+            self.stop_and_cancel(link, Cancel::Fail);
+            link.tagset.unquiesce();
+        }
+        dev_info!(self.pdev, "shut down (CSTS {:#x})\n", self.status().0);
+    }
+
     /// Starts unbinding: waits for a running reset, then lets I/O drain.
     pub(crate) fn begin_removal(&self) {
         cancel_work_sync(&self.reset_work);

@@ -49,6 +49,10 @@ impl pci::Driver for NvmeDriver {
         // its queues; it logs "unbound" when done.
         dev_info!(pdev, "unbinding\n");
     }
+
+    fn shutdown(_pdev: &pci::Device<Core>, this: Pin<&Self>) {
+        this.controller.shutdown();
+    }
 }
 
 /// Name under which the driver requests BAR0.

@@ -24,6 +24,8 @@ pub enum CtrlIoctl {
     Admin64Cmd,
     /// `NVME_IOCTL_RESET`: reset the controller.
     Reset,
+    /// `NVME_IOCTL_RESCAN`: rescan the namespaces.
+    Rescan,
 }
 
 const IOC_NRBITS: u32 = 8;
@@ -49,6 +51,8 @@ pub const fn ioc(dir: u32, nr: u32, size: u32) -> u32 {
 pub const NVME_IOCTL_ADMIN_CMD: u32 = ioc(IOC_READ | IOC_WRITE, 0x41, PASSTHRU_SIZE as u32);
 /// `NVME_IOCTL_RESET`.
 pub const NVME_IOCTL_RESET: u32 = ioc(IOC_NONE, 0x44, 0);
+/// `NVME_IOCTL_RESCAN`.
+pub const NVME_IOCTL_RESCAN: u32 = ioc(IOC_NONE, 0x46, 0);
 /// `NVME_IOCTL_ADMIN64_CMD`.
 pub const NVME_IOCTL_ADMIN64_CMD: u32 = ioc(IOC_READ | IOC_WRITE, 0x47, PASSTHRU64_SIZE as u32);
 
@@ -59,6 +63,7 @@ impl CtrlIoctl {
             NVME_IOCTL_ADMIN_CMD => Some(Self::AdminCmd),
             NVME_IOCTL_ADMIN64_CMD => Some(Self::Admin64Cmd),
             NVME_IOCTL_RESET => Some(Self::Reset),
+            NVME_IOCTL_RESCAN => Some(Self::Rescan),
             _ => None,
         }
     }
@@ -68,7 +73,7 @@ impl CtrlIoctl {
         match self {
             Self::AdminCmd => PASSTHRU_SIZE,
             Self::Admin64Cmd => PASSTHRU64_SIZE,
-            Self::Reset => 0,
+            Self::Reset | Self::Rescan => 0,
         }
     }
 
@@ -78,7 +83,7 @@ impl CtrlIoctl {
             Self::AdminCmd => Some((68, 4)),
             // `timeout_ms` at 64, `rsvd2` at 68, then the 64-bit result.
             Self::Admin64Cmd => Some((72, 8)),
-            Self::Reset => None,
+            Self::Reset | Self::Rescan => None,
         }
     }
 }
@@ -202,6 +207,15 @@ impl Passthru {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rescan_and_reset_numbers_match_the_uapi() {
+        // _IO('N', 0x44) and _IO('N', 0x46) from <linux/nvme_ioctl.h>.
+        assert_eq!(NVME_IOCTL_RESET, 0x4e44);
+        assert_eq!(NVME_IOCTL_RESCAN, 0x4e46);
+        assert_eq!(CtrlIoctl::from_cmd(0x4e46), Some(CtrlIoctl::Rescan));
+        assert_eq!(CtrlIoctl::Rescan.arg_size(), 0);
+    }
 
     fn identify_arg(addr: u64, len: u32) -> [u8; PASSTHRU_SIZE] {
         let mut b = [0u8; PASSTHRU_SIZE];

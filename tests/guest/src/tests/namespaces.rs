@@ -71,6 +71,14 @@ fn attach_detach() -> Result<(), String> {
         wait_until(EVENT_TIMEOUT, || Path::new(NS2_DISK).exists()),
         || format!("{NS2_DISK} did not appear within {EVENT_TIMEOUT:?} of attach-ns"),
     )?;
+    // An explicit rescan (nvme-cli ns-rescan, NVME_IOCTL_RESCAN) finds nothing new.
+    let before = kmsg::since(mark)?;
+    module::run("nvme", &["ns-rescan", CHARDEV])?;
+    let after = kmsg::since(mark)?;
+    ensure(
+        Path::new(NS2_DISK).exists() && after.len() == before.len(),
+        || format!("ns-rescan changed something: {:?}", &after[before.len()..]),
+    )?;
     let data = pattern(64 * 1024, 0x2a2a);
     let mut disk = Direct::open_path(NS2_DISK)?;
     disk.write_at(1 << 20, &data)?;
