@@ -18,7 +18,6 @@ use crate::{
     dbbuf::DbBuf,
     io_ops::{Cancel, IoOps},
     io_queue::IoQueue,
-    namespaces::{DiskTemplate, NsDisks},
     kapi::{
         block::mq::TagSet,
         delay::read_poll_timeout,
@@ -27,6 +26,7 @@ use crate::{
         irq, pci,
         workqueue::cancel_work_sync,
     },
+    namespaces::{DiskTemplate, NsDisks},
     nvme_error::NvmeError,
     spec::{
         command::{num_queues_allocated, Command, SQE_SIZE_LOG2},

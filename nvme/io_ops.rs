@@ -15,9 +15,7 @@ use crate::{
     io_queue::IoQueues,
     kapi::{
         block::{
-            mq::{
-                CompleteAction, Operations, QueueMap, ReqOp, Request, RequestSg, TimeoutAction,
-            },
+            mq::{CompleteAction, Operations, QueueMap, ReqOp, Request, RequestSg, TimeoutAction},
             BlkStatus,
         },
         device::dev_warn,

@@ -193,7 +193,7 @@ impl Command {
     /// (a multiple of 4, at most 4 KiB here) into the buffer at `prp1`. Reading clears the
     /// event that pointed at the page (RAE = 0).
     pub fn get_log_page(lid: u8, nsid: u32, bytes: u32, prp1: u64) -> Option<Self> {
-        if bytes == 0 || bytes % 4 != 0 || bytes > 4096 {
+        if bytes == 0 || bytes & 3 != 0 || bytes > 4096 {
             return None;
         }
         let numd = bytes / 4 - 1;

@@ -73,7 +73,8 @@ impl<const N: usize> RequestSg<N> {
             let mut len = 0u32;
             // SAFETY: the request is valid, owned by the driver and has one segment; `dev`
             // is valid; `len` is valid for writes.
-            let addr = unsafe { sys::rnvme_blk_rq_map_single(rq.as_raw(), dev.as_raw(), dir, &mut len) };
+            let addr =
+                unsafe { sys::rnvme_blk_rq_map_single(rq.as_raw(), dev.as_raw(), dir, &mut len) };
             if addr == DMA_MAPPING_ERROR {
                 return Err(ENOMEM);
             }
@@ -118,11 +119,14 @@ impl<const N: usize> RequestSg<N> {
             Some(Mapped::Sg { mapped, .. }) => (None, *mapped),
             None => (None, 0),
         };
-        Iterator::chain(single.into_iter(), self.sg[..mapped].iter().map(|sg| {
-            let sg = core::ptr::from_ref(sg).cast_mut();
-            // SAFETY: `sg` is a mapped entry (type invariant); the helpers only read it.
-            unsafe { (sys::rnvme_sg_dma_address(sg), sys::rnvme_sg_dma_len(sg)) }
-        }))
+        Iterator::chain(
+            single.into_iter(),
+            self.sg[..mapped].iter().map(|sg| {
+                let sg = core::ptr::from_ref(sg).cast_mut();
+                // SAFETY: `sg` is a mapped entry (type invariant); the helpers only read it.
+                unsafe { (sys::rnvme_sg_dma_address(sg), sys::rnvme_sg_dma_len(sg)) }
+            }),
+        )
     }
 
     /// Unmaps the data, if mapped.

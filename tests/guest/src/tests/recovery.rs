@@ -88,7 +88,9 @@ fn timeout_resets_and_requeues(env: &Env) -> Result<Vec<Report>, String> {
     module::rmmod(RNVME)?;
     result?;
     ensure(timeouts? >= 1, || "no request timed out".into())?;
-    ensure(aborts? >= 1, || "the timed-out request was not aborted first".into())?;
+    ensure(aborts? >= 1, || {
+        "the timed-out request was not aborted first".into()
+    })?;
     ensure(again? >= 1, || {
         "the reset did not wait for the aborted request's second timeout".into()
     })?;
