@@ -272,22 +272,25 @@ impl Operations for IoOps {
     }
 
     fn complete(rq: &Request<Self>) -> CompleteAction {
-        rq.data().dma.lock().release();
-        match rq.data().cancel.load(Ordering::Relaxed) {
-            c if c == Cancel::Requeue as u8 => CompleteAction::Requeue,
-            c if c == Cancel::Fail as u8 => CompleteAction::End(BlkStatus::IOERR),
+        let pdu = rq.data();
+        pdu.dma.lock().release();
+        let status = match pdu.cancel.load(Ordering::Relaxed) {
+            // Taken back by a reset: not a retry, the count stays.
+            c if c == Cancel::Requeue as u8 => return CompleteAction::Requeue,
+            c if c == Cancel::Fail as u8 => BlkStatus::IOERR,
             _ => {
-                let status = Status(rq.data().status.load(Ordering::Relaxed));
-                let retries = rq.data().retries.load(Ordering::Relaxed);
+                let status = Status(pdu.status.load(Ordering::Relaxed));
+                let retries = pdu.retries.load(Ordering::Relaxed);
                 if status.should_retry(retries) {
-                    rq.data().retries.store(retries + 1, Ordering::Relaxed);
+                    pdu.retries.store(retries + 1, Ordering::Relaxed);
                     return CompleteAction::Requeue;
                 }
-                // The data is reused by the tag's next request.
-                rq.data().retries.store(0, Ordering::Relaxed);
-                CompleteAction::End(blk_status(status.block_outcome()))
+                blk_status(status.block_outcome())
             }
-        }
+        };
+        // The data is reused by the tag's next request.
+        pdu.retries.store(0, Ordering::Relaxed);
+        CompleteAction::End(status)
     }
 
     fn map_queues(io: ArcBorrow<'_, IoQueues>, map: &QueueMap) {
