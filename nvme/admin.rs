@@ -126,16 +126,22 @@ impl AdminQueue {
     /// Takes the completions posted so far (without waiting) and returns the DW0 of an
     /// asynchronous event, if one arrived since the last call.
     pub(crate) fn take_event(&mut self, bar: &Io<REGS_SIZE>) -> Result<Option<u32>> {
-        let mut any = false;
-        while let Some(c) = self.cq.next()? {
-            any = true;
-            self.sq.set_head(c.sq_head)?;
-            self.route(&c);
-        }
-        if any {
-            self.cq.ring_doorbell(bar)?;
-        }
+        self.reap(None)?;
+        self.cq.ring_doorbell(bar)?;
         Ok(self.event.take())
+    }
+
+    /// Takes the completions posted so far, keeping an asynchronous event for
+    /// [`Self::take_event`]; stops at and returns the completion of command `cid`, if
+    /// given. Other completions belong to earlier, abandoned commands and are dropped.
+    fn reap(&mut self, cid: Option<u16>) -> Result<Option<Completion>> {
+        while let Some(c) = self.cq.next()? {
+            self.sq.set_head(c.sq_head)?;
+            if !self.route(&c) && Some(c.cid) == cid {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
     }
 
     /// Keeps an Asynchronous Event Request completion for [`Self::take_event`]; returns
@@ -174,14 +180,7 @@ impl AdminQueue {
                 if Csts::read(bar).is_all_ones() {
                     return Err(ENODEV);
                 }
-                while let Some(c) = self.cq.next()? {
-                    self.sq.set_head(c.sq_head)?;
-                    // Anything else is a completion of an earlier, abandoned command.
-                    if !self.route(&c) && c.cid == cid {
-                        return Ok(Some(c));
-                    }
-                }
-                Ok(None)
+                self.reap(Some(cid))
             },
             Option::is_some,
             ADMIN_TIMEOUT_MS,

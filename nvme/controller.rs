@@ -16,7 +16,7 @@ use crate::{
     io_queue::{IoQueue, IoQueues, QueueIrq},
     kapi::{
         block::mq::TagSet,
-        device::{dev_err, dev_info, dev_warn, Bound, Core, Device},
+        device::{dev_err, dev_info, dev_warn, Core},
         dma::{CoherentAllocation, DmaMask, DmaPool},
         instance::InstanceId,
         irq,
@@ -129,8 +129,10 @@ impl Controller {
         // known.
         ctrl.vectors = Some(pdev.alloc_irq_vectors(1, 1, IrqTypes::ALL, None)?);
         ctrl.core.enable()?;
-        let id = ctrl.identify(dev)?;
-        ctrl.setup_io(pdev, &id)?;
+        // One Identify buffer for the controller now and the namespace scans later.
+        let identify_buf = CoherentAllocation::<u8>::alloc_coherent(dev, IDENTIFY_SIZE)?;
+        let id = ctrl.identify(&identify_buf)?;
+        ctrl.setup_io(pdev, &id, identify_buf)?;
         let name = CString::try_from_fmt(fmt!("rnvme{}", ctrl.instance.get()))?;
         let file: Arc<dyn MiscFile> = Arc::new(CtrlFile::new(ctrl.core.clone()), GFP_KERNEL)?;
         ctrl.chardev = Some(KBox::pin_init(
@@ -141,9 +143,8 @@ impl Controller {
     }
 
     /// Identifies the controller and logs what it found.
-    fn identify(&mut self, dev: &Device<Bound>) -> Result<IdentifyController> {
-        let buf = CoherentAllocation::<u8>::alloc_coherent(dev, IDENTIFY_SIZE)?;
-        let raw = self.core.identify(&buf, cns::CONTROLLER, 0)?;
+    fn identify(&self, buf: &CoherentAllocation<u8>) -> Result<IdentifyController> {
+        let raw = self.core.identify(buf, cns::CONTROLLER, 0)?;
         let id = IdentifyController::parse(as_identify(&raw)?);
         dev_info!(
             self.core.pdev(),
@@ -160,8 +161,13 @@ impl Controller {
     }
 
     /// Creates the I/O queues, their interrupt handlers and tag set, and a disk per
-    /// namespace.
-    fn setup_io(&mut self, pdev: &pci::Device<Core>, id: &IdentifyController) -> Result {
+    /// namespace (scanned with `identify_buf`).
+    fn setup_io(
+        &mut self,
+        pdev: &pci::Device<Core>,
+        id: &IdentifyController,
+        identify_buf: CoherentAllocation<u8>,
+    ) -> Result {
         let core = self.core.clone();
         let cpus = crate::kapi::cpu::nr_cpu_ids();
         let wanted = cpus.clamp(1, MAX_IO_QUEUES) as u16;
@@ -280,7 +286,7 @@ impl Controller {
             max_transfer,
             write_cache: id.has_volatile_write_cache(),
             oncs: id.oncs,
-            identify_buf: CoherentAllocation::alloc_coherent(dev, IDENTIFY_SIZE)?,
+            identify_buf,
         });
         core.rescan()?;
         // Without events the driver still works; namespace changes then need a rescan.
@@ -289,9 +295,7 @@ impl Controller {
         }
         Ok(())
     }
-}
 
-impl Controller {
     /// Stops the controller for a system shutdown or reboot (the disks stay).
     pub(crate) fn shutdown(&self) {
         self.core.system_shutdown();

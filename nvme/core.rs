@@ -477,12 +477,17 @@ impl CtrlCore {
         }
     }
 
+    /// Cancels a queued reset or event handling and waits for a running one.
+    fn cancel_work(&self) {
+        cancel_work_sync(&self.reset_work);
+        cancel_work_sync(&self.event_work);
+    }
+
     /// Stops the controller for a system shutdown or reboot: no more I/O is dispatched,
     /// the controller completes a normal shutdown (CC.SHN) and is disabled, and whatever
     /// was still in flight fails. The disks stay until the system goes down.
     pub(crate) fn system_shutdown(&self) {
-        cancel_work_sync(&self.reset_work);
-        cancel_work_sync(&self.event_work);
+        self.cancel_work();
         self.set_state(CtrlState::Dead);
         let io = self.io.lock();
         if let Some(link) = io.as_ref() {
@@ -500,8 +505,7 @@ impl CtrlCore {
 
     /// Starts unbinding: waits for a running reset, then lets I/O drain.
     pub(crate) fn begin_removal(&self) {
-        cancel_work_sync(&self.reset_work);
-        cancel_work_sync(&self.event_work);
+        self.cancel_work();
         if self.state() != CtrlState::Dead {
             self.set_state(CtrlState::Removing);
         }
@@ -511,8 +515,7 @@ impl CtrlCore {
     /// is unlinked (breaking the reference cycle through the tag set), and the controller
     /// is shut down and disabled before any queue memory is freed.
     pub(crate) fn finish_removal(&self) {
-        cancel_work_sync(&self.reset_work);
-        cancel_work_sync(&self.event_work);
+        self.cancel_work();
         drop(self.io.lock().take());
         let csts = self.status();
         if !csts.is_all_ones() {
