@@ -23,6 +23,16 @@ pub fn check_depth(depth: u32, max_entries: u32) -> Result<u16, QueueError> {
     u16::try_from(depth).map_err(|_| QueueError::BadDepth)
 }
 
+/// The slot after `index` on a ring of `depth` entries (`index < depth`), computed
+/// without a division (which the kernel build would check for a zero divisor).
+fn next_slot(index: u16, depth: u16) -> u16 {
+    if index + 1 >= depth {
+        0
+    } else {
+        index + 1
+    }
+}
+
 /// The host's view of a submission queue ring.
 ///
 /// # Invariants
@@ -61,12 +71,17 @@ impl SqRing {
 
     /// Number of commands submitted and not yet consumed by the controller.
     pub fn in_flight(&self) -> u16 {
-        (self.tail + self.depth - self.head) % self.depth
+        // No division or overflow: `head, tail < depth` (type invariant).
+        if self.tail >= self.head {
+            self.tail - self.head
+        } else {
+            self.depth - self.head + self.tail
+        }
     }
 
     /// Whether no slot is free.
     pub fn is_full(&self) -> bool {
-        (self.tail + 1) % self.depth == self.head
+        next_slot(self.tail, self.depth) == self.head
     }
 
     /// Claims the slot at the tail and advances the tail; returns the slot to fill.
@@ -75,7 +90,7 @@ impl SqRing {
             return Err(QueueError::Full);
         }
         let slot = self.tail;
-        self.tail = (self.tail + 1) % self.depth;
+        self.tail = next_slot(self.tail, self.depth);
         Ok(slot)
     }
 
