@@ -19,7 +19,7 @@ use crate::{
     io_ops::{Cancel, IoOps},
     io_queue::IoQueue,
     kapi::{
-        block::mq::TagSet,
+        block::mq::{DiskQueue, TagSet},
         delay::read_poll_timeout,
         device::{dev_err, dev_info, dev_warn},
         dma::CoherentAllocation,
@@ -327,6 +327,17 @@ impl CtrlCore {
             );
         }
         Ok(())
+    }
+
+    /// Runs `f` with the request queue of namespace `nsid`'s disk (`EINVAL` if there is
+    /// none); the disk stays while `f` runs.
+    pub(crate) fn with_disk_queue<R>(
+        &self,
+        nsid: u32,
+        f: impl FnOnce(&DiskQueue<IoOps>) -> Result<R>,
+    ) -> Result<R> {
+        let disks = self.namespaces.lock();
+        f(disks.queue_of(nsid).ok_or(EINVAL)?)
     }
 
     /// Removes every disk, draining its I/O.

@@ -3,7 +3,7 @@
 //! The block layer side of I/O: turning requests into NVMe commands and completions back
 //! into request status.
 
-use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
 
 use kernel::{
     prelude::*,
@@ -15,7 +15,10 @@ use crate::{
     io_queue::IoQueues,
     kapi::{
         block::{
-            mq::{CompleteAction, Operations, QueueMap, ReqOp, Request, RequestSg, TimeoutAction},
+            mq::{
+                CompleteAction, DiskQueue, Operations, QueueMap, ReqOp, Request, RequestSg,
+                TimeoutAction,
+            },
             BlkStatus,
         },
         device::dev_warn,
@@ -28,6 +31,7 @@ use crate::{
         completion::{BlockOutcome, Status},
         prp::{self, Prp2},
     },
+    user_cmd,
 };
 
 /// Most data segments of one request.
@@ -71,7 +75,12 @@ pub(crate) enum Cancel {
 pub(crate) struct IoPdu {
     #[pin]
     dma: IrqSpinLock<IoDma>,
+    /// The command of a driver-private (passthrough) request, set before it is executed.
+    #[pin]
+    passthru: IrqSpinLock<Option<Command>>,
     status: AtomicU16,
+    /// Completion dwords 0 and 1 (the command's result).
+    result: AtomicU64,
     cancel: AtomicU8,
     /// Whether an Abort was sent since the request was last dispatched.
     aborted: AtomicBool,
@@ -80,9 +89,26 @@ pub(crate) struct IoPdu {
 }
 
 impl IoPdu {
-    /// Records the NVMe status of the request's completion.
-    pub(crate) fn set_status(&self, status: Status) {
+    /// Records the NVMe status and result (completion dwords 0 and 1) of the request's
+    /// completion.
+    pub(crate) fn set_completion(&self, status: Status, result: u64) {
         self.status.store(status.0, Ordering::Relaxed);
+        self.result.store(result, Ordering::Relaxed);
+    }
+
+    /// The NVMe status of the last completion (success until the controller says else).
+    pub(crate) fn status(&self) -> Status {
+        Status(self.status.load(Ordering::Relaxed))
+    }
+
+    /// The result of the last completion.
+    pub(crate) fn result(&self) -> u64 {
+        self.result.load(Ordering::Relaxed)
+    }
+
+    /// Sets the command a driver-private request carries.
+    pub(crate) fn set_passthru(&self, cmd: Option<Command>) {
+        *self.passthru.lock() = cmd;
     }
 
     /// Marks the request as taken back by recovery.
@@ -135,21 +161,8 @@ fn prp_list(io: &IoQueues, dma: &mut IoDma) -> Result<(u64, u64), BlkStatus> {
     Ok((prps.prp1, prp2))
 }
 
-/// Maps the request's data and builds its Read or Write command.
-fn read_write(
-    io: &IoQueues,
-    ns: &Namespace,
-    rq: &Request<IoOps>,
-    dma: &mut IoDma,
-) -> Result<Command, BlkStatus> {
-    let shift = ns.lba_shift();
-    let bytes = rq.bytes();
-    if bytes == 0 || bytes & ((1 << shift) - 1) != 0 || bytes > MAX_TRANSFER {
-        return Err(BlkStatus::INVAL);
-    }
-    let slba = rq.sector() >> (shift - 9);
-    let blocks = bytes >> shift;
-
+/// Maps the request's data for the device; returns its PRP entries 1 and 2.
+fn map_data(io: &IoQueues, rq: &Request<IoOps>, dma: &mut IoDma) -> Result<(u64, u64), BlkStatus> {
     dma.sg.map(&io.dev, rq).map_err(|e| {
         if e == ENOMEM {
             BlkStatus::RESOURCE
@@ -164,10 +177,27 @@ fn read_write(
             _ => None,
         }
     };
-    let (prp1, prp2) = match simple {
-        Some(prps) => (prps.prp1, prp2_entry(prps.prp2)),
-        None => prp_list(io, dma)?,
-    };
+    match simple {
+        Some(prps) => Ok((prps.prp1, prp2_entry(prps.prp2))),
+        None => prp_list(io, dma),
+    }
+}
+
+/// Maps the request's data and builds its Read or Write command.
+fn read_write(
+    io: &IoQueues,
+    ns: &Namespace,
+    rq: &Request<IoOps>,
+    dma: &mut IoDma,
+) -> Result<Command, BlkStatus> {
+    let shift = ns.lba_shift();
+    let bytes = rq.bytes();
+    if bytes == 0 || bytes & ((1 << shift) - 1) != 0 || bytes > MAX_TRANSFER {
+        return Err(BlkStatus::INVAL);
+    }
+    let slba = rq.sector() >> (shift - 9);
+    let blocks = bytes >> shift;
+    let (prp1, prp2) = map_data(io, rq, dma)?;
     Command::read_write(
         rq.op() == ReqOp::Write,
         ns.nsid(),
@@ -178,6 +208,30 @@ fn read_write(
         prp2,
     )
     .ok_or(BlkStatus::INVAL)
+}
+
+/// Maps the data of a driver-private request and completes its passthrough command `cmd`.
+fn passthru(
+    io: &IoQueues,
+    rq: &Request<IoOps>,
+    cmd: Command,
+    dma: &mut IoDma,
+) -> Result<Command, BlkStatus> {
+    let bytes = rq.bytes();
+    if bytes > MAX_TRANSFER {
+        return Err(BlkStatus::INVAL);
+    }
+    let (prp1, prp2) = if bytes == 0 {
+        (0, 0)
+    } else {
+        map_data(io, rq, dma)?
+    };
+    Ok(cmd.with_prps(prp1, prp2))
+}
+
+/// Whether a request is driver-private (a passthrough command from userspace).
+fn is_passthru(rq: &Request<IoOps>) -> bool {
+    matches!(rq.op(), ReqOp::DrvIn | ReqOp::DrvOut)
 }
 
 impl Operations for IoOps {
@@ -191,7 +245,9 @@ impl Operations for IoOps {
                 sg: RequestSg::new(),
                 pool_block: None,
             }),
+            passthru <- IrqSpinLock::new(None),
             status: AtomicU16::new(0),
+            result: AtomicU64::new(0),
             cancel: AtomicU8::new(Cancel::No as u8),
             aborted: AtomicBool::new(false),
             retries: AtomicU8::new(0),
@@ -217,9 +273,19 @@ impl Operations for IoOps {
         rq.data().aborted.store(false, Ordering::Relaxed);
 
         let cmd = match rq.op() {
-            ReqOp::Read | ReqOp::Write => {
+            op @ (ReqOp::Read | ReqOp::Write | ReqOp::DrvIn | ReqOp::DrvOut) => {
+                // Read before the DMA lock is taken: the two locks are never nested.
+                let passthru_cmd = if matches!(op, ReqOp::DrvIn | ReqOp::DrvOut) {
+                    Some((*rq.data().passthru.lock()).ok_or(BlkStatus::IOERR)?)
+                } else {
+                    None
+                };
                 let mut dma = rq.data().dma.lock();
-                match read_write(&io, &ns, rq, &mut dma) {
+                let cmd = match passthru_cmd {
+                    None => read_write(&io, &ns, rq, &mut dma),
+                    Some(cmd) => passthru(&io, rq, cmd, &mut dma),
+                };
+                match cmd {
                     Ok(cmd) => cmd,
                     Err(status) => {
                         dma.release();
@@ -274,14 +340,17 @@ impl Operations for IoOps {
     fn complete(rq: &Request<Self>) -> CompleteAction {
         let pdu = rq.data();
         pdu.dma.lock().release();
+        // A passthrough command is neither replayed nor retried: its caller sees what
+        // happened (as with the C driver's fail-fast passthrough requests).
+        let passthru = is_passthru(rq);
         let status = match pdu.cancel.load(Ordering::Relaxed) {
             // Taken back by a reset: not a retry, the count stays.
-            c if c == Cancel::Requeue as u8 => return CompleteAction::Requeue,
-            c if c == Cancel::Fail as u8 => BlkStatus::IOERR,
+            c if c == Cancel::Requeue as u8 && !passthru => return CompleteAction::Requeue,
+            c if c != Cancel::No as u8 => BlkStatus::IOERR,
             _ => {
-                let status = Status(pdu.status.load(Ordering::Relaxed));
+                let status = pdu.status();
                 let retries = pdu.retries.load(Ordering::Relaxed);
-                if status.should_retry(retries) {
+                if !passthru && status.should_retry(retries) {
                     pdu.retries.store(retries + 1, Ordering::Relaxed);
                     return CompleteAction::Requeue;
                 }
@@ -298,6 +367,16 @@ impl Operations for IoOps {
             Some(first) => map.follow_irqs(io.core.pdev(), first),
             None => map.spread(),
         }
+    }
+
+    fn ioctl(
+        io: ArcBorrow<'_, IoQueues>,
+        ns: ArcBorrow<'_, Namespace>,
+        queue: &DiskQueue<Self>,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<isize> {
+        user_cmd::disk_ioctl(&io.core, &ns, queue, cmd, arg)
     }
 
     fn timeout(io: ArcBorrow<'_, IoQueues>, rq: &Request<Self>) -> TimeoutAction {

@@ -119,7 +119,8 @@ impl IoQueue {
         self.process_completions(|cqe| {
             tagset.complete_tag(hctx, cqe.cid, &mut batch, |rq| {
                 let status = cqe.status();
-                rq.data().set_status(status);
+                rq.data()
+                    .set_completion(status, u64::from(cqe.result) | u64::from(cqe.dw1) << 32);
                 status.is_success()
             });
         })

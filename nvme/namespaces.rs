@@ -9,7 +9,7 @@ use crate::{
     core::CtrlCore,
     io_ops::{IoOps, MAX_SEGMENTS},
     kapi::{
-        block::mq::{GenDisk, GenDiskBuilder, TagSet},
+        block::mq::{DiskQueue, GenDisk, GenDiskBuilder, TagSet},
         device::dev_info,
         dma::CoherentAllocation,
     },
@@ -80,6 +80,14 @@ impl NsDisks {
     pub(crate) fn clear(&mut self) {
         drop(core::mem::take(&mut self.disks));
         self.template = None;
+    }
+
+    /// The request queue of namespace `nsid`'s disk.
+    pub(crate) fn queue_of(&self, nsid: u32) -> Option<&DiskQueue<IoOps>> {
+        self.disks
+            .iter()
+            .find(|(n, _)| *n == nsid)
+            .map(|(_, disk)| disk.queue())
     }
 
     /// Brings the disks in line with the controller's active namespaces: removes the disks

@@ -34,6 +34,7 @@ mod namespace;
 mod namespaces;
 mod nvme_error;
 mod queue;
+mod user_cmd;
 
 #[cfg(CONFIG_KUNIT)]
 mod kunit_tests;

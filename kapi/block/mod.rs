@@ -42,6 +42,11 @@ impl BlkStatus {
     /// An invalid request.
     pub(crate) const INVAL: Self = Self(19);
 
+    /// A status the block layer returned.
+    pub(crate) fn from_raw(raw: u8) -> Self {
+        Self(raw)
+    }
+
     /// The raw `blk_status_t`.
     pub(crate) fn raw(self) -> u8 {
         self.0

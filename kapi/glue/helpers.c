@@ -229,9 +229,23 @@ int rnvme_blk_rq_map_sg(struct request *rq, struct scatterlist *sgl, unsigned in
 	return blk_rq_map_sg(rq->q, rq, sgl);
 }
 
+/*
+ * A disk's ioctls go to the Rust function its gendisk's private_data points to
+ * (kapi/block/mq/gen_disk.rs), which knows the driver's types.
+ */
+static int rnvme_bdev_ioctl(struct block_device *bdev, blk_mode_t mode, unsigned int cmd,
+			    unsigned long arg)
+{
+	rnvme_disk_ioctl_t ioctl = bdev->bd_disk->private_data;
+
+	return ioctl ? ioctl(bdev->bd_disk, cmd, arg) : -ENOTTY;
+}
+
 /* The block device operations of every rnvme disk: an open disk pins the module. */
 const struct block_device_operations rnvme_bdev_fops = {
 	.owner = THIS_MODULE,
+	.ioctl = rnvme_bdev_ioctl,
+	.compat_ioctl = blkdev_compat_ptr_ioctl,
 };
 
 /* blk_mq_alloc_disk() is a macro that gives each call site its own lockdep class. */

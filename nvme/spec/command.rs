@@ -117,6 +117,11 @@ impl Command {
         self
     }
 
+    /// The namespace ID (CDW1).
+    pub fn nsid(&self) -> u32 {
+        self.dw[1]
+    }
+
     /// Sets the data pointer: PRP entry 1 (CDW6-7) and PRP entry 2 (CDW8-9).
     #[must_use]
     pub fn with_prps(mut self, prp1: u64, prp2: u64) -> Self {

@@ -15,13 +15,19 @@ pub const PASSTHRU_SIZE: usize = 72;
 /// `struct nvme_passthru_cmd64`: 80 bytes.
 pub const PASSTHRU64_SIZE: usize = 80;
 
-/// The ioctls of a controller character device.
+/// The NVMe ioctls of controller character devices and namespace disks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CtrlIoctl {
+pub enum Ioctl {
     /// `NVME_IOCTL_ADMIN_CMD`: 32-bit result.
     AdminCmd,
     /// `NVME_IOCTL_ADMIN64_CMD`: 64-bit result.
     Admin64Cmd,
+    /// `NVME_IOCTL_IO_CMD`: an I/O command, 32-bit result.
+    IoCmd,
+    /// `NVME_IOCTL_IO64_CMD`: an I/O command, 64-bit result.
+    Io64Cmd,
+    /// `NVME_IOCTL_ID`: the namespace ID of a disk.
+    Id,
     /// `NVME_IOCTL_RESET`: reset the controller.
     Reset,
     /// `NVME_IOCTL_RESCAN`: rescan the namespaces.
@@ -47,21 +53,30 @@ pub const fn ioc(dir: u32, nr: u32, size: u32) -> u32 {
         | (size << IOC_SIZESHIFT)
 }
 
+/// `NVME_IOCTL_ID`.
+pub const NVME_IOCTL_ID: u32 = ioc(IOC_NONE, 0x40, 0);
 /// `NVME_IOCTL_ADMIN_CMD`.
 pub const NVME_IOCTL_ADMIN_CMD: u32 = ioc(IOC_READ | IOC_WRITE, 0x41, PASSTHRU_SIZE as u32);
+/// `NVME_IOCTL_IO_CMD`.
+pub const NVME_IOCTL_IO_CMD: u32 = ioc(IOC_READ | IOC_WRITE, 0x43, PASSTHRU_SIZE as u32);
 /// `NVME_IOCTL_RESET`.
 pub const NVME_IOCTL_RESET: u32 = ioc(IOC_NONE, 0x44, 0);
 /// `NVME_IOCTL_RESCAN`.
 pub const NVME_IOCTL_RESCAN: u32 = ioc(IOC_NONE, 0x46, 0);
 /// `NVME_IOCTL_ADMIN64_CMD`.
 pub const NVME_IOCTL_ADMIN64_CMD: u32 = ioc(IOC_READ | IOC_WRITE, 0x47, PASSTHRU64_SIZE as u32);
+/// `NVME_IOCTL_IO64_CMD`.
+pub const NVME_IOCTL_IO64_CMD: u32 = ioc(IOC_READ | IOC_WRITE, 0x48, PASSTHRU64_SIZE as u32);
 
-impl CtrlIoctl {
-    /// Decodes an ioctl number; `None` for anything the controller device does not handle.
+impl Ioctl {
+    /// Decodes an ioctl number; `None` for anything that is not an NVMe ioctl.
     pub fn from_cmd(cmd: u32) -> Option<Self> {
         match cmd {
             NVME_IOCTL_ADMIN_CMD => Some(Self::AdminCmd),
             NVME_IOCTL_ADMIN64_CMD => Some(Self::Admin64Cmd),
+            NVME_IOCTL_IO_CMD => Some(Self::IoCmd),
+            NVME_IOCTL_IO64_CMD => Some(Self::Io64Cmd),
+            NVME_IOCTL_ID => Some(Self::Id),
             NVME_IOCTL_RESET => Some(Self::Reset),
             NVME_IOCTL_RESCAN => Some(Self::Rescan),
             _ => None,
@@ -71,19 +86,19 @@ impl CtrlIoctl {
     /// Size of the argument structure.
     pub fn arg_size(self) -> usize {
         match self {
-            Self::AdminCmd => PASSTHRU_SIZE,
-            Self::Admin64Cmd => PASSTHRU64_SIZE,
-            Self::Reset | Self::Rescan => 0,
+            Self::AdminCmd | Self::IoCmd => PASSTHRU_SIZE,
+            Self::Admin64Cmd | Self::Io64Cmd => PASSTHRU64_SIZE,
+            Self::Id | Self::Reset | Self::Rescan => 0,
         }
     }
 
     /// Byte offset and size of the `result` field written back to the user.
     pub fn result_field(self) -> Option<(usize, usize)> {
         match self {
-            Self::AdminCmd => Some((68, 4)),
+            Self::AdminCmd | Self::IoCmd => Some((68, 4)),
             // `timeout_ms` at 64, `rsvd2` at 68, then the 64-bit result.
-            Self::Admin64Cmd => Some((72, 8)),
-            Self::Reset | Self::Rescan => None,
+            Self::Admin64Cmd | Self::Io64Cmd => Some((72, 8)),
+            Self::Id | Self::Reset | Self::Rescan => None,
         }
     }
 }
@@ -213,8 +228,8 @@ mod tests {
         // _IO('N', 0x44) and _IO('N', 0x46) from <linux/nvme_ioctl.h>.
         assert_eq!(NVME_IOCTL_RESET, 0x4e44);
         assert_eq!(NVME_IOCTL_RESCAN, 0x4e46);
-        assert_eq!(CtrlIoctl::from_cmd(0x4e46), Some(CtrlIoctl::Rescan));
-        assert_eq!(CtrlIoctl::Rescan.arg_size(), 0);
+        assert_eq!(Ioctl::from_cmd(0x4e46), Some(Ioctl::Rescan));
+        assert_eq!(Ioctl::Rescan.arg_size(), 0);
     }
 
     fn identify_arg(addr: u64, len: u32) -> [u8; PASSTHRU_SIZE] {
@@ -232,11 +247,22 @@ mod tests {
         assert_eq!(NVME_IOCTL_ADMIN_CMD, 0xc048_4e41);
         assert_eq!(NVME_IOCTL_ADMIN64_CMD, 0xc050_4e47);
         assert_eq!(NVME_IOCTL_RESET, 0x0000_4e44);
-        assert_eq!(CtrlIoctl::from_cmd(0xc048_4e41), Some(CtrlIoctl::AdminCmd));
-        assert_eq!(CtrlIoctl::from_cmd(0xc048_4e43), None);
-        assert_eq!(CtrlIoctl::Admin64Cmd.arg_size(), 80);
-        assert_eq!(CtrlIoctl::AdminCmd.result_field(), Some((68, 4)));
-        assert_eq!(CtrlIoctl::Admin64Cmd.result_field(), Some((72, 8)));
+        assert_eq!(Ioctl::from_cmd(0xc048_4e41), Some(Ioctl::AdminCmd));
+        assert_eq!(Ioctl::from_cmd(0xc048_4e99), None);
+        assert_eq!(Ioctl::Admin64Cmd.arg_size(), 80);
+        assert_eq!(Ioctl::AdminCmd.result_field(), Some((68, 4)));
+        assert_eq!(Ioctl::Admin64Cmd.result_field(), Some((72, 8)));
+    }
+
+    #[test]
+    fn namespace_ioctl_numbers_match_the_uapi() {
+        assert_eq!(NVME_IOCTL_ID, 0x0000_4e40);
+        assert_eq!(NVME_IOCTL_IO_CMD, 0xc048_4e43);
+        assert_eq!(NVME_IOCTL_IO64_CMD, 0xc050_4e48);
+        assert_eq!(Ioctl::from_cmd(0xc050_4e48), Some(Ioctl::Io64Cmd));
+        assert_eq!(Ioctl::IoCmd.result_field(), Some((68, 4)));
+        assert_eq!(Ioctl::Io64Cmd.arg_size(), 80);
+        assert_eq!(Ioctl::Id.result_field(), None);
     }
 
     #[test]

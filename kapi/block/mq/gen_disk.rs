@@ -13,7 +13,7 @@ use kernel::{
     types::{ForeignOwnable, ScopeGuard},
 };
 
-use super::{Operations, TagSet};
+use super::{DiskQueue, Operations, TagSet};
 use crate::kapi::{bindings::sys, device::Device};
 
 /// `BLK_FEAT_WRITE_CACHE`: the device has a volatile write cache.
@@ -161,6 +161,10 @@ impl GenDiskBuilder {
         let disk = unsafe { &mut *gendisk };
         // `rnvme_bdev_fops` (C glue) has `.owner = THIS_MODULE`: an open disk pins the module.
         disk.fops = &raw const sys::rnvme_bdev_fops;
+        // The C `ioctl` of those operations calls the function `private_data` points to.
+        // Its type is the C `rnvme_disk_ioctl_t`.
+        let ioctl: DiskIoctlFn = ioctl_callback::<T>;
+        disk.private_data = ioctl as *mut ffi::c_void;
         let mut writer = NameWriter {
             buf: &mut disk.disk_name,
             len: 0,
@@ -182,6 +186,38 @@ impl GenDiskBuilder {
             gendisk,
             queuedata,
         })
+    }
+}
+
+/// `rnvme_disk_ioctl_t` (C glue): the function a disk's `private_data` points to.
+type DiskIoctlFn =
+    unsafe extern "C" fn(*mut bindings::gendisk, ffi::c_uint, ffi::c_ulong) -> ffi::c_int;
+
+/// A disk's driver ioctls, called from `rnvme_bdev_ioctl` (C glue).
+///
+/// # Safety
+///
+/// `disk` must be a live disk created by [`GenDiskBuilder::build`] for `T` (the block layer
+/// holds it open for the call).
+unsafe extern "C" fn ioctl_callback<T: Operations>(
+    disk: *mut bindings::gendisk,
+    cmd: ffi::c_uint,
+    arg: ffi::c_ulong,
+) -> ffi::c_int {
+    // SAFETY: the disk is open, so its queue, the queue's tag set and `queuedata` (from
+    // `T::QueueData::into_foreign`, released only after `del_gendisk`) are alive for the
+    // call; `tag_set_data` and `DiskQueue::from_raw` get what they require.
+    let (data, queue_data, queue) = unsafe {
+        let q = (*disk).queue;
+        (
+            super::tag_set::tag_set_data::<T>((*q).tag_set),
+            T::QueueData::borrow((*q).queuedata),
+            DiskQueue::<T>::from_raw(q),
+        )
+    };
+    match T::ioctl(data, queue_data, queue, cmd, arg) {
+        Ok(v) => ffi::c_int::try_from(v).unwrap_or(ffi::c_int::MAX),
+        Err(e) => e.to_errno(),
     }
 }
 
@@ -221,6 +257,14 @@ pub(crate) struct GenDisk<T: Operations> {
 unsafe impl<T: Operations> Send for GenDisk<T> {}
 // SAFETY: no `&self` method touches the disk.
 unsafe impl<T: Operations> Sync for GenDisk<T> {}
+
+impl<T: Operations> GenDisk<T> {
+    /// The disk's request queue.
+    pub(crate) fn queue(&self) -> &DiskQueue<T> {
+        // SAFETY: the disk was added (type invariant) and its queue lives until `Drop`.
+        unsafe { DiskQueue::from_raw((*self.gendisk).queue) }
+    }
+}
 
 impl<T: Operations> Drop for GenDisk<T> {
     fn drop(&mut self) {

@@ -11,6 +11,7 @@
 #![allow(unused_imports)] // The driver's block devices are being built on these.
 
 mod batch;
+mod driver_request;
 mod gen_disk;
 mod operations;
 mod queue_map;
@@ -19,6 +20,7 @@ mod sg;
 mod tag_set;
 
 pub(crate) use batch::CompletionBatch;
+pub(crate) use driver_request::{DiskQueue, DriverRequest};
 pub(crate) use gen_disk::{GenDisk, GenDiskBuilder};
 pub(crate) use operations::{CompleteAction, Operations, TimeoutAction};
 pub(crate) use queue_map::QueueMap;

@@ -6,7 +6,9 @@ use core::{marker::PhantomData, ptr};
 
 use kernel::{bindings, error::from_result, ffi, init::PinInit, prelude::*, types::ForeignOwnable};
 
-use super::{queue_map::QueueMap, request::Request, tag_set::tag_set_data};
+use super::{
+    driver_request::DiskQueue, queue_map::QueueMap, request::Request, tag_set::tag_set_data,
+};
 use crate::kapi::{bindings::sys, block::BlkStatus};
 
 /// What to do with a request whose timer expired.
@@ -78,6 +80,19 @@ pub(crate) trait Operations: Sized + 'static {
     /// go. By default they are spread evenly.
     fn map_queues(_data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>, map: &QueueMap) {
         map.spread();
+    }
+
+    /// Handles ioctl `cmd` (user argument `arg`) on one of the tag set's disks, after the
+    /// block layer's own ioctls; the return value goes back to the caller. By default
+    /// every driver ioctl is refused.
+    fn ioctl(
+        _data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>,
+        _queue_data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
+        _queue: &DiskQueue<Self>,
+        _cmd: u32,
+        _arg: usize,
+    ) -> Result<isize> {
+        Err(ENOTTY)
     }
 }
 

@@ -15,6 +15,7 @@ mod kmsg;
 mod ktap;
 mod mmio;
 mod module;
+mod nvme_ioctl;
 mod pci;
 mod tests;
 

@@ -8,6 +8,7 @@ use std::{fs, os::fd::AsRawFd, path::Path, thread, time::Duration};
 use crate::{
     harness::{ensure, Env, Report, Test},
     module::{self, RNVME},
+    nvme_ioctl::{self, errno_unprivileged, Cmd, ADMIN_CMD, ID},
     tests::smoke::load_fresh,
 };
 
@@ -91,143 +92,88 @@ fn nvme_cli_matches_c_driver(env: &Env) -> Result<Vec<Report>, String> {
     Ok(reports)
 }
 
-/// `NVME_IOCTL_ADMIN_CMD`.
-const ADMIN_CMD: libc::c_ulong = 0xc048_4e41;
-
-/// A `struct nvme_passthru_cmd` image.
-fn passthru(opcode: u8, addr: u64, len: u32, cdw10: u32) -> [u8; 72] {
-    let mut b = [0u8; 72];
-    b[0] = opcode;
-    b[24..32].copy_from_slice(&addr.to_le_bytes());
-    b[36..40].copy_from_slice(&len.to_le_bytes());
-    b[40..44].copy_from_slice(&cdw10.to_le_bytes());
-    b
-}
-
-/// Issues an ioctl; returns its return value or the errno.
-fn ioctl(fd: i32, req: libc::c_ulong, arg: *mut u8) -> Result<i32, i32> {
-    // SAFETY: the caller passes a pointer that is valid for the ioctl, or deliberately not.
-    let rc = unsafe { libc::ioctl(fd, req, arg) };
-    if rc < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    } else {
-        Ok(rc)
-    }
-}
-
 fn hostile_ioctls(env: &Env) -> Result<Vec<Report>, String> {
     load_fresh(env)?;
     let result = (|| {
         let f = fs::File::open(CHARDEV).map_err(|e| format!("{CHARDEV}: {e}"))?;
         let fd = f.as_raw_fd();
         let mut buf = vec![0u8; 4096];
-        let good = |b: &mut Vec<u8>| passthru(0x06, b.as_mut_ptr() as u64, 4096, 1);
+        let good = |b: &mut Vec<u8>| Cmd::new(0x06, 0, b, 1);
 
         // A good Identify Controller works and fills the buffer.
         let mut cmd = good(&mut buf);
-        ensure(ioctl(fd, ADMIN_CMD, cmd.as_mut_ptr()) == Ok(0), || {
+        ensure(cmd.send(fd, ADMIN_CMD) == Ok(0), || {
             "identify failed".into()
         })?;
         ensure(buf[4..24].starts_with(b"RNVME0001"), || {
             "identify returned no serial".into()
         })?;
 
-        let cases: Vec<(&str, libc::c_ulong, Vec<u8>, i32)> = vec![
-            (
-                "unknown ioctl",
-                0xc048_4e99,
-                good(&mut buf).to_vec(),
-                libc::ENOTTY,
-            ),
+        let addr = buf.as_mut_ptr() as u64;
+        let cases: Vec<(&str, libc::c_ulong, Cmd, i32)> = vec![
+            ("unknown ioctl", 0xc048_4e99, good(&mut buf), libc::ENOTTY),
             (
                 "data beyond 64 KiB",
                 ADMIN_CMD,
-                passthru(0x06, buf.as_mut_ptr() as u64, 1 << 20, 1).to_vec(),
+                Cmd::raw(0x06, 0, addr, 1 << 20, 1),
                 libc::EINVAL,
             ),
             (
                 "data length without buffer",
                 ADMIN_CMD,
-                passthru(0x06, 0, 4096, 1).to_vec(),
+                Cmd::raw(0x06, 0, 0, 4096, 1),
                 libc::EINVAL,
             ),
             (
                 "bad data pointer",
                 ADMIN_CMD,
-                passthru(0x06, 0x10, 4096, 1).to_vec(),
+                Cmd::raw(0x06, 0, 0x10, 4096, 1),
                 libc::EFAULT,
             ),
             (
                 "create I/O SQ from userspace",
                 ADMIN_CMD,
-                passthru(0x01, 0, 0, 0).to_vec(),
+                Cmd::raw(0x01, 0, 0, 0, 0),
                 libc::EPERM,
             ),
             (
                 "metadata",
                 ADMIN_CMD,
-                {
-                    let mut c = good(&mut buf);
-                    c[32] = 8;
-                    c.to_vec()
-                },
+                good(&mut buf).byte(32, 8),
                 libc::EINVAL,
+            ),
+            (
+                "namespace ID of a controller",
+                ID,
+                good(&mut buf),
+                libc::ENOTTY,
             ),
         ];
         for (what, req, mut arg, errno) in cases {
-            let got = ioctl(fd, req, arg.as_mut_ptr());
+            let got = arg.send(fd, req);
             ensure(got == Err(errno), || {
                 format!("{what}: got {got:?}, want errno {errno}")
             })?;
         }
         // A bad pointer to the command structure itself.
-        let got = ioctl(fd, ADMIN_CMD, 8 as *mut u8);
+        let got = nvme_ioctl::ioctl(fd, ADMIN_CMD, 8 as *mut u8);
         ensure(got == Err(libc::EFAULT), || {
             format!("bad argument pointer: got {got:?}")
         })?;
         // An NVMe error comes back as a positive status: Identify with a reserved CNS.
-        let mut bad_cns = passthru(0x06, buf.as_mut_ptr() as u64, 4096, 0xff);
-        let got = ioctl(fd, ADMIN_CMD, bad_cns.as_mut_ptr());
+        let got = Cmd::new(0x06, 0, &mut buf, 0xff).send(fd, ADMIN_CMD);
         ensure(matches!(got, Ok(s) if s > 0), || {
             format!("reserved CNS: got {got:?}")
         })?;
 
         // Without CAP_SYS_ADMIN (a child that dropped root), admin commands are refused.
-        // SAFETY: fork in a single-threaded test process; the child only calls
-        // async-signal-safe functions before _exit.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let mut cmd = good(&mut buf);
-            // SAFETY: plain system calls in the child.
-            let code = unsafe {
-                if libc::setresuid(65534, 65534, 65534) != 0 {
-                    2
-                } else if libc::ioctl(fd, ADMIN_CMD, cmd.as_mut_ptr()) < 0
-                    && *libc::__errno_location() == libc::EACCES
-                {
-                    0
-                } else {
-                    1
-                }
-            };
-            // SAFETY: terminating the child.
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        // SAFETY: waiting for the child forked above.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        ensure(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            || {
-                format!(
-                    "unprivileged admin command not refused with EACCES (child status {status})"
-                )
-            },
-        )?;
+        let got = errno_unprivileged(fd, ADMIN_CMD, &mut good(&mut buf).0)?;
+        ensure(got == Some(libc::EACCES), || {
+            format!("unprivileged admin command: got {got:?}, want EACCES")
+        })?;
 
         // The controller still works afterwards.
-        let mut cmd = good(&mut buf);
-        ensure(ioctl(fd, ADMIN_CMD, cmd.as_mut_ptr()) == Ok(0), || {
+        ensure(good(&mut buf).send(fd, ADMIN_CMD) == Ok(0), || {
             "identify failed after the hostile ioctls".into()
         })
     })();

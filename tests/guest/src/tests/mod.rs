@@ -9,6 +9,7 @@ mod identify;
 mod kunit;
 mod lifecycle;
 mod namespaces;
+mod passthru;
 mod recovery;
 mod smoke;
 
@@ -23,6 +24,7 @@ pub fn all() -> Vec<Test> {
     v.extend(chardev::tests());
     v.extend(block::tests());
     v.extend(namespaces::tests());
+    v.extend(passthru::tests());
     v.extend(recovery::tests());
     v.extend(lifecycle::tests());
     // Last: the leak scan covers everything the other tests did.
