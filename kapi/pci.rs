@@ -230,6 +230,16 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         self.raw().is_physfn() != 0
     }
 
+    /// For a VF: its 0-based index among the VFs of its physical function.
+    pub(crate) fn vf_index(&self) -> Result<u16> {
+        // SAFETY: the device is valid; `pci_iov_vf_id` fails with `EINVAL` for a non-VF.
+        let raw = unsafe { sys::pci_iov_vf_id(self.as_raw()) };
+        if raw < 0 {
+            return Err(Error::from_errno(raw));
+        }
+        u16::try_from(raw).map_err(|_| EINVAL)
+    }
+
     /// Start address of BAR `bar`, or `EINVAL` for an invalid BAR number.
     pub(crate) fn resource_start(&self, bar: u32) -> Result<u64> {
         let bar = valid_bar(bar)?;
@@ -267,6 +277,25 @@ impl Device<Core> {
     /// Enables the function's memory space (`pci_enable_device_mem`). The function is
     /// disabled again (`pci_disable_device`, which also stops bus mastering) automatically
     /// when the driver is detached, after its `unbind` and the drop of its object.
+    /// Enables `num_vfs` SR-IOV virtual functions; they are added (and probed by their
+    /// drivers) before this returns.
+    pub(crate) fn enable_sriov(&self, num_vfs: u16) -> Result {
+        // SAFETY: the device is valid and its lock is held (`Core` context).
+        to_result(unsafe { sys::pci_enable_sriov(self.as_raw(), num_vfs.into()) })
+    }
+
+    /// Disables SR-IOV: every VF is unbound and removed before this returns.
+    pub(crate) fn disable_sriov(&self) {
+        // SAFETY: the device is valid and its lock is held (`Core` context).
+        unsafe { sys::pci_disable_sriov(self.as_raw()) }
+    }
+
+    /// Number of enabled VFs.
+    pub(crate) fn num_vfs(&self) -> u16 {
+        // SAFETY: the device is valid.
+        u16::try_from(unsafe { sys::pci_num_vf(self.as_raw()) }).unwrap_or(0)
+    }
+
     pub(crate) fn enable_device_mem(&self) -> Result {
         // SAFETY: the device is valid and its lock is held (`Core`).
         to_result(unsafe { sys::rnvme_pcim_enable_device_mem(self.as_raw()) })
@@ -510,7 +539,13 @@ pub(crate) trait Driver: Send + Sync + 'static {
     const ID_TABLE: IdTable<Self::IdInfo>;
 
     /// Binds the driver to `dev`; the returned object lives until the device is unbound.
-    fn probe(dev: &Device<Core>, id_info: &Self::IdInfo) -> impl PinInit<Self, Error>;
+    /// `physfn` is the driver's object of `dev`'s physical function when `dev` is a VF
+    /// whose PF is bound to this driver too.
+    fn probe(
+        dev: &Device<Core>,
+        id_info: &Self::IdInfo,
+        physfn: Option<Pin<&Self>>,
+    ) -> impl PinInit<Self, Error>;
 
     /// Called before the driver's object is dropped at unbind, with the device still bound.
     fn unbind(dev: &Device<Core>, this: Pin<&Self>) {
@@ -521,6 +556,15 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// it does no more DMA (the object is not dropped).
     fn shutdown(dev: &Device<Core>, this: Pin<&Self>) {
         let _ = (dev, this);
+    }
+
+    /// `echo N > sriov_numvfs` on a bound physical function: enable `num_vfs` VFs (0:
+    /// disable them); returns how many are enabled. The PCI core has checked `num_vfs`
+    /// against the function's total and that VFs are disabled before new ones are enabled.
+    /// By default SR-IOV is not supported (`ENODEV`).
+    fn sriov_configure(dev: &Device<Core>, this: Pin<&Self>, num_vfs: u16) -> Result<u16> {
+        let _ = (dev, this, num_vfs);
+        Err(ENODEV)
     }
 }
 
@@ -542,7 +586,16 @@ impl<T: Driver> Adapter<T> {
 
         from_result(|| {
             let info = T::ID_TABLE.info(id).ok_or(ENODEV)?;
-            let data = KBox::pin_init(T::probe(dev, info), GFP_KERNEL)?;
+            // SAFETY: the device is valid; the helper returns the PF's driver data only if
+            // the PF is bound to the driver probing this VF, i.e. to `T`, so it came from
+            // `Pin<KBox<T>>::into_foreign` in this function. It stays valid while the VF
+            // exists: `remove_callback` disables SR-IOV (removing the VF, which waits for
+            // this probe) before it drops the data.
+            let physfn = unsafe {
+                let ptr = sys::rnvme_pci_physfn_drvdata(pdev);
+                (!ptr.is_null()).then(|| <Pin<KBox<T>> as ForeignOwnable>::borrow(ptr))
+            };
+            let data = KBox::pin_init(T::probe(dev, info, physfn), GFP_KERNEL)?;
             // SAFETY: the device is valid; ownership of `data` moves to the drvdata pointer
             // and is taken back exactly once in `remove_callback`.
             unsafe { sys::rnvme_dev_set_drvdata(dev.as_dev().as_raw(), data.into_foreign() as _) };
@@ -561,10 +614,38 @@ impl<T: Driver> Adapter<T> {
         // SAFETY: probe succeeded (otherwise remove is not called), so `ptr` came from
         // `Pin<KBox<T>>::into_foreign` and is converted back exactly once.
         let data = unsafe { <Pin<KBox<T>> as ForeignOwnable>::from_foreign(ptr) };
+        // VFs go first: their probes may borrow this function's data (see
+        // `probe_callback`), and a VF must not outlive the driver that configured it.
+        if dev.num_vfs() > 0 {
+            dev.disable_sriov();
+        }
         T::unbind(dev, data.as_ref());
         drop(data);
         // SAFETY: the device is valid; the stale pointer must not be seen by the next driver.
         unsafe { sys::rnvme_dev_set_drvdata(dev.as_dev().as_raw(), core::ptr::null_mut()) };
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core (from `sriov_numvfs`) with a valid, locked device.
+    unsafe extern "C" fn sriov_configure_callback(
+        pdev: *mut sys::pci_dev,
+        num_vfs: ffi::c_int,
+    ) -> ffi::c_int {
+        // SAFETY: the PCI core passes a valid device with its lock held.
+        let dev = unsafe { Device::<Core>::from_raw(pdev) };
+        // SAFETY: the device is valid.
+        let ptr = unsafe { sys::rnvme_dev_get_drvdata(dev.as_dev().as_raw()) };
+        if ptr.is_null() {
+            return ENODEV.to_errno();
+        }
+        // SAFETY: a non-null drvdata is the object `probe_callback` stored, alive until
+        // `remove_callback`, which cannot run concurrently (the device lock is held).
+        let data = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(ptr) };
+        from_result(|| {
+            let n = u16::try_from(num_vfs).map_err(|_| EINVAL)?;
+            T::sriov_configure(dev, data, n).map(ffi::c_int::from)
+        })
     }
 
     /// # Safety
@@ -619,6 +700,7 @@ impl<T: Driver> Registration<T> {
                 (*drv).probe = Some(Adapter::<T>::probe_callback);
                 (*drv).remove = Some(Adapter::<T>::remove_callback);
                 (*drv).shutdown = Some(Adapter::<T>::shutdown_callback);
+                (*drv).sriov_configure = Some(Adapter::<T>::sriov_configure_callback);
             }
             // SAFETY: `drv` is fully initialised and pinned (it lives in a pinned `Opaque`
             // that is only dropped through `PinnedDrop`, which unregisters it); `name` is a

@@ -58,12 +58,27 @@ pub(crate) struct Controller {
     core: Arc<CtrlCore>,
     vectors: Option<Arc<IrqVectors>>,
     instance: InstanceId,
+    /// For a VF whose PF is bound to this driver: the PF's controller and the VF number.
+    physfn: Option<(Arc<CtrlCore>, u16)>,
 }
 
 impl Controller {
     /// Enables the function, maps BAR0, enables the controller with an admin queue,
-    /// identifies it, creates I/O queues and adds a disk per namespace.
-    pub(crate) fn new(pdev: &pci::Device<Core>) -> Result<Self> {
+    /// identifies it, creates I/O queues and adds a disk per namespace. `physfn` is the
+    /// PF's controller when this is a VF whose PF this driver runs.
+    pub(crate) fn new(pdev: &pci::Device<Core>, physfn: Option<Arc<CtrlCore>>) -> Result<Self> {
+        // A VF's secondary controller must be online before anything else: going online
+        // resets the VF's controller and sets its vector count.
+        let physfn = match physfn {
+            Some(pf) => {
+                let vfn = pdev.vf_index()?.checked_add(1).ok_or(EINVAL)?;
+                pf.sriov_vf_online(vfn).inspect_err(|e| {
+                    dev_err!(pdev, "VF {}: secondary controller not online: {:?}\n", vfn, e)
+                })?;
+                Some((pf, vfn))
+            }
+            None => None,
+        };
         pdev.enable_device_mem()?;
         let bar = pdev
             .iomap_region_sized::<REGS_SIZE>(0, BAR0_NAME)
@@ -121,6 +136,7 @@ impl Controller {
             core,
             vectors: None,
             instance: InstanceId::new()?,
+            physfn: None,
         };
         ctrl.core.disable()?;
         // One vector before the admin queue is set up, as the C driver does: a controller
@@ -139,7 +155,16 @@ impl Controller {
             MiscRegistration::register(name, file),
             GFP_KERNEL,
         )?);
+        if let Some((pf, vfn)) = &physfn {
+            pf.sriov_attach(*vfn, ctrl.core.clone());
+        }
+        ctrl.physfn = physfn;
         Ok(ctrl)
+    }
+
+    /// The shared state of the controller.
+    pub(crate) fn core(&self) -> &Arc<CtrlCore> {
+        &self.core
     }
 
     /// Identifies the controller and logs what it found.
@@ -304,6 +329,9 @@ impl Controller {
 
 impl Drop for Controller {
     fn drop(&mut self) {
+        if let Some((pf, vfn)) = self.physfn.take() {
+            pf.sriov_detach(vfn);
+        }
         // Remove the disks first: this drains their I/O while the queues still work (a
         // timeout now fails everything instead of resetting).
         drop(self.chardev.take());

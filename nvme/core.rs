@@ -27,6 +27,7 @@ use crate::{
         workqueue::cancel_work_sync,
     },
     namespaces::{DiskTemplate, NsDisks},
+    sriov::Sriov,
     nvme_error::NvmeError,
     spec::{
         command::{num_queues_allocated, Command, SQE_SIZE_LOG2},
@@ -100,6 +101,9 @@ pub(crate) struct CtrlCore {
     /// The disks; never locked by the reset, which may run while a disk is being added.
     #[pin]
     namespaces: Mutex<NsDisks>,
+    /// SR-IOV state of a physical function (see `sriov.rs`); empty for a VF.
+    #[pin]
+    pub(crate) sriov: Mutex<Sriov>,
 }
 
 impl_has_work! {
@@ -135,6 +139,7 @@ impl CtrlCore {
             event_work <- new_work!("CtrlCore::event_work"),
             aen_config: AtomicU32::new(0),
             namespaces <- new_mutex!(NsDisks::new(), "CtrlCore::namespaces"),
+            sriov <- new_mutex!(Sriov::new(), "CtrlCore::sriov"),
         })
     }
 
@@ -340,6 +345,11 @@ impl CtrlCore {
         f(disks.queue_of(nsid).ok_or(EINVAL)?)
     }
 
+    /// Whether a disk of this controller is open or mounted.
+    pub(crate) fn disks_in_use(&self) -> bool {
+        self.namespaces.lock().in_use()
+    }
+
     /// Removes every disk, draining its I/O.
     pub(crate) fn remove_disks(&self) {
         self.namespaces.lock().clear();
@@ -422,19 +432,26 @@ impl CtrlCore {
         };
         link.tagset.quiesce();
         self.stop_and_cancel(link, Cancel::Requeue);
-        match self.restart(link) {
+        let restarted = match self.restart(link) {
             Ok(()) => {
                 self.transition(CtrlState::Resetting, CtrlState::Live);
                 let n = self.resets.fetch_add(1, Ordering::Relaxed) + 1;
                 dev_info!(self.pdev, "controller reset complete ({} so far)\n", n);
+                true
             }
             Err(e) => {
                 dev_err!(self.pdev, "reset failed ({:?}): controller is dead\n", e);
                 self.set_state(CtrlState::Dead);
                 self.stop_and_cancel(link, Cancel::Fail);
+                false
             }
-        }
+        };
         link.tagset.unquiesce();
+        drop(io);
+        // The reset took the VFs' secondary controllers offline.
+        if restarted {
+            self.sriov_restore();
+        }
     }
 
     /// Disables the controller (so it no longer touches any queue or data memory), takes

@@ -37,9 +37,14 @@ impl pci::Driver for NvmeDriver {
 
     const ID_TABLE: pci::IdTable<()> = PCI_TABLE;
 
-    fn probe(pdev: &pci::Device<Core>, _info: &()) -> impl PinInit<Self, Error> {
+    fn probe(
+        pdev: &pci::Device<Core>,
+        _info: &(),
+        physfn: Option<Pin<&Self>>,
+    ) -> impl PinInit<Self, Error> {
+        let pf = physfn.map(|pf| pf.controller.core().clone());
         pin_init_scope(move || {
-            let controller = Controller::new(pdev)?;
+            let controller = Controller::new(pdev, pf)?;
             Ok(try_pin_init!(Self { controller }))
         })
     }
@@ -52,6 +57,10 @@ impl pci::Driver for NvmeDriver {
 
     fn shutdown(_pdev: &pci::Device<Core>, this: Pin<&Self>) {
         this.controller.shutdown();
+    }
+
+    fn sriov_configure(pdev: &pci::Device<Core>, this: Pin<&Self>, num_vfs: u16) -> Result<u16> {
+        this.controller.core().sriov_configure(pdev, num_vfs)
     }
 }
 

@@ -82,6 +82,11 @@ impl NsDisks {
         self.template = None;
     }
 
+    /// Whether any disk is open (mounted, or opened by a process).
+    pub(crate) fn in_use(&self) -> bool {
+        self.disks.iter().any(|(_, disk)| disk.openers() > 0)
+    }
+
     /// The request queue of namespace `nsid`'s disk.
     pub(crate) fn queue_of(&self, nsid: u32) -> Option<&DiskQueue<IoOps>> {
         self.disks

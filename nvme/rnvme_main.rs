@@ -34,6 +34,7 @@ mod namespace;
 mod namespaces;
 mod nvme_error;
 mod queue;
+mod sriov;
 mod user_cmd;
 
 #[cfg(CONFIG_KUNIT)]

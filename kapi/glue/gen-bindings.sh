@@ -102,6 +102,7 @@ set -- "$@" \
 	--allowlist-function 'pci_(enable_device_mem|disable_device|set_master|clear_master)' \
 	--allowlist-function 'pci_(request_region|release_region|iomap|iounmap)' \
 	--allowlist-function 'pci_(dev_get|dev_put|read_config_.*|write_config_.*)' \
+	--allowlist-function 'pci_(enable_sriov|disable_sriov|num_vf|iov_vf_id)' \
 	--allowlist-function '_dev_printk' \
 	--allowlist-function 'misc_register|misc_deregister' \
 	--allowlist-type 'miscdevice' \

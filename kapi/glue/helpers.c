@@ -7,6 +7,7 @@
 #include <linux/blkdev.h>
 #include <linux/fs.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/device.h>
 #include <linux/dma-mapping.h>
 #include <linux/idr.h>
@@ -36,6 +37,27 @@ void *rnvme_dev_get_drvdata(const struct device *dev)
 void rnvme_dev_set_drvdata(struct device *dev, void *data)
 {
 	dev_set_drvdata(dev, data);
+}
+
+/*
+ * The driver data of a VF's physical function if the PF is bound to the same driver as
+ * the VF (NULL otherwise, or for a PF). Called from the VF's probe: the PF cannot unbind
+ * while the VF exists, because its driver disables SR-IOV (removing the VF, which waits
+ * for the VF's device lock) before it drops its data.
+ */
+void *rnvme_pci_physfn_drvdata(struct pci_dev *vf)
+{
+	struct pci_dev *pf = pci_physfn(vf);
+
+	if (pf == vf || READ_ONCE(pf->dev.driver) != vf->dev.driver)
+		return NULL;
+	return dev_get_drvdata(&pf->dev);
+}
+
+/* How many times the whole disk is open (mounted, opened by a process, held). */
+unsigned int rnvme_disk_openers(struct gendisk *disk)
+{
+	return disk_openers(disk);
 }
 
 const char *rnvme_dev_name(const struct device *dev)
@@ -309,4 +331,66 @@ void rnvme_kunit_fail(const char *file, int line, const void *fmt_args)
 	}
 #endif
 	pr_err("rnvme: assertion failed outside KUnit at %s:%d: %pA\n", file, line, fmt_args);
+}
+
+/*
+ * Module parameters (6.12's Rust module! macro has none): the flexible resources each
+ * VF's secondary controller gets; 0 means an even split (nvme/sriov.rs). Writes are
+ * validated here; the driver checks them against the controller when VFs are enabled.
+ */
+static unsigned short rnvme_vf_queues;
+static unsigned short rnvme_vf_vectors;
+
+static int rnvme_param_set_vf_queues(const char *val, const struct kernel_param *kp)
+{
+	u16 v;
+	int ret = kstrtou16(val, 0, &v);
+
+	if (ret)
+		return ret;
+	/* A secondary controller needs its admin queue and at least one I/O queue. */
+	if (v == 1 || v > 4096)
+		return -EINVAL;
+	WRITE_ONCE(rnvme_vf_queues, v);
+	return 0;
+}
+
+static int rnvme_param_set_vf_vectors(const char *val, const struct kernel_param *kp)
+{
+	u16 v;
+	int ret = kstrtou16(val, 0, &v);
+
+	if (ret)
+		return ret;
+	if (v > 2048)
+		return -EINVAL;
+	WRITE_ONCE(rnvme_vf_vectors, v);
+	return 0;
+}
+
+static const struct kernel_param_ops rnvme_vf_queues_ops = {
+	.set = rnvme_param_set_vf_queues,
+	.get = param_get_ushort,
+};
+
+static const struct kernel_param_ops rnvme_vf_vectors_ops = {
+	.set = rnvme_param_set_vf_vectors,
+	.get = param_get_ushort,
+};
+
+module_param_cb(vf_queues, &rnvme_vf_queues_ops, &rnvme_vf_queues, 0644);
+MODULE_PARM_DESC(vf_queues,
+		 "Queue resources (admin included) per VF when VFs are enabled: 0 for an even split (default), or 2 to 4096");
+module_param_cb(vf_vectors, &rnvme_vf_vectors_ops, &rnvme_vf_vectors, 0644);
+MODULE_PARM_DESC(vf_vectors,
+		 "Interrupt vectors per VF when VFs are enabled: 0 for an even split (default), or 1 to 2048");
+
+unsigned short rnvme_param_vf_queues(void)
+{
+	return READ_ONCE(rnvme_vf_queues);
+}
+
+unsigned short rnvme_param_vf_vectors(void)
+{
+	return READ_ONCE(rnvme_vf_vectors);
 }

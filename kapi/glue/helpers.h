@@ -55,6 +55,10 @@ unsigned short rnvme_blk_rq_nr_phys_segments(struct request *rq);
 int rnvme_blk_rq_map_sg(struct request *rq, struct scatterlist *sgl, unsigned int nents);
 /* The ioctl handler a disk's private_data points to. */
 typedef int (*rnvme_disk_ioctl_t)(struct gendisk *disk, unsigned int cmd, unsigned long arg);
+void *rnvme_pci_physfn_drvdata(struct pci_dev *vf);
+unsigned short rnvme_param_vf_queues(void);
+unsigned short rnvme_param_vf_vectors(void);
+unsigned int rnvme_disk_openers(struct gendisk *disk);
 extern const struct block_device_operations rnvme_bdev_fops;
 extern const struct file_operations rnvme_misc_fops;
 struct gendisk *rnvme_blk_mq_alloc_disk(struct blk_mq_tag_set *set, struct queue_limits *lim,

@@ -68,6 +68,10 @@ pub mod cns {
     pub const CONTROLLER: u8 = 0x01;
     /// Active Namespace ID list, IDs greater than CDW1.NSID.
     pub const ACTIVE_NS_LIST: u8 = 0x02;
+    /// Primary Controller Capabilities.
+    pub const PRIMARY_CTRL_CAPS: u8 = 0x14;
+    /// Secondary Controller List, controller IDs from CDW10.CNTID.
+    pub const SECONDARY_CTRL_LIST: u8 = 0x15;
 }
 
 /// Feature identifiers.

@@ -16,3 +16,4 @@ pub mod passthru;
 pub mod prp;
 pub mod queue;
 pub mod regs;
+pub mod sriov;

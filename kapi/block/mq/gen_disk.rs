@@ -259,6 +259,13 @@ unsafe impl<T: Operations> Send for GenDisk<T> {}
 unsafe impl<T: Operations> Sync for GenDisk<T> {}
 
 impl<T: Operations> GenDisk<T> {
+    /// How many times the disk is open: mounted, opened by a process or held by another
+    /// driver.
+    pub(crate) fn openers(&self) -> u32 {
+        // SAFETY: the disk was added (type invariant) and is valid until `Drop`.
+        unsafe { sys::rnvme_disk_openers(self.gendisk.cast()) }
+    }
+
     /// The disk's request queue.
     pub(crate) fn queue(&self) -> &DiskQueue<T> {
         // SAFETY: the disk was added (type invariant) and its queue lives until `Drop`.

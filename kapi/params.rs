@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The module's parameters. 6.12's `module!` macro has no parameters, so they are declared
+//! in the C glue (`kapi/glue/helpers.c`), which validates every write; these functions read
+//! their current values.
+
+use crate::kapi::bindings::sys;
+
+/// `rnvme.vf_queues`: queue resources (admin queue included) per VF; 0 for an even split.
+/// Never 1 (a secondary controller needs an I/O queue too).
+pub(crate) fn vf_queues() -> u16 {
+    // SAFETY: reads a module variable with `READ_ONCE`; no preconditions.
+    unsafe { sys::rnvme_param_vf_queues() }
+}
+
+/// `rnvme.vf_vectors`: interrupt vectors per VF; 0 for an even split.
+pub(crate) fn vf_vectors() -> u16 {
+    // SAFETY: as for `vf_queues`.
+    unsafe { sys::rnvme_param_vf_vectors() }
+}

@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! SR-IOV from the physical function: `echo N > sriov_numvfs` enables N VFs and, on a
+//! controller with flexible resources, gives each VF's secondary controller its queues and
+//! vectors and brings it online (Virtualization Management); `echo 0` reverses it.
+//!
+//! Order of operations, which QEMU's controller and real ones require:
+//!
+//! 1. Identify Primary Controller Capabilities and the Secondary Controller List (which
+//!    secondary controller belongs to which VF).
+//! 2. For VF 1..N: Offline (which also releases what it held), Assign queues, Assign
+//!    vectors, while the VFs are still disabled.
+//! 3. Enable the VFs. A secondary controller can only go online once its VF exists, and
+//!    the VF's driver (this one, probing during step 3) needs it online: a VF probe asks
+//!    its PF to bring its controller online ([`CtrlCore::sriov_vf_online`]).
+//! 4. Online whatever no VF probe brought online (VFs bound to another driver or none).
+//!
+//! A PF reset takes every secondary controller offline (the device drops their
+//! resources); the reset path calls [`CtrlCore::sriov_restore`] to assign and online them
+//! again and resets the VFs' own controllers.
+
+use kernel::{prelude::*, sync::Arc};
+
+use crate::{
+    core::{CtrlCore, CtrlState},
+    kapi::{
+        device::{dev_err, dev_info, dev_warn, Core},
+        dma::CoherentAllocation,
+        params, pci,
+    },
+    namespaces::as_identify,
+    spec::{
+        command::{cns, Command},
+        identify::IDENTIFY_SIZE,
+        sriov::{
+            available, plan, secondary_list, PlanError, PrimaryCaps, Resource, SecondaryCtrl,
+            VfResources, VirtAction, MAX_SECONDARIES,
+        },
+    },
+};
+
+/// A VF's secondary controller as the PF configured it.
+#[derive(Clone, Copy, Debug)]
+struct Secondary {
+    /// VF number (1-based).
+    vfn: u16,
+    /// Secondary controller ID.
+    scid: u16,
+    /// What it was given.
+    resources: VfResources,
+    /// Whether it was brought online.
+    online: bool,
+}
+
+/// The SR-IOV state of a physical function.
+pub(crate) struct Sriov {
+    /// Secondary controllers this driver gave flexible resources, by VF number; empty when
+    /// the VFs are disabled or have private resources.
+    secondaries: KVec<Secondary>,
+    /// Controllers of VFs bound to this driver: slot `vfn - 1` for VF `vfn`, one per
+    /// enabled VF.
+    vfs: KVec<Option<Arc<CtrlCore>>>,
+}
+
+impl Sriov {
+    /// No VFs.
+    pub(crate) fn new() -> Self {
+        Self {
+            secondaries: KVec::new(),
+            vfs: KVec::new(),
+        }
+    }
+}
+
+impl CtrlCore {
+    /// `sriov_configure`: enables `num_vfs` VFs (0: disables them); returns how many are
+    /// enabled.
+    pub(crate) fn sriov_configure(&self, pdev: &pci::Device<Core>, num_vfs: u16) -> Result<u16> {
+        if num_vfs == 0 {
+            self.sriov_disable(pdev)?;
+            return Ok(0);
+        }
+        if self.state() != CtrlState::Live {
+            dev_err!(self.pdev(), "cannot enable VFs: controller is not live\n");
+            return Err(EBUSY);
+        }
+        let buf = CoherentAllocation::<u8>::alloc_coherent(pdev.as_dev().as_bound(), IDENTIFY_SIZE)?;
+        let caps = PrimaryCaps::parse(as_identify(&self.identify(
+            &buf,
+            cns::PRIMARY_CTRL_CAPS,
+            0,
+        )?)?);
+        if caps.flexible() {
+            let list = self.identify(&buf, cns::SECONDARY_CTRL_LIST, 0)?;
+            let list = secondary_list(as_identify(&list)?);
+            let mut secondaries = KVec::with_capacity(MAX_SECONDARIES, GFP_KERNEL)?;
+            for s in list {
+                secondaries.push(s, GFP_KERNEL)?;
+            }
+            self.sriov_assign(&caps, &secondaries, num_vfs)?;
+        } else {
+            dev_info!(
+                self.pdev(),
+                "VFs have private resources: no Virtualization Management needed\n"
+            );
+        }
+
+        {
+            let mut sriov = self.sriov.lock();
+            sriov.vfs = KVec::new();
+            sriov.vfs.extend_with(usize::from(num_vfs), None, GFP_KERNEL)?;
+        }
+        if let Err(e) = pdev.enable_sriov(num_vfs) {
+            dev_err!(self.pdev(), "enabling {} VFs failed: {:?}\n", num_vfs, e);
+            self.sriov_release();
+            return Err(e);
+        }
+        // Online what no VF probe brought online (VFs bound to another driver, or none).
+        let mut sriov = self.sriov.lock();
+        for s in sriov.secondaries.iter_mut().filter(|s| !s.online) {
+            if let Err(e) = self.virt_mgmt(s.scid, VirtAction::Online) {
+                dev_err!(
+                    self.pdev(),
+                    "VF {}: secondary controller {} did not come online: {:?}\n",
+                    s.vfn,
+                    s.scid,
+                    e
+                );
+                drop(sriov);
+                pdev.disable_sriov();
+                self.sriov_release();
+                return Err(EIO);
+            }
+            s.online = true;
+        }
+        drop(sriov);
+        dev_info!(self.pdev(), "{} VF(s) enabled\n", num_vfs);
+        Ok(num_vfs)
+    }
+
+    /// Splits the flexible resources among VFs `1..=num_vfs` and assigns them to their
+    /// offline secondary controllers; on failure nothing stays assigned.
+    fn sriov_assign(
+        &self,
+        caps: &PrimaryCaps,
+        list: &[SecondaryCtrl],
+        num_vfs: u16,
+    ) -> Result {
+        let wanted = VfResources {
+            queues: params::vf_queues(),
+            vectors: params::vf_vectors(),
+        };
+        let avail_vq = available(&caps.vq, list.iter().copied(), Resource::Queue, num_vfs);
+        let avail_vi = available(&caps.vi, list.iter().copied(), Resource::Interrupt, num_vfs);
+        let res = plan(caps, num_vfs, avail_vq, avail_vi, wanted).map_err(|e| {
+            let (what, free, max) = match e {
+                PlanError::NotEnough(Resource::Queue) | PlanError::Invalid(Resource::Queue) => {
+                    ("queue", avail_vq, caps.vq.max_per_secondary)
+                }
+                _ => ("interrupt", avail_vi, caps.vi.max_per_secondary),
+            };
+            dev_err!(
+                self.pdev(),
+                "cannot give {} VFs {} resources: {} free, at most {} per VF, vf_queues={} vf_vectors={}\n",
+                num_vfs,
+                what,
+                free,
+                max,
+                wanted.queues,
+                wanted.vectors
+            );
+            match e {
+                PlanError::NotEnough(_) => ENOSPC,
+                PlanError::Invalid(_) => EINVAL,
+            }
+        })?;
+
+        let mut sriov = self.sriov.lock();
+        sriov.secondaries = KVec::new();
+        for vfn in 1..=num_vfs {
+            let Some(sc) = list.iter().find(|s| s.vfn == vfn) else {
+                dev_err!(self.pdev(), "VF {} has no secondary controller\n", vfn);
+                drop(sriov);
+                self.sriov_release();
+                return Err(ENODEV);
+            };
+            let secondary = Secondary {
+                vfn,
+                scid: sc.scid,
+                resources: res,
+                online: false,
+            };
+            // Recorded first, so that a failure releases it too.
+            sriov.secondaries.push(secondary, GFP_KERNEL)?;
+            if let Err(e) = self.give_resources(&secondary) {
+                dev_err!(
+                    self.pdev(),
+                    "VF {}: assigning resources to secondary controller {} failed: {:?}\n",
+                    vfn,
+                    sc.scid,
+                    e
+                );
+                drop(sriov);
+                self.sriov_release();
+                return Err(EIO);
+            }
+        }
+        dev_info!(
+            self.pdev(),
+            "{} VF(s): {} queue and {} interrupt resources each\n",
+            num_vfs,
+            res.queues,
+            res.vectors
+        );
+        Ok(())
+    }
+
+    /// Takes a secondary controller offline and assigns it its resources.
+    fn give_resources(&self, s: &Secondary) -> Result {
+        self.virt_mgmt(s.scid, VirtAction::Offline)?;
+        self.virt_mgmt(
+            s.scid,
+            VirtAction::Assign(Resource::Queue, s.resources.queues),
+        )?;
+        self.virt_mgmt(
+            s.scid,
+            VirtAction::Assign(Resource::Interrupt, s.resources.vectors),
+        )
+    }
+
+    fn virt_mgmt(&self, scid: u16, action: VirtAction) -> Result {
+        self.admin_checked(Command::virt_mgmt(scid, action), "Virtualization Management")
+            .map(|_| ())
+    }
+
+    /// Takes every secondary controller this driver configured offline (which releases its
+    /// resources) and forgets them.
+    fn sriov_release(&self) {
+        let mut sriov = self.sriov.lock();
+        for s in sriov.secondaries.iter() {
+            if let Err(e) = self.virt_mgmt(s.scid, VirtAction::Offline) {
+                dev_warn!(
+                    self.pdev(),
+                    "VF {}: secondary controller {} did not go offline: {:?}\n",
+                    s.vfn,
+                    s.scid,
+                    e
+                );
+            }
+        }
+        sriov.secondaries = KVec::new();
+        sriov.vfs = KVec::new();
+    }
+
+    /// Disables the VFs, unless one is in use (a disk of it open or mounted): then nothing
+    /// changes and the write fails with `EBUSY`.
+    fn sriov_disable(&self, pdev: &pci::Device<Core>) -> Result {
+        {
+            let sriov = self.sriov.lock();
+            let busy = sriov
+                .vfs
+                .iter()
+                .position(|vf| vf.as_ref().is_some_and(|vf| vf.disks_in_use()));
+            if let Some(index) = busy {
+                dev_warn!(
+                    self.pdev(),
+                    "VF {} is in use (a disk is open or mounted): VFs stay enabled\n",
+                    index + 1
+                );
+                return Err(EBUSY);
+            }
+        }
+        // The VFs' drivers unbind here; ours detach from this function's state.
+        pdev.disable_sriov();
+        self.sriov_release();
+        dev_info!(self.pdev(), "VFs disabled\n");
+        Ok(())
+    }
+
+    /// From the probe of VF `vfn` (bound to this driver): brings its secondary controller
+    /// online if this function configured it and it is not online yet.
+    pub(crate) fn sriov_vf_online(&self, vfn: u16) -> Result {
+        let mut sriov = self.sriov.lock();
+        let Some(s) = sriov.secondaries.iter_mut().find(|s| s.vfn == vfn) else {
+            return Ok(());
+        };
+        if !s.online {
+            self.virt_mgmt(s.scid, VirtAction::Online)?;
+            s.online = true;
+        }
+        Ok(())
+    }
+
+    /// Records the controller of VF `vfn`, bound to this driver.
+    pub(crate) fn sriov_attach(&self, vfn: u16, vf: Arc<CtrlCore>) {
+        if let Some(slot) = self.sriov.lock().vfs.get_mut(usize::from(vfn).wrapping_sub(1)) {
+            *slot = Some(vf);
+        }
+    }
+
+    /// Forgets the controller of VF `vfn` (it is unbinding).
+    pub(crate) fn sriov_detach(&self, vfn: u16) {
+        if let Some(slot) = self.sriov.lock().vfs.get_mut(usize::from(vfn).wrapping_sub(1)) {
+            *slot = None;
+        }
+    }
+
+    /// After a reset of this (physical) function, which took every secondary controller
+    /// offline: assigns their resources again, brings them online and resets the VFs'
+    /// controllers, whose queues the device dropped.
+    pub(crate) fn sriov_restore(&self) {
+        let sriov = self.sriov.lock();
+        for s in sriov.secondaries.iter().filter(|s| s.online) {
+            let done = self
+                .give_resources(s)
+                .and_then(|()| self.virt_mgmt(s.scid, VirtAction::Online));
+            match done {
+                Ok(()) => dev_info!(
+                    self.pdev(),
+                    "VF {}: secondary controller {} online again\n",
+                    s.vfn,
+                    s.scid
+                ),
+                Err(e) => dev_err!(
+                    self.pdev(),
+                    "VF {}: secondary controller {} not restored: {:?}\n",
+                    s.vfn,
+                    s.scid,
+                    e
+                ),
+            }
+        }
+        for vf in sriov.vfs.iter().flatten() {
+            vf.schedule_reset();
+        }
+    }
+}
