@@ -229,7 +229,13 @@ pub fn available(
 ) -> u32 {
     let held_elsewhere: u32 = secondaries
         .filter(|s| s.vfn == 0 || s.vfn > vfs)
-        .map(|s| u32::from(if kind == Resource::Queue { s.nvq } else { s.nvi }))
+        .map(|s| {
+            u32::from(if kind == Resource::Queue {
+                s.nvq
+            } else {
+                s.nvi
+            })
+        })
         .sum();
     pool.total
         .saturating_sub(u32::from(pool.primary))
@@ -296,8 +302,14 @@ mod tests {
         assert_eq!(c.opcode(), 0x1c);
         assert_eq!(c.dw[10], 0x8 | (1 << 8) | (0x42 << 16));
         assert_eq!(c.dw[11], 2);
-        assert_eq!(Command::virt_mgmt(1, VirtAction::Offline).dw[10], 0x7 | (1 << 16));
-        assert_eq!(Command::virt_mgmt(1, VirtAction::Online).dw[10], 0x9 | (1 << 16));
+        assert_eq!(
+            Command::virt_mgmt(1, VirtAction::Offline).dw[10],
+            0x7 | (1 << 16)
+        );
+        assert_eq!(
+            Command::virt_mgmt(1, VirtAction::Online).dw[10],
+            0x9 | (1 << 16)
+        );
     }
 
     #[test]

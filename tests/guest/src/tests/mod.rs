@@ -12,6 +12,7 @@ mod namespaces;
 mod passthru;
 mod recovery;
 mod smoke;
+mod sriov;
 
 use crate::harness::Test;
 
@@ -25,6 +26,7 @@ pub fn all() -> Vec<Test> {
     v.extend(block::tests());
     v.extend(namespaces::tests());
     v.extend(passthru::tests());
+    v.extend(sriov::tests());
     v.extend(recovery::tests());
     v.extend(lifecycle::tests());
     // Last: the leak scan covers everything the other tests did.
