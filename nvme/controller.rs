@@ -73,7 +73,12 @@ impl Controller {
             Some(pf) => {
                 let vfn = pdev.vf_index()?.checked_add(1).ok_or(EINVAL)?;
                 pf.sriov_vf_online(vfn).inspect_err(|e| {
-                    dev_err!(pdev, "VF {}: secondary controller not online: {:?}\n", vfn, e)
+                    dev_err!(
+                        pdev,
+                        "VF {}: secondary controller not online: {:?}\n",
+                        vfn,
+                        e
+                    )
                 })?;
                 Some((pf, vfn))
             }

@@ -27,7 +27,6 @@ use crate::{
         workqueue::cancel_work_sync,
     },
     namespaces::{DiskTemplate, NsDisks},
-    sriov::Sriov,
     nvme_error::NvmeError,
     spec::{
         command::{num_queues_allocated, Command, SQE_SIZE_LOG2},
@@ -35,6 +34,7 @@ use crate::{
         identify::IDENTIFY_SIZE,
         regs::{Acq, Aqa, Asq, Cap, Cc, Csts, CC_SHN_NORMAL, CSTS_SHST_COMPLETE, REGS_SIZE},
     },
+    sriov::Sriov,
 };
 
 /// How long a normal shutdown (CC.SHN) may take before the driver disables the controller

@@ -84,7 +84,8 @@ impl CtrlCore {
             dev_err!(self.pdev(), "cannot enable VFs: controller is not live\n");
             return Err(EBUSY);
         }
-        let buf = CoherentAllocation::<u8>::alloc_coherent(pdev.as_dev().as_bound(), IDENTIFY_SIZE)?;
+        let buf =
+            CoherentAllocation::<u8>::alloc_coherent(pdev.as_dev().as_bound(), IDENTIFY_SIZE)?;
         let caps = PrimaryCaps::parse(as_identify(&self.identify(
             &buf,
             cns::PRIMARY_CTRL_CAPS,
@@ -108,7 +109,9 @@ impl CtrlCore {
         {
             let mut sriov = self.sriov.lock();
             sriov.vfs = KVec::new();
-            sriov.vfs.extend_with(usize::from(num_vfs), None, GFP_KERNEL)?;
+            sriov
+                .vfs
+                .extend_with(usize::from(num_vfs), None, GFP_KERNEL)?;
         }
         if let Err(e) = pdev.enable_sriov(num_vfs) {
             dev_err!(self.pdev(), "enabling {} VFs failed: {:?}\n", num_vfs, e);
@@ -140,12 +143,7 @@ impl CtrlCore {
 
     /// Splits the flexible resources among VFs `1..=num_vfs` and assigns them to their
     /// offline secondary controllers; on failure nothing stays assigned.
-    fn sriov_assign(
-        &self,
-        caps: &PrimaryCaps,
-        list: &[SecondaryCtrl],
-        num_vfs: u16,
-    ) -> Result {
+    fn sriov_assign(&self, caps: &PrimaryCaps, list: &[SecondaryCtrl], num_vfs: u16) -> Result {
         let wanted = VfResources {
             queues: params::vf_queues(),
             vectors: params::vf_vectors(),
@@ -229,8 +227,11 @@ impl CtrlCore {
     }
 
     fn virt_mgmt(&self, scid: u16, action: VirtAction) -> Result {
-        self.admin_checked(Command::virt_mgmt(scid, action), "Virtualization Management")
-            .map(|_| ())
+        self.admin_checked(
+            Command::virt_mgmt(scid, action),
+            "Virtualization Management",
+        )
+        .map(|_| ())
     }
 
     /// Takes every secondary controller this driver configured offline (which releases its
@@ -293,14 +294,24 @@ impl CtrlCore {
 
     /// Records the controller of VF `vfn`, bound to this driver.
     pub(crate) fn sriov_attach(&self, vfn: u16, vf: Arc<CtrlCore>) {
-        if let Some(slot) = self.sriov.lock().vfs.get_mut(usize::from(vfn).wrapping_sub(1)) {
+        if let Some(slot) = self
+            .sriov
+            .lock()
+            .vfs
+            .get_mut(usize::from(vfn).wrapping_sub(1))
+        {
             *slot = Some(vf);
         }
     }
 
     /// Forgets the controller of VF `vfn` (it is unbinding).
     pub(crate) fn sriov_detach(&self, vfn: u16) {
-        if let Some(slot) = self.sriov.lock().vfs.get_mut(usize::from(vfn).wrapping_sub(1)) {
+        if let Some(slot) = self
+            .sriov
+            .lock()
+            .vfs
+            .get_mut(usize::from(vfn).wrapping_sub(1))
+        {
             *slot = None;
         }
     }

@@ -176,9 +176,10 @@ fn plan_one(
         // An even split of what is available, capped and rounded down to the granularity.
         let share = (available / u32::from(vfs.max(1))).min(u32::from(pool.max_per_secondary));
         let share = u16::try_from(share).unwrap_or(u16::MAX);
-        share - share % gran
+        share / gran * gran
     } else {
-        if wanted > pool.max_per_secondary || wanted % gran != 0 {
+        // (`is_multiple_of` is newer than the kernel's minimum Rust version.)
+        if wanted > pool.max_per_secondary || wanted / gran * gran != wanted {
             return Err(PlanError::Invalid(kind));
         }
         wanted
@@ -353,6 +354,18 @@ mod tests {
         assert_eq!(
             plan(&c, 8, 24, 10, want(0, 2)),
             Err(PlanError::NotEnough(Resource::Interrupt))
+        );
+    }
+
+    #[test]
+    fn granularity_rounds_the_split_down_and_rejects_other_requests() {
+        let mut c = PrimaryCaps::parse(&qemu_caps());
+        c.vq.granularity = 2;
+        let want = |queues| VfResources { queues, vectors: 0 };
+        assert_eq!(plan(&c, 8, 24, 16, want(0)).map(|r| r.queues), Ok(2));
+        assert_eq!(
+            plan(&c, 8, 24, 16, want(3)),
+            Err(PlanError::Invalid(Resource::Queue))
         );
     }
 

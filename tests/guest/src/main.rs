@@ -17,6 +17,7 @@ mod mmio;
 mod module;
 mod nvme_ioctl;
 mod pci;
+mod sriov;
 mod tests;
 
 use std::path::PathBuf;

@@ -6,8 +6,7 @@
 
 use std::{
     fs,
-    io::Write,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -18,11 +17,9 @@ use crate::{
     kmsg,
     module::{self, RNVME},
     pci::Function,
+    sriov::{list_secondary, numvfs, numvfs_path, set_numvfs, vf_disk, vfs, write_attr, CHARDEV},
     tests::smoke::load_fresh,
 };
-
-/// The PF's controller device.
-const CHARDEV: &str = "/dev/rnvme0";
 
 /// The shared namespace the VFs get.
 const NSID: &str = "2";
@@ -64,100 +61,6 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
-/// Writes `value` to a sysfs attribute; returns the errno of a failed write.
-fn write_attr(path: &Path, value: &str) -> Result<(), i32> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| e.raw_os_error().unwrap_or(0))?;
-    f.write_all(value.as_bytes())
-        .map_err(|e| e.raw_os_error().unwrap_or(0))
-}
-
-fn numvfs_path(pf: &Function) -> PathBuf {
-    pf.dir().join("sriov_numvfs")
-}
-
-fn set_numvfs(pf: &Function, n: u16) -> Result<(), String> {
-    write_attr(&numvfs_path(pf), &n.to_string())
-        .map_err(|errno| format!("echo {n} > sriov_numvfs: errno {errno}"))
-}
-
-fn numvfs(pf: &Function) -> Result<u16, String> {
-    let p = numvfs_path(pf);
-    fs::read_to_string(&p)
-        .map_err(|e| format!("{}: {e}", p.display()))?
-        .trim()
-        .parse()
-        .map_err(|e| format!("sriov_numvfs: {e}"))
-}
-
-/// The VFs of `pf`, in VF number order.
-fn vfs(pf: &Function) -> Result<Vec<Function>, String> {
-    let mut out = Vec::new();
-    for i in 0.. {
-        let link = pf.dir().join(format!("virtfn{i}"));
-        let Ok(target) = fs::read_link(&link) else {
-            break;
-        };
-        let bdf = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| format!("{}: no target", link.display()))?;
-        out.push(Function { bdf });
-    }
-    Ok(out)
-}
-
-/// A secondary controller as `nvme list-secondary` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Secondary {
-    scid: u64,
-    vfn: u64,
-    online: bool,
-    nvq: u64,
-    nvi: u64,
-}
-
-fn list_secondary() -> Result<Vec<Secondary>, String> {
-    let out = module::run("nvme", &["list-secondary", CHARDEV, "-o", "json"])?;
-    let v: serde_json::Value =
-        serde_json::from_str(&out).map_err(|e| format!("list-secondary json: {e}"))?;
-    let entries = v["secondary-controllers"]
-        .as_array()
-        .or_else(|| v["sc-entry"].as_array())
-        .ok_or_else(|| format!("no secondary controller list in {out:.300}"))?;
-    let field = |e: &serde_json::Value, names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| e[*n].as_u64())
-            .ok_or_else(|| format!("no {names:?} in {e}"))
-    };
-    entries
-        .iter()
-        .map(|e| {
-            Ok(Secondary {
-                scid: field(e, &["secondary-controller-identifier", "scid"])?,
-                vfn: field(e, &["virtual-function-number", "vfn"])?,
-                online: field(e, &["secondary-controller-state", "scs"])? & 1 == 1,
-                nvq: field(e, &["num-virtual-queues", "nvq"])?,
-                nvi: field(e, &["num-virtual-interrupts", "nvi"])?,
-            })
-        })
-        .collect()
-}
-
-/// The disk of namespace 2 of VF `vf`, if it has one.
-fn vf_disk(vf: &Function) -> Option<String> {
-    let block = vf.dir().join("block");
-    fs::read_dir(block)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|n| n.ends_with(&format!("n{NSID}")))
-        .map(|n| format!("/dev/{n}"))
-}
-
 /// Enables `n` VFs, checks each is bound to rnvme with its secondary controller online and
 /// resourced, attaches namespace 2 to each and waits for their disks.
 fn enable_checked(pf: &Function, n: u16) -> Result<Vec<String>, String> {
@@ -181,17 +84,17 @@ fn enable_checked(pf: &Function, n: u16) -> Result<Vec<String>, String> {
         ensure(s.online && s.nvq == 3 && s.nvi == 2, || {
             format!("VF {vfn}: secondary controller {s:?}, want online with 3 VQ and 2 VI")
         })?;
-        if vf_disk(&vfs[vfn as usize - 1]).is_none() {
+        if vf_disk(&vfs[vfn as usize - 1], NSID).is_none() {
             let c = s.scid.to_string();
             module::run("nvme", &["attach-ns", CHARDEV, "-n", NSID, "-c", &c])?;
         }
     }
     let mut disks = Vec::new();
     for vf in &vfs {
-        ensure(wait_until(SETTLE, || vf_disk(vf).is_some()), || {
+        ensure(wait_until(SETTLE, || vf_disk(vf, NSID).is_some()), || {
             format!("VF {} got no disk for namespace {NSID}", vf.bdf)
         })?;
-        disks.extend(vf_disk(vf));
+        disks.extend(vf_disk(vf, NSID));
     }
     Ok(disks)
 }
@@ -205,7 +108,7 @@ fn detach_and_disable(pf: &Function) -> Result<(), String> {
         for (i, vf) in vfs(pf)?.iter().enumerate() {
             let vfn = i as u64 + 1;
             let scid = secondaries.iter().find(|s| s.vfn == vfn).map(|s| s.scid);
-            if let (Some(scid), Some(_)) = (scid, vf_disk(vf)) {
+            if let (Some(scid), Some(_)) = (scid, vf_disk(vf, NSID)) {
                 let c = scid.to_string();
                 module::run("nvme", &["detach-ns", CHARDEV, "-n", NSID, "-c", &c])?;
             }
@@ -322,9 +225,10 @@ fn disable_while_mounted(env: &Env) -> Result<Vec<Report>, String> {
             ensure(got == Err(libc::EBUSY), || {
                 format!("echo 0 while mounted: got {got:?}, want EBUSY")
             })?;
-            ensure(numvfs(pf)? == 1 && vf_disk(&vfs(pf)?[0]).is_some(), || {
-                "the VF or its disk went away after the refused disable".into()
-            })?;
+            ensure(
+                numvfs(pf)? == 1 && vf_disk(&vfs(pf)?[0], NSID).is_some(),
+                || "the VF or its disk went away after the refused disable".into(),
+            )?;
             let back = fs::read(&file).map_err(|e| format!("{file}: {e}"))?;
             ensure(back == data, || {
                 "file changed after the refused disable".into()
