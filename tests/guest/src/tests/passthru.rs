@@ -56,14 +56,25 @@ fn open_rw(path: &str) -> Result<fs::File, String> {
         .map_err(|e| format!("open {path}: {e}"))
 }
 
-fn io_commands_read_back(env: &Env) -> Result<Vec<Report>, String> {
+/// Loads the driver, opens the disk (raw and `O_DIRECT`) and the controller device, and
+/// runs `f` with the disk's and the controller's file descriptors; unloads afterwards.
+fn with_devices(
+    env: &Env,
+    f: impl FnOnce(i32, i32, &mut Direct) -> Result<(), String>,
+) -> Result<Vec<Report>, String> {
     load_fresh(env)?;
     let result = (|| {
         let disk = open_rw(DISK)?;
         let ctrl = open_rw(CHARDEV)?;
-        let (dfd, cfd) = (disk.as_raw_fd(), ctrl.as_raw_fd());
         let mut direct = Direct::open()?;
+        f(disk.as_raw_fd(), ctrl.as_raw_fd(), &mut direct)
+    })();
+    module::rmmod(RNVME)?;
+    result.map(|()| vec![])
+}
 
+fn io_commands_read_back(env: &Env) -> Result<Vec<Report>, String> {
+    with_devices(env, |dfd, cfd, direct| {
         let nsid = crate::nvme_ioctl::ioctl(dfd, ID, std::ptr::null_mut());
         ensure(nsid == Ok(1), || format!("NVME_IOCTL_ID: {nsid:?}"))?;
 
@@ -129,18 +140,11 @@ fn io_commands_read_back(env: &Env) -> Result<Vec<Report>, String> {
         ensure(by_disk == by_ctrl && !by_disk.is_empty(), || {
             "id-ns through the disk differs from id-ns through the controller".into()
         })
-    })();
-    module::rmmod(RNVME)?;
-    result.map(|()| vec![])
+    })
 }
 
 fn hostile_io_commands(env: &Env) -> Result<Vec<Report>, String> {
-    load_fresh(env)?;
-    let result = (|| {
-        let disk = open_rw(DISK)?;
-        let ctrl = open_rw(CHARDEV)?;
-        let (dfd, cfd) = (disk.as_raw_fd(), ctrl.as_raw_fd());
-        let mut direct = Direct::open()?;
+    with_devices(env, |dfd, cfd, direct| {
         let data = pattern(4096, 0x4057);
         direct.write_at(1 << 20, &data)?;
 
@@ -230,7 +234,5 @@ fn hostile_io_commands(env: &Env) -> Result<Vec<Report>, String> {
         ensure(got == Ok(0) && buf == data, || {
             format!("read after the hostile commands: {got:?}")
         })
-    })();
-    module::rmmod(RNVME)?;
-    result.map(|()| vec![])
+    })
 }
