@@ -229,6 +229,16 @@ fn passthru(
     Ok(cmd.with_prps(prp1, prp2))
 }
 
+/// Builds a command with `build`, which maps the request's data into its DMA state;
+/// on failure whatever was mapped is released.
+fn with_dma(
+    rq: &Request<IoOps>,
+    build: impl FnOnce(&mut IoDma) -> Result<Command, BlkStatus>,
+) -> Result<Command, BlkStatus> {
+    let mut dma = rq.data().dma.lock();
+    build(&mut dma).inspect_err(|_| dma.release())
+}
+
 /// Whether a request is driver-private (a passthrough command from userspace).
 fn is_passthru(rq: &Request<IoOps>) -> bool {
     matches!(rq.op(), ReqOp::DrvIn | ReqOp::DrvOut)
@@ -273,25 +283,11 @@ impl Operations for IoOps {
         rq.data().aborted.store(false, Ordering::Relaxed);
 
         let cmd = match rq.op() {
-            op @ (ReqOp::Read | ReqOp::Write | ReqOp::DrvIn | ReqOp::DrvOut) => {
+            ReqOp::Read | ReqOp::Write => with_dma(rq, |dma| read_write(&io, &ns, rq, dma))?,
+            ReqOp::DrvIn | ReqOp::DrvOut => {
                 // Read before the DMA lock is taken: the two locks are never nested.
-                let passthru_cmd = if matches!(op, ReqOp::DrvIn | ReqOp::DrvOut) {
-                    Some((*rq.data().passthru.lock()).ok_or(BlkStatus::IOERR)?)
-                } else {
-                    None
-                };
-                let mut dma = rq.data().dma.lock();
-                let cmd = match passthru_cmd {
-                    None => read_write(&io, &ns, rq, &mut dma),
-                    Some(cmd) => passthru(&io, rq, cmd, &mut dma),
-                };
-                match cmd {
-                    Ok(cmd) => cmd,
-                    Err(status) => {
-                        dma.release();
-                        return Err(status);
-                    }
-                }
+                let cmd = (*rq.data().passthru.lock()).ok_or(BlkStatus::IOERR)?;
+                with_dma(rq, |dma| passthru(&io, rq, cmd, dma))?
             }
             ReqOp::Flush => Command::flush(ns.nsid()),
             ReqOp::Discard if ns.discard() => {

@@ -34,16 +34,15 @@ const RESERVED_OPCODES: [u8; 4] = [
 /// Ioctls of the controller device.
 pub(crate) fn ctrl_ioctl(core: &CtrlCore, cmd: u32, arg: usize) -> Result<isize> {
     let ioc = Ioctl::from_cmd(cmd).ok_or(ENOTTY)?;
-    if ioc == Ioctl::Id {
-        // A controller has no namespace ID of its own.
-        return Err(ENOTTY);
+    if ioc != Ioctl::Id {
+        may_send_commands(core)?;
     }
-    may_send_commands(core)?;
     match ioc {
+        // A controller has no namespace ID of its own.
+        Ioctl::Id => Err(ENOTTY),
         Ioctl::Reset => core.reset_now().map(|()| 0),
         Ioctl::Rescan => core.rescan().map(|()| 0),
         Ioctl::AdminCmd | Ioctl::Admin64Cmd => admin_cmd(core, ioc, arg),
-        Ioctl::Id => Err(ENOTTY),
         Ioctl::IoCmd | Ioctl::Io64Cmd => {
             // The command's namespace chooses the disk whose queue carries it.
             let p = read_passthru(ioc, arg, MAX_TRANSFER)?;
