@@ -10,7 +10,7 @@ use crate::{
     disk::{pattern, Direct, DISK},
     harness::{ensure, Env, Report, Test},
     module::{self, RNVME},
-    tests::smoke::load_fresh,
+    tests::smoke::{load_fresh, with_loaded},
 };
 
 /// The block tests.
@@ -88,8 +88,7 @@ fn disk_geometry(env: &Env) -> Result<Vec<Report>, String> {
 }
 
 fn direct_io_pattern(env: &Env) -> Result<Vec<Report>, String> {
-    load_fresh(env)?;
-    let result = (|| {
+    with_loaded(env, |_| {
         let mut disk = Direct::open()?;
         // Sizes from one block to beyond MDTS (the block layer splits those), at offsets
         // across the namespace, including its last block.
@@ -116,16 +115,13 @@ fn direct_io_pattern(env: &Env) -> Result<Vec<Report>, String> {
         ensure(disk.write_at(256 << 20, &[0u8; 512]).is_err(), || {
             "a write past the end succeeded".into()
         })
-    })();
-    module::rmmod(RNVME)?;
-    result.map(|()| vec![])
+    })
 }
 
 /// Writes 3 MiB of pattern at `base`, runs `blkdiscard` with `extra` flags over the middle
 /// MiB, and checks that exactly that MiB reads back as zeros.
 fn zero_middle_mib(env: &Env, extra: &[&str], base: u64, seed: u64) -> Result<Vec<Report>, String> {
-    load_fresh(env)?;
-    let result = (|| {
+    with_loaded(env, |_| {
         let mut disk = Direct::open()?;
         let data = pattern(3 << 20, seed);
         disk.write_at(base, &data)?;
@@ -144,9 +140,7 @@ fn zero_middle_mib(env: &Env, extra: &[&str], base: u64, seed: u64) -> Result<Ve
         ensure(back[2 << 20..] == data[2 << 20..], || {
             "data after the range changed".into()
         })
-    })();
-    module::rmmod(RNVME)?;
-    result.map(|()| vec![])
+    })
 }
 
 /// BLKZEROOUT (`blkdiscard -z`) becomes Write Zeroes.

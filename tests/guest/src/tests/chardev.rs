@@ -9,7 +9,7 @@ use crate::{
     harness::{ensure, Env, Report, Test},
     module::{self, RNVME},
     nvme_ioctl::{self, errno_unprivileged, Cmd, ADMIN_CMD, ID},
-    tests::smoke::load_fresh,
+    tests::smoke::{load_fresh, with_loaded},
 };
 
 /// The first controller's character device.
@@ -93,8 +93,7 @@ fn nvme_cli_matches_c_driver(env: &Env) -> Result<Vec<Report>, String> {
 }
 
 fn hostile_ioctls(env: &Env) -> Result<Vec<Report>, String> {
-    load_fresh(env)?;
-    let result = (|| {
+    with_loaded(env, |_| {
         let f = fs::File::open(CHARDEV).map_err(|e| format!("{CHARDEV}: {e}"))?;
         let fd = f.as_raw_fd();
         let mut buf = vec![0u8; 4096];
@@ -176,7 +175,5 @@ fn hostile_ioctls(env: &Env) -> Result<Vec<Report>, String> {
         ensure(good(&mut buf).send(fd, ADMIN_CMD) == Ok(0), || {
             "identify failed after the hostile ioctls".into()
         })
-    })();
-    module::rmmod(RNVME)?;
-    result.map(|()| vec![])
+    })
 }

@@ -9,9 +9,8 @@ use std::{path::Path, time::Duration};
 use crate::{
     disk::{pattern, Direct},
     harness::{ensure, wait_until, Env, Report, Test},
-    kmsg,
-    module::{self, RNVME},
-    tests::smoke::load_fresh,
+    kmsg, module,
+    tests::smoke::with_loaded,
 };
 
 /// The controller's character device.
@@ -46,17 +45,17 @@ pub fn controller_id(dev: &str) -> Result<u64, String> {
 }
 
 fn attach_detach_follows_events(env: &Env) -> Result<Vec<Report>, String> {
-    load_fresh(env)?;
-    let result = attach_detach();
-    // Leave the namespace detached for later tests, whatever happened.
-    if Path::new(NS2_DISK).exists() || result.is_err() {
-        if let Ok(cntlid) = controller_id(CHARDEV) {
-            let c = cntlid.to_string();
-            let _ = module::run("nvme", &["detach-ns", CHARDEV, "-n", NSID, "-c", &c]);
+    with_loaded(env, |_| {
+        let result = attach_detach();
+        // Leave the namespace detached for later tests, whatever happened.
+        if Path::new(NS2_DISK).exists() || result.is_err() {
+            if let Ok(cntlid) = controller_id(CHARDEV) {
+                let c = cntlid.to_string();
+                let _ = module::run("nvme", &["detach-ns", CHARDEV, "-n", NSID, "-c", &c]);
+            }
         }
-    }
-    module::rmmod(RNVME)?;
-    result.map(|()| vec![])
+        result
+    })
 }
 
 fn attach_detach() -> Result<(), String> {

@@ -9,9 +9,9 @@ use std::{fs, os::fd::AsRawFd};
 use crate::{
     disk::{pattern, Direct, DISK},
     harness::{ensure, Env, Report, Test},
-    module::{self, RNVME},
+    module,
     nvme_ioctl::{errno_unprivileged, Cmd, ID, IO64_CMD, IO_CMD},
-    tests::smoke::load_fresh,
+    tests::smoke::with_loaded,
 };
 
 /// The controller device.
@@ -62,15 +62,12 @@ fn with_devices(
     env: &Env,
     f: impl FnOnce(i32, i32, &mut Direct) -> Result<(), String>,
 ) -> Result<Vec<Report>, String> {
-    load_fresh(env)?;
-    let result = (|| {
+    with_loaded(env, |_| {
         let disk = open_rw(DISK)?;
         let ctrl = open_rw(CHARDEV)?;
         let mut direct = Direct::open()?;
         f(disk.as_raw_fd(), ctrl.as_raw_fd(), &mut direct)
-    })();
-    module::rmmod(RNVME)?;
-    result.map(|()| vec![])
+    })
 }
 
 fn io_commands_read_back(env: &Env) -> Result<Vec<Report>, String> {

@@ -60,6 +60,18 @@ pub fn load_fresh(env: &Env) -> Result<pci::Function, String> {
     Ok(pf)
 }
 
+/// Loads the rnvme module fresh, runs `f` with the PF it bound, and unloads the module
+/// whatever `f` returned; a test that passes reports nothing more.
+pub fn with_loaded(
+    env: &Env,
+    f: impl FnOnce(&pci::Function) -> Result<(), String>,
+) -> Result<Vec<Report>, String> {
+    let pf = load_fresh(env)?;
+    let result = f(&pf);
+    module::rmmod(RNVME)?;
+    result.map(|()| vec![])
+}
+
 fn module_alias(env: &Env) -> Result<Vec<Report>, String> {
     let aliases = module::run("modinfo", &["-F", "alias", &env.module.to_string_lossy()])?;
     ensure(

@@ -18,7 +18,7 @@ use crate::{
     module::{self, RNVME},
     pci::Function,
     sriov::{list_secondary, numvfs, numvfs_path, set_numvfs, vf_disk, vfs, write_attr, CHARDEV},
-    tests::smoke::load_fresh,
+    tests::smoke::with_loaded,
 };
 
 /// The shared namespace the VFs get.
@@ -136,11 +136,11 @@ fn with_pf(
     env: &Env,
     f: impl FnOnce(&Function) -> Result<(), String>,
 ) -> Result<Vec<Report>, String> {
-    let pf = load_fresh(env)?;
-    let result = f(&pf);
-    let cleanup = detach_and_disable(&pf);
-    module::rmmod(RNVME)?;
-    result.and(cleanup).map(|()| vec![])
+    with_loaded(env, |pf| {
+        let result = f(pf);
+        let cleanup = detach_and_disable(pf);
+        result.and(cleanup)
+    })
 }
 
 fn enable_fio_disable(env: &Env) -> Result<Vec<Report>, String> {
