@@ -95,12 +95,14 @@ pub struct VmSpec {
     pub vfs: u16,
 }
 
-/// The kernel command line.
+/// The kernel command line. `nohz=off` keeps the periodic tick on idle vCPUs: under
+/// multi-threaded TCG an idle vCPU occasionally never got the timer interrupt that ends its
+/// tickless sleep (RCU stall, "timer wakeup didn't happen"), hanging a run.
 pub fn cmdline(init: &str, rundir: &str) -> String {
     format!(
         "console=ttyS0 root=/dev/root rootfstype=9p \
          rootflags=trans=virtio,version=9p2000.L,msize=512000 ro init={init} \
-         intel_iommu=on panic=-1 kunit.enable=1 rnvme_vm.run={rundir}"
+         intel_iommu=on panic=-1 kunit.enable=1 nohz=off rnvme_vm.run={rundir}"
     )
 }
 
