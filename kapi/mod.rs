@@ -30,4 +30,6 @@ pub(crate) mod params;
 pub(crate) mod kunit;
 pub(crate) mod pci;
 pub(crate) mod sync;
+pub(crate) mod sysfs;
+pub(crate) mod vfio;
 pub(crate) mod workqueue;

@@ -23,6 +23,7 @@ use super::{
     device::{self, AsDevice, Bound, Core, DeviceContext, Normal},
     io::{Io, IoRaw},
     irq,
+    sysfs::{DeviceAttribute, ShowBuffer},
 };
 
 /// `PCI_ANY_ID`: matches any vendor, device, subsystem vendor or subsystem device.
@@ -122,13 +123,13 @@ impl<T: 'static> IdTable<T> {
         })
     }
 
-    fn as_ptr(&self) -> *const bindings::pci_device_id {
+    pub(super) fn as_ptr(&self) -> *const bindings::pci_device_id {
         self.ids.as_ptr().cast()
     }
 
     /// Returns the info of the entry the PCI core matched, or `None` for an ID it got from
     /// elsewhere (a dynamic `new_id` with foreign driver data).
-    fn info(&self, id: &bindings::pci_device_id) -> Option<&'static T> {
+    pub(super) fn info(&self, id: &bindings::pci_device_id) -> Option<&'static T> {
         // `driver_data` is a `kernel_ulong_t`, i.e. a `usize` on every kernel target.
         self.info.get(id.driver_data)
     }
@@ -170,7 +171,7 @@ impl<Ctx: DeviceContext> Device<Ctx> {
     /// # Safety
     ///
     /// `ptr` must point to a valid `struct pci_dev` in state `Ctx` for the lifetime `'a`.
-    unsafe fn from_raw<'a>(ptr: *mut sys::pci_dev) -> &'a Self {
+    pub(super) unsafe fn from_raw<'a>(ptr: *mut sys::pci_dev) -> &'a Self {
         // SAFETY: transparent wrapper; validity and context guaranteed by the caller.
         unsafe { &*ptr.cast() }
     }
@@ -257,6 +258,61 @@ impl<Ctx: DeviceContext> Device<Ctx> {
     fn resource_flags(&self, bar: ffi::c_int) -> ffi::c_ulong {
         // SAFETY: the device is valid and `bar` was checked by `valid_bar`.
         unsafe { sys::rnvme_pci_resource_flags(self.as_raw(), bar) }
+    }
+}
+
+impl Device<Normal> {
+    /// Adds attribute `attr` to this VF; it goes away when the VF is removed. `EINVAL` for
+    /// a function that is not a VF.
+    pub(crate) fn add_vf_attribute<T: Driver>(&self, attr: &'static VfAttribute<T>) -> Result {
+        if !self.is_virtfn() {
+            return Err(EINVAL);
+        }
+        // SAFETY: the device is valid; the attribute's callbacks accept any VF.
+        to_result(unsafe { sys::device_create_file(self.as_dev().as_raw(), attr.0.as_raw()) })
+    }
+
+    /// Unbinds the function from its driver, if any (`device_release_driver`). Must not be
+    /// called with the device's lock held (e.g. from a bus callback of this device).
+    pub(crate) fn release_driver(&self) {
+        // SAFETY: the device is valid; the caller does not hold its lock.
+        unsafe { sys::device_release_driver(self.as_dev().as_raw()) }
+    }
+
+    /// Binds the (unbound) function to this module's PCI driver `name` and returns the
+    /// driver's probe result; `ENODEV` if no such driver is registered. Must not be called
+    /// with the device's lock held.
+    pub(crate) fn attach_driver(&self, name: &CStr) -> Result {
+        // SAFETY: the device is valid; `name` is NUL-terminated; the lock is not held.
+        let ret = unsafe { sys::rnvme_pci_attach_driver(self.as_raw(), name.as_char_ptr()) };
+        // `device_driver_attach` returns 0 or a negative errno.
+        to_result(ret)
+    }
+
+    /// Whether the function is unbound or bound to PCI driver `a` or `b`.
+    pub(crate) fn unbound_or_bound_to(&self, a: &CStr, b: &CStr) -> bool {
+        // SAFETY: the device is valid; the names are NUL-terminated; the helper reads the
+        // binding under the device lock.
+        unsafe {
+            sys::rnvme_pci_unbound_or_bound_to(self.as_raw(), a.as_char_ptr(), b.as_char_ptr())
+        }
+    }
+
+    /// How many devices share this function's IOMMU group (0: it has none).
+    pub(crate) fn iommu_group_size(&self) -> u32 {
+        // SAFETY: the device is valid.
+        unsafe { sys::rnvme_iommu_group_size(self.as_raw()) }
+    }
+}
+
+impl Device<Core> {
+    /// VF `index` (0-based) of this physical function, if it exists.
+    pub(crate) fn vf(&self, index: u16) -> Option<ARef<Device>> {
+        // SAFETY: the device is valid; the helper returns a referenced VF or null.
+        let ptr = unsafe { sys::rnvme_pci_get_vf(self.as_raw(), index.into()) };
+        let ptr = NonNull::new(ptr)?;
+        // SAFETY: the helper took a reference, which the `ARef` now owns.
+        Some(unsafe { ARef::from_raw(ptr.cast::<Device>()) })
     }
 }
 
@@ -531,7 +587,7 @@ impl<const SIZE: usize> Drop for Bar<SIZE> {
 }
 
 /// A PCI driver.
-pub(crate) trait Driver: Send + Sync + 'static {
+pub(crate) trait Driver: Sized + Send + Sync + 'static {
     /// Per-entry data of the ID table, handed to [`Driver::probe`].
     type IdInfo: 'static;
 
@@ -566,6 +622,235 @@ pub(crate) trait Driver: Send + Sync + 'static {
         let _ = (dev, this, num_vfs);
         Err(ENODEV)
     }
+
+    /// The sysfs attributes added to a function once it is bound (and removed before
+    /// [`Driver::unbind`]); none by default.
+    fn attributes(dev: &Device<Core>) -> &'static [&'static BoundAttribute<Self>] {
+        let _ = dev;
+        &[]
+    }
+}
+
+/// The data of driver `T` bound to the physical function of `vf`, if `vf` is a VF and its
+/// PF is bound to `T` (and done probing).
+///
+/// # Safety
+///
+/// `vf` is a valid `pci_dev`, and for `'a` either its device lock is held or a sysfs
+/// attribute callback of it is running: either keeps the PF's data alive, because
+/// `remove_callback` disables SR-IOV (removing the VF, which waits for both) before it
+/// drops the data.
+pub(super) unsafe fn physfn_data<'a, T: Driver>(vf: *mut sys::pci_dev) -> Option<Pin<&'a T>> {
+    // SAFETY: `vf` is valid; the helper returns the PF's driver data only if the PF is
+    // bound to the driver whose probe is `T`'s, so it came from
+    // `Pin<KBox<T>>::into_foreign` in `probe_callback`; it lives for `'a` (caller).
+    unsafe {
+        let ptr = sys::rnvme_pci_physfn_drvdata(vf, Some(Adapter::<T>::probe_callback));
+        (!ptr.is_null()).then(|| <Pin<KBox<T>> as ForeignOwnable>::borrow(ptr))
+    }
+}
+
+/// The `struct pci_dev` a sysfs callback's `struct device` is embedded in.
+///
+/// # Safety
+///
+/// `dev` is the `dev` member of a valid `struct pci_dev`.
+unsafe fn to_pci_dev(dev: *mut bindings::device) -> *mut sys::pci_dev {
+    // SAFETY: by the caller, stepping back by the offset of `dev` stays in the `pci_dev`.
+    unsafe {
+        dev.cast::<u8>()
+            .sub(core::mem::offset_of!(sys::pci_dev, dev))
+            .cast()
+    }
+}
+
+/// Runs a `show` callback: `f` formats into the page sysfs gave.
+///
+/// # Safety
+///
+/// `buf` is the `PAGE_SIZE` buffer of a sysfs `show` call.
+unsafe fn run_show(buf: *mut ffi::c_char, f: impl FnOnce(&mut ShowBuffer<'_>) -> Result) -> isize {
+    // SAFETY: sysfs passes a writable page, exclusively ours for the call.
+    let page =
+        unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), kernel::page::PAGE_SIZE) };
+    let mut out = ShowBuffer::new(page);
+    match f(&mut out) {
+        Ok(()) => out.len() as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// Runs a `store` callback: `f` gets the written bytes; a success consumes all of them.
+///
+/// # Safety
+///
+/// `buf` points to `count` bytes, valid for the call.
+unsafe fn run_store(
+    buf: *const ffi::c_char,
+    count: usize,
+    f: impl FnOnce(&[u8]) -> Result,
+) -> isize {
+    // SAFETY: by the caller.
+    let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) };
+    match f(input) {
+        Ok(()) => count as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// The callbacks of a [`VfAttribute`]: they see the VF and the data of driver `T` bound to
+/// its physical function.
+pub(crate) trait VfAttributeOps<T: Driver> {
+    /// Formats the value.
+    fn show(vf: &Device, pf: Pin<&T>, out: &mut ShowBuffer<'_>) -> Result;
+    /// Parses and applies a write.
+    fn store(vf: &Device, pf: Pin<&T>, input: &[u8]) -> Result;
+}
+
+/// A sysfs attribute of SR-IOV VFs whose physical function is bound to driver `T`; the PF's
+/// driver adds it to its VFs ([`Device::add_vf_attribute`]). It goes away with the VF,
+/// which cannot outlive the PF's binding. Callbacks fail with `ENODEV` if the PF is not
+/// bound to `T`.
+pub(crate) struct VfAttribute<T: Driver>(DeviceAttribute, PhantomData<T>);
+
+impl<T: Driver> VfAttribute<T> {
+    /// An attribute `name` with permissions `mode`, served by `A`.
+    pub(crate) const fn new<A: VfAttributeOps<T>>(name: &'static CStr, mode: u16) -> Self {
+        // SAFETY: the trampolines accept any device the attribute is added to:
+        // `add_vf_attribute` only adds it to PCI VFs.
+        let attr = unsafe { DeviceAttribute::new(name, mode, vf_show::<T, A>, vf_store::<T, A>) };
+        Self(attr, PhantomData)
+    }
+}
+
+/// sysfs `show` of a [`VfAttribute`].
+///
+/// # Safety
+///
+/// Called by sysfs for a PCI VF the attribute was added to, with sysfs's buffer.
+unsafe extern "C" fn vf_show<T: Driver, A: VfAttributeOps<T>>(
+    dev: *mut bindings::device,
+    _attr: *mut bindings::device_attribute,
+    buf: *mut ffi::c_char,
+) -> isize {
+    // SAFETY: the attribute is only added to PCI VFs (`add_vf_attribute`).
+    let pdev = unsafe { to_pci_dev(dev) };
+    // SAFETY: a callback of the VF's attribute is running.
+    let Some(pf) = (unsafe { physfn_data::<T>(pdev) }) else {
+        return ENODEV.to_errno() as isize;
+    };
+    // SAFETY: `pdev` is valid for the call.
+    let vf = unsafe { Device::<Normal>::from_raw(pdev) };
+    // SAFETY: sysfs passes its `show` page.
+    unsafe { run_show(buf, |out| A::show(vf, pf, out)) }
+}
+
+/// sysfs `store` of a [`VfAttribute`].
+///
+/// # Safety
+///
+/// Called by sysfs for a PCI VF the attribute was added to, with sysfs's buffer.
+unsafe extern "C" fn vf_store<T: Driver, A: VfAttributeOps<T>>(
+    dev: *mut bindings::device,
+    _attr: *mut bindings::device_attribute,
+    buf: *const ffi::c_char,
+    count: usize,
+) -> isize {
+    // SAFETY: the attribute is only added to PCI VFs (`add_vf_attribute`).
+    let pdev = unsafe { to_pci_dev(dev) };
+    // SAFETY: a callback of the VF's attribute is running.
+    let Some(pf) = (unsafe { physfn_data::<T>(pdev) }) else {
+        return ENODEV.to_errno() as isize;
+    };
+    // SAFETY: `pdev` is valid for the call.
+    let vf = unsafe { Device::<Normal>::from_raw(pdev) };
+    // SAFETY: sysfs passes the written bytes.
+    unsafe { run_store(buf, count, |input| A::store(vf, pf, input)) }
+}
+
+/// The callbacks of a [`BoundAttribute`]: they see the function and driver `T`'s data.
+pub(crate) trait BoundAttributeOps<T: Driver> {
+    /// Formats the value.
+    fn show(dev: &Device, this: Pin<&T>, out: &mut ShowBuffer<'_>) -> Result;
+    /// Parses and applies a write.
+    fn store(dev: &Device, this: Pin<&T>, input: &[u8]) -> Result;
+}
+
+/// A sysfs attribute of functions bound to driver `T`, listed by [`Driver::attributes`]:
+/// added once the function is bound, removed before it unbinds.
+pub(crate) struct BoundAttribute<T: Driver>(DeviceAttribute, PhantomData<T>);
+
+impl<T: Driver> BoundAttribute<T> {
+    /// An attribute `name` with permissions `mode`, served by `A`.
+    pub(crate) const fn new<A: BoundAttributeOps<T>>(name: &'static CStr, mode: u16) -> Self {
+        // SAFETY: the adapter adds the attribute only to functions bound to `T`, while
+        // their data is set (see `bound_show`).
+        let attr =
+            unsafe { DeviceAttribute::new(name, mode, bound_show::<T, A>, bound_store::<T, A>) };
+        Self(attr, PhantomData)
+    }
+
+    fn name(&self) -> &'static str {
+        // SAFETY: the name is a static NUL-terminated string (`DeviceAttribute` invariant).
+        let name = unsafe { CStr::from_char_ptr((*self.0.as_raw()).attr.name) };
+        name.to_str().unwrap_or("?")
+    }
+}
+
+/// # Safety
+///
+/// `dev` is a PCI function bound to `T` whose data is set and stays alive for the call.
+unsafe fn bound_data<'a, T: Driver>(
+    dev: *mut bindings::device,
+) -> Option<(&'a Device, Pin<&'a T>)> {
+    // SAFETY: by the caller `dev` is embedded in a valid `pci_dev`.
+    let pdev = unsafe { Device::<Normal>::from_raw(to_pci_dev(dev)) };
+    // SAFETY: the device is valid.
+    let ptr = unsafe { sys::rnvme_dev_get_drvdata(dev) };
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: by the caller a non-null drvdata is `T`'s, from `probe_callback`.
+    let this = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(ptr) };
+    Some((pdev, this))
+}
+
+/// sysfs `show` of a [`BoundAttribute`].
+///
+/// # Safety
+///
+/// Called by sysfs for a PCI function bound to `T`, with sysfs's buffer.
+unsafe extern "C" fn bound_show<T: Driver, A: BoundAttributeOps<T>>(
+    dev: *mut bindings::device,
+    _attr: *mut bindings::device_attribute,
+    buf: *mut ffi::c_char,
+) -> isize {
+    // SAFETY: the attribute exists only between `probe_callback` setting the data and
+    // `remove_callback` removing it (which waits for running callbacks).
+    let Some((pdev, this)) = (unsafe { bound_data::<T>(dev) }) else {
+        return ENODEV.to_errno() as isize;
+    };
+    // SAFETY: sysfs passes its `show` page.
+    unsafe { run_show(buf, |out| A::show(pdev, this, out)) }
+}
+
+/// sysfs `store` of a [`BoundAttribute`].
+///
+/// # Safety
+///
+/// Called by sysfs for a PCI function bound to `T`, with sysfs's buffer.
+unsafe extern "C" fn bound_store<T: Driver, A: BoundAttributeOps<T>>(
+    dev: *mut bindings::device,
+    _attr: *mut bindings::device_attribute,
+    buf: *const ffi::c_char,
+    count: usize,
+) -> isize {
+    // SAFETY: as in `bound_show`.
+    let Some((pdev, this)) = (unsafe { bound_data::<T>(dev) }) else {
+        return ENODEV.to_errno() as isize;
+    };
+    // SAFETY: sysfs passes the written bytes.
+    unsafe { run_store(buf, count, |input| A::store(pdev, this, input)) }
 }
 
 /// The C callbacks of a [`Driver`].
@@ -586,19 +871,27 @@ impl<T: Driver> Adapter<T> {
 
         from_result(|| {
             let info = T::ID_TABLE.info(id).ok_or(ENODEV)?;
-            // SAFETY: the device is valid; the helper returns the PF's driver data only if
-            // the PF is bound to the driver probing this VF, i.e. to `T`, so it came from
-            // `Pin<KBox<T>>::into_foreign` in this function. It stays valid while the VF
-            // exists: `remove_callback` disables SR-IOV (removing the VF, which waits for
-            // this probe) before it drops the data.
-            let physfn = unsafe {
-                let ptr = sys::rnvme_pci_physfn_drvdata(pdev);
-                (!ptr.is_null()).then(|| <Pin<KBox<T>> as ForeignOwnable>::borrow(ptr))
-            };
+            // SAFETY: the device is valid and its lock is held.
+            let physfn = unsafe { physfn_data::<T>(pdev) };
             let data = KBox::pin_init(T::probe(dev, info, physfn), GFP_KERNEL)?;
             // SAFETY: the device is valid; ownership of `data` moves to the drvdata pointer
             // and is taken back exactly once in `remove_callback`.
             unsafe { sys::rnvme_dev_set_drvdata(dev.as_dev().as_raw(), data.into_foreign() as _) };
+            for attr in T::attributes(dev) {
+                // SAFETY: the device is valid and bound to `T` with its data set, as the
+                // attribute's callbacks expect; `remove_callback` removes it before the data
+                // is dropped.
+                let ret =
+                    unsafe { sys::device_create_file(dev.as_dev().as_raw(), attr.0.as_raw()) };
+                if ret != 0 {
+                    crate::kapi::device::dev_warn!(
+                        dev,
+                        "sysfs attribute {} not added: {:?}\n",
+                        attr.name(),
+                        Error::from_errno(ret)
+                    );
+                }
+            }
             Ok(0)
         })
     }
@@ -614,8 +907,13 @@ impl<T: Driver> Adapter<T> {
         // SAFETY: probe succeeded (otherwise remove is not called), so `ptr` came from
         // `Pin<KBox<T>>::into_foreign` and is converted back exactly once.
         let data = unsafe { <Pin<KBox<T>> as ForeignOwnable>::from_foreign(ptr) };
-        // VFs go first: their probes may borrow this function's data (see
-        // `probe_callback`), and a VF must not outlive the driver that configured it.
+        for attr in T::attributes(dev) {
+            // SAFETY: the device is valid; removing a file that was never added is a no-op.
+            // Removal waits for running callbacks, which borrow `data`.
+            unsafe { sys::device_remove_file(dev.as_dev().as_raw(), attr.0.as_raw()) };
+        }
+        // VFs go first: their probes and attributes may borrow this function's data (see
+        // `physfn_data`), and a VF must not outlive the driver that configured it.
         if dev.num_vfs() > 0 {
             dev.disable_sriov();
         }

@@ -10,6 +10,14 @@
 
 pub(crate) mod mq;
 
+/// Completes the closes of block devices (and other files) that kernel threads deferred
+/// (`flush_delayed_fput`): e.g. the partition scan of a just added disk, whose close would
+/// otherwise keep the disk counted as open for a moment.
+pub(crate) fn flush_deferred_closes() {
+    // SAFETY: no preconditions; may sleep, as every caller can.
+    unsafe { crate::kapi::bindings::sys::flush_delayed_fput() }
+}
+
 /// A block layer status (`blk_status_t`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct BlkStatus(u8);

@@ -6,6 +6,7 @@
  * `kernel::bindings`, so both crates share one nominal type per C type.
  */
 #include <linux/dma-mapping.h>
+#include <linux/file.h>
 #include <linux/dmapool.h>
 #include <linux/interrupt.h>
 #include <linux/iommu.h>

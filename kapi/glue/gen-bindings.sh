@@ -104,6 +104,8 @@ set -- "$@" \
 	--allowlist-function 'pci_(dev_get|dev_put|read_config_.*|write_config_.*)' \
 	--allowlist-function 'pci_(enable_sriov|disable_sriov|num_vf|iov_vf_id)' \
 	--allowlist-function '_dev_printk' \
+	--allowlist-function 'device_(create_file|remove_file|release_driver)|flush_delayed_fput' \
+	--allowlist-type 'device_attribute' \
 	--allowlist-function 'misc_register|misc_deregister' \
 	--allowlist-type 'miscdevice' \
 	--allowlist-function 'dma_pool_(create|destroy|alloc|free)' \

@@ -40,18 +40,63 @@ void rnvme_dev_set_drvdata(struct device *dev, void *data)
 }
 
 /*
- * The driver data of a VF's physical function if the PF is bound to the same driver as
- * the VF (NULL otherwise, or for a PF). Called from the VF's probe: the PF cannot unbind
- * while the VF exists, because its driver disables SR-IOV (removing the VF, which waits
- * for the VF's device lock) before it drops its data.
+ * The driver data of a VF's physical function if the PF is bound to the driver whose probe
+ * function is @probe (NULL otherwise, for a PF, or while the PF is still probing). The
+ * caller holds the VF's device lock or a sysfs attribute of the VF is active: either keeps
+ * the PF bound, because its driver disables SR-IOV (removing the VF, which waits for both)
+ * before it drops its data.
  */
-void *rnvme_pci_physfn_drvdata(struct pci_dev *vf)
+void *rnvme_pci_physfn_drvdata(struct pci_dev *vf,
+			       int (*probe)(struct pci_dev *, const struct pci_device_id *))
 {
 	struct pci_dev *pf = pci_physfn(vf);
+	struct device_driver *drv;
 
-	if (pf == vf || READ_ONCE(pf->dev.driver) != vf->dev.driver)
+	if (pf == vf)
+		return NULL;
+	drv = READ_ONCE(pf->dev.driver);
+	if (!drv || drv->bus != &pci_bus_type || to_pci_driver(drv)->probe != probe)
 		return NULL;
 	return dev_get_drvdata(&pf->dev);
+}
+
+/*
+ * Binds @pdev to the PCI driver named @name (which must be one of this module's) and
+ * returns its probe's result; the device must be unbound and its lock not held.
+ */
+int rnvme_pci_attach_driver(struct pci_dev *pdev, const char *name)
+{
+	struct device_driver *drv = driver_find(name, &pci_bus_type);
+
+	if (!drv)
+		return -ENODEV;
+	return device_driver_attach(drv, &pdev->dev);
+}
+
+/* Whether @pdev is unbound or bound to the PCI driver named @a or @b. */
+bool rnvme_pci_unbound_or_bound_to(struct pci_dev *pdev, const char *a, const char *b)
+{
+	struct device_driver *drv;
+	bool ok;
+
+	device_lock(&pdev->dev);
+	drv = pdev->dev.driver;
+	ok = !drv || !strcmp(drv->name, a) || !strcmp(drv->name, b);
+	device_unlock(&pdev->dev);
+	return ok;
+}
+
+/* VF @index (0-based) of @pf with a reference taken, or NULL. */
+struct pci_dev *rnvme_pci_get_vf(struct pci_dev *pf, int index)
+{
+	struct pci_dev *dev = NULL;
+
+	/* pci_iov_virtfn_bus() is not exported: look the VF up among all functions. */
+	while ((dev = pci_get_device(PCI_ANY_ID, PCI_ANY_ID, dev))) {
+		if (dev->is_virtfn && pci_physfn(dev) == pf && pci_iov_vf_id(dev) == index)
+			return dev;
+	}
+	return NULL;
 }
 
 /* How many times the whole disk is open (mounted, opened by a process, held). */

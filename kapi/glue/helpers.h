@@ -55,7 +55,18 @@ unsigned short rnvme_blk_rq_nr_phys_segments(struct request *rq);
 int rnvme_blk_rq_map_sg(struct request *rq, struct scatterlist *sgl, unsigned int nents);
 /* The ioctl handler a disk's private_data points to. */
 typedef int (*rnvme_disk_ioctl_t)(struct gendisk *disk, unsigned int cmd, unsigned long arg);
-void *rnvme_pci_physfn_drvdata(struct pci_dev *vf);
+void *rnvme_pci_physfn_drvdata(struct pci_dev *vf,
+			       int (*probe)(struct pci_dev *, const struct pci_device_id *));
+int rnvme_pci_attach_driver(struct pci_dev *pdev, const char *name);
+bool rnvme_pci_unbound_or_bound_to(struct pci_dev *pdev, const char *a, const char *b);
+struct pci_dev *rnvme_pci_get_vf(struct pci_dev *pf, int index);
+struct pci_driver;
+int rnvme_vfio_register(struct pci_dev *pdev, void *data);
+void *rnvme_vfio_unregister(struct pci_dev *pdev);
+void rnvme_vfio_driver_init(struct pci_driver *drv);
+bool rnvme_vfio_in_use(struct pci_dev *pdev,
+		       int (*probe)(struct pci_dev *, const struct pci_device_id *));
+unsigned int rnvme_iommu_group_size(struct pci_dev *pdev);
 unsigned short rnvme_param_vf_queues(void);
 unsigned short rnvme_param_vf_vectors(void);
 unsigned int rnvme_disk_openers(struct gendisk *disk);
