@@ -23,6 +23,7 @@ use crate::{
         miscdevice::{MiscFile, MiscRegistration},
         pci::{self, IrqTypes, IrqVectors},
     },
+    mode::Mode,
     namespaces::{as_identify, DiskTemplate},
     queue::{CompletionQueue, SubmissionQueue},
     spec::{
@@ -72,6 +73,10 @@ impl Controller {
         let physfn = match physfn {
             Some(pf) => {
                 let vfn = pdev.vf_index()?.checked_add(1).ok_or(EINVAL)?;
+                // A VF in vfio mode is not probed at all: the vfio-mode driver takes it.
+                if pf.vf_mode(vfn) == Mode::Vfio {
+                    return Err(ENODEV);
+                }
                 pf.sriov_vf_online(vfn).inspect_err(|e| {
                     dev_err!(
                         pdev,

@@ -19,7 +19,10 @@ use crate::{
     io_ops::{Cancel, IoOps},
     io_queue::IoQueue,
     kapi::{
-        block::mq::{DiskQueue, TagSet},
+        block::{
+            self,
+            mq::{DiskQueue, TagSet},
+        },
         delay::read_poll_timeout,
         device::{dev_err, dev_info, dev_warn},
         dma::CoherentAllocation,
@@ -104,6 +107,10 @@ pub(crate) struct CtrlCore {
     /// SR-IOV state of a physical function (see `sriov.rs`); empty for a VF.
     #[pin]
     pub(crate) sriov: Mutex<Sriov>,
+    /// Serialises mode switches of this function's VFs (see `vfio-mode/switch.rs`); held
+    /// while a VF is unbound and bound again, so never taken under a VF's device lock.
+    #[pin]
+    pub(crate) vf_switch: Mutex<()>,
 }
 
 impl_has_work! {
@@ -140,6 +147,7 @@ impl CtrlCore {
             aen_config: AtomicU32::new(0),
             namespaces <- new_mutex!(NsDisks::new(), "CtrlCore::namespaces"),
             sriov <- new_mutex!(Sriov::new(), "CtrlCore::sriov"),
+            vf_switch <- new_mutex!((), "CtrlCore::vf_switch"),
         })
     }
 
@@ -347,6 +355,9 @@ impl CtrlCore {
 
     /// Whether a disk of this controller is open or mounted.
     pub(crate) fn disks_in_use(&self) -> bool {
+        // A close deferred by a kernel thread (the partition scan of a new disk) is not a
+        // user holding the disk.
+        block::flush_deferred_closes();
         self.namespaces.lock().in_use()
     }
 

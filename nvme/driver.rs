@@ -2,15 +2,17 @@
 
 //! The PCI driver: binds NVMe functions (class 01:08:02) and owns their controller.
 
-use kernel::{c_str, prelude::*};
+use kernel::{c_str, prelude::*, sync::Arc};
 
 use crate::{
     controller::Controller,
+    core::CtrlCore,
     kapi::{
         device::{dev_info, Core},
         init::pin_init_scope,
         pci::{self, pci_device_table},
     },
+    sysfs,
 };
 
 /// PCI class code of an NVMe controller: mass storage, non-volatile memory, NVM Express.
@@ -61,6 +63,23 @@ impl pci::Driver for NvmeDriver {
 
     fn sriov_configure(pdev: &pci::Device<Core>, this: Pin<&Self>, num_vfs: u16) -> Result<u16> {
         this.controller.core().sriov_configure(pdev, num_vfs)
+    }
+
+    fn attributes(pdev: &pci::Device<Core>) -> &'static [&'static pci::BoundAttribute<Self>] {
+        /// The attributes of a physical function.
+        static PF_ATTRIBUTES: [&pci::BoundAttribute<NvmeDriver>; 1] = [&sysfs::SRIOV_VF_MODE];
+        if pdev.is_physfn() {
+            &PF_ATTRIBUTES
+        } else {
+            &[]
+        }
+    }
+}
+
+impl NvmeDriver {
+    /// The controller's shared state.
+    pub(crate) fn core(&self) -> &Arc<CtrlCore> {
+        self.controller.core()
     }
 }
 

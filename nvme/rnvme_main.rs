@@ -9,7 +9,9 @@
 //!   shapes of upstream Rust-for-Linux 6.18; all `unsafe` code lives there.
 //! - `nvme/spec/`: pure NVMe logic (registers, later commands and queues), also compiled on
 //!   the host by the `rnvme-spec` crate.
-//! - `nvme/`: the driver: PCI binding, controller bring-up.
+//! - `nvme/`: the block-mode driver: PCI binding, controller, queues, disks, SR-IOV.
+//! - `vfio-mode/`: the vfio-mode driver and the switch between the two modes.
+//! - `sysfs/`: the `mode` and `sriov_vf_mode` attributes.
 
 // The layer mirrors upstream APIs as a library would; not every item has a user yet.
 #[allow(dead_code)]
@@ -37,12 +39,20 @@ mod queue;
 mod sriov;
 mod user_cmd;
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "../vfio-mode/mode.rs"]
+mod mode;
+#[path = "../sysfs/mod.rs"]
+mod sysfs;
+#[path = "../vfio-mode/mod.rs"]
+mod vfio_mode;
+
 #[cfg(CONFIG_KUNIT)]
 mod kunit_tests;
 
-use kernel::{c_str, prelude::*};
+use kernel::prelude::*;
 
-use kapi::pci;
+use kapi::{pci, vfio};
 
 module! {
     type: RnvmeModule,
@@ -52,14 +62,27 @@ module! {
     license: "GPL",
 }
 
-/// The module: holds the PCI driver registration.
+/// The module: holds the registrations of its two PCI drivers. Fields drop in order: the
+/// block driver goes first, so that its PFs disable their VFs (unbinding the vfio-mode ones)
+/// while the vfio-mode driver still exists.
 struct RnvmeModule {
     _driver: Pin<KBox<pci::Registration<driver::NvmeDriver>>>,
+    _vfio_driver: Pin<KBox<vfio::Registration<vfio_mode::VfioVf>>>,
 }
 
 impl kernel::Module for RnvmeModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let driver = KBox::pin_init(pci::Registration::new(c_str!("rnvme"), module), GFP_KERNEL)?;
-        Ok(Self { _driver: driver })
+        let driver = KBox::pin_init(
+            pci::Registration::new(vfio_mode::BLOCK_DRIVER_NAME, module),
+            GFP_KERNEL,
+        )?;
+        let vfio_driver = KBox::pin_init(
+            vfio::Registration::new(vfio_mode::DRIVER_NAME, module),
+            GFP_KERNEL,
+        )?;
+        Ok(Self {
+            _driver: driver,
+            _vfio_driver: vfio_driver,
+        })
     }
 }

@@ -28,6 +28,7 @@ use crate::{
         dma::CoherentAllocation,
         params, pci,
     },
+    mode::Mode,
     namespaces::as_identify,
     spec::{
         command::{cns, Command},
@@ -37,6 +38,7 @@ use crate::{
             VfResources, VirtAction, MAX_SECONDARIES,
         },
     },
+    sysfs, vfio_mode,
 };
 
 /// A VF's secondary controller as the PF configured it.
@@ -60,14 +62,21 @@ pub(crate) struct Sriov {
     /// Controllers of VFs bound to this driver: slot `vfn - 1` for VF `vfn`, one per
     /// enabled VF.
     vfs: KVec<Option<Arc<CtrlCore>>>,
+    /// The mode of each enabled VF (slot `vfn - 1`): which of the module's two drivers
+    /// may bind it.
+    modes: KVec<Mode>,
+    /// The mode new VFs start in (`sriov_vf_mode`).
+    new_vf_mode: Mode,
 }
 
 impl Sriov {
-    /// No VFs.
+    /// No VFs; new VFs start in block mode.
     pub(crate) fn new() -> Self {
         Self {
             secondaries: KVec::new(),
             vfs: KVec::new(),
+            modes: KVec::new(),
+            new_vf_mode: Mode::Nvme,
         }
     }
 }
@@ -112,6 +121,11 @@ impl CtrlCore {
             sriov
                 .vfs
                 .extend_with(usize::from(num_vfs), None, GFP_KERNEL)?;
+            let mode = sriov.new_vf_mode;
+            sriov.modes = KVec::new();
+            sriov
+                .modes
+                .extend_with(usize::from(num_vfs), mode, GFP_KERNEL)?;
         }
         if let Err(e) = pdev.enable_sriov(num_vfs) {
             dev_err!(self.pdev(), "enabling {} VFs failed: {:?}\n", num_vfs, e);
@@ -137,6 +151,13 @@ impl CtrlCore {
             s.online = true;
         }
         drop(sriov);
+        for index in 0..num_vfs {
+            if let Some(vf) = pdev.vf(index) {
+                if let Err(e) = sysfs::add_vf_mode(&vf) {
+                    dev_warn!(vf, "no mode attribute: {:?}\n", e);
+                }
+            }
+        }
         dev_info!(self.pdev(), "{} VF(s) enabled\n", num_vfs);
         Ok(num_vfs)
     }
@@ -251,6 +272,7 @@ impl CtrlCore {
         }
         sriov.secondaries = KVec::new();
         sriov.vfs = KVec::new();
+        sriov.modes = KVec::new();
     }
 
     /// Disables the VFs, unless one is in use (a disk of it open or mounted): then nothing
@@ -266,6 +288,18 @@ impl CtrlCore {
                 dev_warn!(
                     self.pdev(),
                     "VF {} is in use (a disk is open or mounted): VFs stay enabled\n",
+                    index + 1
+                );
+                return Err(EBUSY);
+            }
+        }
+        // Checked without the lock: the check locks the VF, whose probe takes the lock.
+        for index in 0..pdev.num_vfs() {
+            let in_vfio = pdev.vf(index).is_some_and(|vf| vfio_mode::in_use(&vf));
+            if in_vfio {
+                dev_warn!(
+                    self.pdev(),
+                    "VF {} is in use (its VFIO device is open): VFs stay enabled\n",
                     index + 1
                 );
                 return Err(EBUSY);
@@ -290,6 +324,46 @@ impl CtrlCore {
             s.online = true;
         }
         Ok(())
+    }
+
+    /// The mode of VF `vfn` (block mode for an unknown VF).
+    pub(crate) fn vf_mode(&self, vfn: u16) -> Mode {
+        let sriov = self.sriov.lock();
+        sriov
+            .modes
+            .get(usize::from(vfn).wrapping_sub(1))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Sets the mode of VF `vfn`, which decides which driver may bind it next.
+    pub(crate) fn set_vf_mode(&self, vfn: u16, mode: Mode) -> Result {
+        let mut sriov = self.sriov.lock();
+        let slot = sriov
+            .modes
+            .get_mut(usize::from(vfn).wrapping_sub(1))
+            .ok_or(ENODEV)?;
+        *slot = mode;
+        Ok(())
+    }
+
+    /// Whether a disk of VF `vfn`, bound to this driver in block mode, is open or mounted.
+    pub(crate) fn vf_disks_in_use(&self, vfn: u16) -> bool {
+        let sriov = self.sriov.lock();
+        sriov
+            .vfs
+            .get(usize::from(vfn).wrapping_sub(1))
+            .is_some_and(|vf| vf.as_ref().is_some_and(|vf| vf.disks_in_use()))
+    }
+
+    /// The mode VFs enabled from now on start in.
+    pub(crate) fn new_vf_mode(&self) -> Mode {
+        self.sriov.lock().new_vf_mode
+    }
+
+    /// Sets the mode VFs enabled from now on start in (VFs that exist keep theirs).
+    pub(crate) fn set_new_vf_mode(&self, mode: Mode) {
+        self.sriov.lock().new_vf_mode = mode;
     }
 
     /// Records the controller of VF `vfn`, bound to this driver.

@@ -14,3 +14,7 @@ extern crate std;
 
 #[path = "mod.rs"]
 pub mod spec;
+
+/// The modes of a function (`vfio-mode/mode.rs`), also compiled by the module.
+#[path = "../../vfio-mode/mode.rs"]
+pub mod mode;
