@@ -19,6 +19,7 @@ mod nvme_ioctl;
 mod pci;
 mod sriov;
 mod tests;
+mod vfio_client;
 
 use std::path::PathBuf;
 

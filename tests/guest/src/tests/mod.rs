@@ -13,6 +13,7 @@ mod passthru;
 mod recovery;
 mod smoke;
 mod sriov;
+mod vfio;
 
 use crate::harness::Test;
 
@@ -27,6 +28,7 @@ pub fn all() -> Vec<Test> {
     v.extend(namespaces::tests());
     v.extend(passthru::tests());
     v.extend(sriov::tests());
+    v.extend(vfio::tests());
     v.extend(recovery::tests());
     v.extend(lifecycle::tests());
     // Last: the leak scan covers everything the other tests did.

@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VFIO mode: the `mode` attribute of a VF and `sriov_vf_mode` of the PF; switching a VF
+//! between its block life and its VFIO life with its data intact; VFs coming up directly
+//! in vfio mode without a block probe; a userspace NVMe driver reaching the VF through
+//! VFIO; refusals while a VF is in use.
+
+use std::{fs, path::PathBuf, time::Duration};
+
+use crate::{
+    disk::{pattern, Direct},
+    harness::{ensure, wait_until, Env, Report, Test},
+    kmsg,
+    module::{self, RNVME},
+    pci::Function,
+    sriov::{list_secondary, numvfs, numvfs_path, set_numvfs, vf_disk, vfs, write_attr, CHARDEV},
+    tests::smoke::with_loaded,
+    vfio_client::Client,
+};
+
+/// The vfio-mode driver.
+const RNVME_VFIO: &str = "rnvme-vfio";
+
+/// The namespace the tests give a VF.
+const NSID: u32 = 2;
+
+/// How long VF disks may take to appear or go (TCG).
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// The VFIO mode tests.
+pub fn tests() -> Vec<Test> {
+    vec![
+        Test {
+            name: "vfio/mode-attributes",
+            groups: &["vfio"],
+            run: mode_attributes,
+        },
+        Test {
+            name: "vfio/switch-keeps-data-both-ways",
+            groups: &["vfio"],
+            run: switch_keeps_data,
+        },
+        Test {
+            name: "vfio/vfs-come-up-in-vfio-mode",
+            groups: &["vfio"],
+            run: direct_vfio,
+        },
+        Test {
+            name: "vfio/in-use-is-busy",
+            groups: &["vfio"],
+            run: in_use_is_busy,
+        },
+        Test {
+            name: "vfio/500-toggles",
+            groups: &["vfio", "stress"],
+            run: toggles,
+        },
+    ]
+}
+
+fn mode_path(vf: &Function) -> PathBuf {
+    vf.dir().join("mode")
+}
+
+fn read_mode(vf: &Function) -> Result<String, String> {
+    let p = mode_path(vf);
+    fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// Writes `mode` to the VF's `mode` attribute.
+fn set_mode(vf: &Function, mode: &str) -> Result<(), String> {
+    write_attr(&mode_path(vf), mode)
+        .map_err(|e| format!("echo {mode} > {}/mode: errno {e}", vf.bdf))
+}
+
+/// Checks the VF is in `mode`: the attribute and the bound driver agree.
+fn check_mode(vf: &Function, mode: &str) -> Result<(), String> {
+    let (want_show, want_driver) = match mode {
+        "nvme" => ("[nvme] vfio\n", RNVME),
+        _ => ("nvme [vfio]\n", RNVME_VFIO),
+    };
+    let shown = read_mode(vf)?;
+    let driver = vf.driver();
+    ensure(
+        shown == want_show && driver.as_deref() == Some(want_driver),
+        || {
+            format!(
+                "{}: mode shows {shown:?}, bound to {driver:?}; want {mode}",
+                vf.bdf
+            )
+        },
+    )
+}
+
+/// The secondary controller ID of VF `vfn`.
+fn scid(vfn: u64) -> Result<String, String> {
+    list_secondary()?
+        .iter()
+        .find(|s| s.vfn == vfn)
+        .map(|s| s.scid.to_string())
+        .ok_or_else(|| format!("no secondary controller for VF {vfn}"))
+}
+
+/// Runs `f` with the module loaded and `n` VFs enabled (namespace 2 attached to VF 1 when
+/// `attach`); afterwards puts every VF back in block mode, detaches and disables.
+fn with_vfs(
+    env: &Env,
+    n: u16,
+    attach: bool,
+    f: impl FnOnce(&Function, &[Function]) -> Result<(), String>,
+) -> Result<Vec<Report>, String> {
+    with_loaded(env, |pf| {
+        set_numvfs(pf, n)?;
+        let vfs = vfs(pf)?;
+        ensure(vfs.len() == usize::from(n), || {
+            format!("{} VFs, want {n}", vfs.len())
+        })?;
+        let ns = NSID.to_string();
+        let c = scid(1)?;
+        if attach {
+            module::run("nvme", &["attach-ns", CHARDEV, "-n", &ns, "-c", &c])?;
+        }
+        let result = f(pf, &vfs);
+        for vf in &vfs {
+            let _ = set_mode(vf, "nvme");
+        }
+        let _ = write_attr(&pf.dir().join("sriov_vf_mode"), "nvme");
+        if attach {
+            module::run("nvme", &["detach-ns", CHARDEV, "-n", &ns, "-c", &c])?;
+        }
+        result.and(set_numvfs(pf, 0))
+    })
+}
+
+fn mode_attributes(env: &Env) -> Result<Vec<Report>, String> {
+    with_vfs(env, 1, false, |pf, vfs| {
+        let vf = &vfs[0];
+        check_mode(vf, "nvme")?;
+        let pf_attr = pf.dir().join("sriov_vf_mode");
+        let shown = fs::read_to_string(&pf_attr).map_err(|e| format!("sriov_vf_mode: {e}"))?;
+        ensure(shown == "[nvme] vfio\n", || {
+            format!("sriov_vf_mode shows {shown:?}")
+        })?;
+
+        // Garbage is refused and changes nothing.
+        for bad in [
+            "", "\n", "VFIO", " vfio", "vfio \n", "vfio\n\n", "vfio-pci", "nvme\0", "block",
+        ] {
+            for path in [mode_path(vf), pf_attr.clone()] {
+                let got = write_attr(&path, bad);
+                // An empty write never reaches the driver.
+                let want = if bad.is_empty() {
+                    Ok(())
+                } else {
+                    Err(libc::EINVAL)
+                };
+                ensure(got == want, || {
+                    format!("{bad:?} > {}: got {got:?}, want {want:?}", path.display())
+                })?;
+            }
+            check_mode(vf, "nvme")?;
+        }
+        // Writing the current mode is a no-op that succeeds: nothing is unbound.
+        let mark = kmsg::mark()?;
+        set_mode(vf, "nvme")?;
+        set_mode(vf, "nvme\n")?;
+        let log = kmsg::since(mark)?;
+        ensure(!log.iter().any(|l| l.contains("unbinding")), || {
+            format!("writing the current mode unbound the VF: {log:?}")
+        })?;
+        check_mode(vf, "nvme")?;
+
+        write_attr(&pf_attr, "vfio\n").map_err(|e| format!("sriov_vf_mode=vfio: errno {e}"))?;
+        let shown = fs::read_to_string(&pf_attr).map_err(|e| format!("sriov_vf_mode: {e}"))?;
+        ensure(shown == "nvme [vfio]\n", || {
+            format!("sriov_vf_mode shows {shown:?}")
+        })?;
+        // Existing VFs keep their mode.
+        check_mode(vf, "nvme")
+    })
+}
+
+fn switch_keeps_data(env: &Env) -> Result<Vec<Report>, String> {
+    with_vfs(env, 1, true, |_pf, vfs| {
+        let vf = &vfs[0];
+        ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
+            "the VF got no disk for namespace 2".into()
+        })?;
+        let disk = vf_disk(vf, "2").ok_or("no VF disk")?;
+        let written_by_block = pattern(4096, 0xb10c);
+        Direct::open_path(&disk)?.write_at(0, &written_by_block)?;
+
+        // To vfio mode: the disk goes, the VF is a VFIO device in a group of its own.
+        set_mode(vf, "vfio")?;
+        check_mode(vf, "vfio")?;
+        ensure(vf_disk(vf, "2").is_none(), || {
+            "the VF disk is still there in vfio mode".into()
+        })?;
+        let group =
+            fs::read_link(vf.dir().join("iommu_group")).map_err(|e| format!("iommu_group: {e}"))?;
+        let members = fs::read_dir(vf.dir().join("iommu_group/devices"))
+            .map_err(|e| format!("iommu group devices: {e}"))?
+            .count();
+        ensure(members == 1, || {
+            format!("the VF's IOMMU group has {members} devices")
+        })?;
+        let group_dev = PathBuf::from("/dev/vfio").join(group.file_name().unwrap_or_default());
+        ensure(group_dev.exists(), || {
+            format!("{} is missing", group_dev.display())
+        })?;
+
+        // A userspace driver reaches the controller through VFIO: it reads what the block
+        // driver wrote and writes something the block driver must read back.
+        let written_by_vfio = pattern(4096, 0xf10);
+        {
+            let mut c = Client::open(&vf.bdf)?;
+            let vs = c.version();
+            ensure(vs == 0x0001_0400, || format!("VS through VFIO is {vs:#x}"))?;
+            let id = c.identify()?;
+            ensure(
+                id.serial == "RNVME0001" && id.model == "QEMU NVMe Ctrl",
+                || format!("Identify through VFIO: {id:?}"),
+            )?;
+            let lba = c.lba_size(NSID)?;
+            c.create_io_queue()?;
+            let got = c.read_page(NSID, 0, lba)?;
+            ensure(got == written_by_block, || {
+                "VFIO read of what the block driver wrote differs".into()
+            })?;
+            c.write_page(NSID, 1 << 20, lba, &written_by_vfio)?;
+            ensure(c.read_page(NSID, 1 << 20, lba)? == written_by_vfio, || {
+                "VFIO write does not read back through VFIO".into()
+            })?;
+        }
+
+        // Back to block mode: the disk returns with both writes.
+        set_mode(vf, "nvme")?;
+        check_mode(vf, "nvme")?;
+        ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
+            "the VF disk did not come back in block mode".into()
+        })?;
+        let disk = vf_disk(vf, "2").ok_or("no VF disk")?;
+        let mut d = Direct::open_path(&disk)?;
+        ensure(d.read_at(0, 4096)? == written_by_block, || {
+            "block data changed across the round trip".into()
+        })?;
+        ensure(d.read_at(1 << 20, 4096)? == written_by_vfio, || {
+            "data written through VFIO does not read back through the block device".into()
+        })
+    })
+}
+
+fn direct_vfio(env: &Env) -> Result<Vec<Report>, String> {
+    with_loaded(env, |pf| {
+        let pf_attr = pf.dir().join("sriov_vf_mode");
+        write_attr(&pf_attr, "vfio").map_err(|e| format!("sriov_vf_mode=vfio: errno {e}"))?;
+        let mark = kmsg::mark()?;
+        let result = (|| {
+            set_numvfs(pf, 8)?;
+            let vfs = vfs(pf)?;
+            ensure(vfs.len() == 8, || format!("{} VFs, want 8", vfs.len()))?;
+            for vf in &vfs {
+                check_mode(vf, "vfio")?;
+            }
+            // No block probe ran: no controller was identified, no disk or controller
+            // device appeared for a VF.
+            let log = kmsg::since(mark)?;
+            let probed: Vec<_> = log
+                .iter()
+                .filter(|l| l.contains("NVMe VF controller") || l.contains("enabling device"))
+                .collect();
+            ensure(probed.is_empty(), || {
+                format!("VFs were probed in block mode: {probed:?}")
+            })?;
+            for vf in &vfs {
+                ensure(
+                    vf_disk(vf, "2").is_none() && !vf.dir().join("block").exists(),
+                    || format!("{} has a disk", vf.bdf),
+                )?;
+            }
+            let online = list_secondary()?.iter().filter(|s| s.online).count();
+            ensure(online == 8, || {
+                format!("{online} secondary controllers online, want 8")
+            })?;
+            // One of them can still become a disk.
+            set_mode(&vfs[7], "nvme")?;
+            check_mode(&vfs[7], "nvme")?;
+            set_mode(&vfs[7], "vfio")?;
+            check_mode(&vfs[7], "vfio")
+        })();
+        let _ = write_attr(&pf_attr, "nvme");
+        result.and(set_numvfs(pf, 0))
+    })
+}
+
+fn in_use_is_busy(env: &Env) -> Result<Vec<Report>, String> {
+    with_vfs(env, 1, true, |pf, vfs| {
+        let vf = &vfs[0];
+        ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
+            "the VF got no disk for namespace 2".into()
+        })?;
+        let disk = vf_disk(vf, "2").ok_or("no VF disk")?;
+        {
+            let _open = Direct::open_path(&disk)?;
+            let got = write_attr(&mode_path(vf), "vfio");
+            ensure(got == Err(libc::EBUSY), || {
+                format!("echo vfio with the disk open: got {got:?}, want EBUSY")
+            })?;
+            check_mode(vf, "nvme")?;
+            ensure(vf_disk(vf, "2").is_some(), || "the disk went away".into())?;
+        }
+        set_mode(vf, "vfio")?;
+        {
+            let _vmm = Client::open(&vf.bdf)?;
+            let got = write_attr(&mode_path(vf), "nvme");
+            ensure(got == Err(libc::EBUSY), || {
+                format!("echo nvme with the VFIO device open: got {got:?}, want EBUSY")
+            })?;
+            check_mode(vf, "vfio")?;
+            let got = write_attr(&numvfs_path(pf), "0");
+            ensure(got == Err(libc::EBUSY), || {
+                format!("echo 0 > sriov_numvfs with the VFIO device open: got {got:?}, want EBUSY")
+            })?;
+            ensure(numvfs(pf)? == 1, || "VFs were disabled".into())?;
+            // The open VFIO device holds the module.
+            ensure(module::rmmod(RNVME).is_err(), || {
+                "rmmod succeeded with the VFIO device open".into()
+            })?;
+            check_mode(vf, "vfio")?;
+        }
+        // Closed: everything is allowed again.
+        set_mode(vf, "nvme")?;
+        check_mode(vf, "nvme")
+    })
+}
+
+fn toggles(env: &Env) -> Result<Vec<Report>, String> {
+    with_vfs(env, 1, false, |_pf, vfs| {
+        let vf = &vfs[0];
+        for i in 0..500 {
+            for mode in ["vfio", "nvme"] {
+                set_mode(vf, mode).map_err(|e| format!("toggle {i}: {e}"))?;
+                let driver = vf.driver();
+                let want = if mode == "vfio" { RNVME_VFIO } else { RNVME };
+                ensure(driver.as_deref() == Some(want), || {
+                    format!("toggle {i}: {mode} mode but bound to {driver:?}")
+                })?;
+            }
+        }
+        check_mode(vf, "nvme")
+    })
+}
