@@ -15,20 +15,13 @@
 use core::{marker::PhantomData, pin::Pin};
 
 use kernel::{
-    bindings,
-    error::{from_result, to_result},
-    ffi,
-    init::pin_init_from_closure,
-    prelude::*,
-    str::CStr,
-    types::{ForeignOwnable, Opaque},
-    ThisModule,
+    bindings, error::from_result, ffi, prelude::*, str::CStr, types::ForeignOwnable, ThisModule,
 };
 
 use super::{
     bindings::sys,
     device::{Core, Normal},
-    pci::{self, physfn_data},
+    pci::{self, physfn_data, DriverRegistration},
 };
 
 /// A PCI driver that turns the functions it binds into VFIO devices.
@@ -114,21 +107,12 @@ pub(crate) fn in_use<T: Driver>(pdev: &pci::Device<Normal>) -> bool {
 }
 
 /// The registration of a VFIO [`Driver`] with the PCI core; unregisters on drop.
-///
-/// # Invariants
-///
-/// `drv` is registered with the PCI core for the lifetime of the object.
-#[pin_data(PinnedDrop)]
+#[pin_data]
 pub(crate) struct Registration<T: Driver> {
     #[pin]
-    drv: Opaque<sys::pci_driver>,
+    reg: DriverRegistration,
     _p: PhantomData<T>,
 }
-
-// SAFETY: the registration is only touched at creation and drop.
-unsafe impl<T: Driver> Send for Registration<T> {}
-// SAFETY: no `&self` method touches the `pci_driver`.
-unsafe impl<T: Driver> Sync for Registration<T> {}
 
 impl<T: Driver> Registration<T> {
     /// Registers `T` as PCI driver `name` of `module`.
@@ -136,36 +120,20 @@ impl<T: Driver> Registration<T> {
         name: &'static CStr,
         module: &'static ThisModule,
     ) -> impl PinInit<Self, Error> {
-        let init = move |slot: *mut Opaque<sys::pci_driver>| {
-            let drv = Opaque::raw_get(slot);
-            // SAFETY: `drv` is valid for writes; all-zero is a valid `pci_driver`; the glue
-            // only sets fields.
+        let fill = |drv: *mut sys::pci_driver| {
+            // SAFETY: `drv` points to the `pci_driver` being initialised, not yet
+            // registered; the glue only sets fields.
             unsafe {
-                core::ptr::write_bytes(drv, 0, 1);
-                (*drv).name = name.as_char_ptr();
-                (*drv).id_table = T::ID_TABLE.as_ptr();
                 (*drv).probe = Some(Adapter::<T>::probe_callback);
                 (*drv).remove = Some(Adapter::<T>::remove_callback);
                 sys::rnvme_vfio_driver_init(drv);
             }
-            // SAFETY: `drv` is initialised and pinned until `PinnedDrop` unregisters it.
-            to_result(unsafe {
-                sys::__pci_register_driver(drv, module.as_ptr(), name.as_char_ptr())
-            })
         };
         try_pin_init!(Self {
-            // SAFETY: the closure initialises the `pci_driver` before registering it and
-            // fails only when registration failed (nothing to undo).
-            drv <- unsafe { pin_init_from_closure(init) },
+            // SAFETY: `T::ID_TABLE` is a static, terminated table (`IdTable` invariant); the
+            // adapter's callbacks are valid for any device the PCI core binds.
+            reg <- unsafe { DriverRegistration::new(name, module, T::ID_TABLE.as_ptr(), fill) },
             _p: PhantomData,
         })
-    }
-}
-
-#[pinned_drop]
-impl<T: Driver> PinnedDrop for Registration<T> {
-    fn drop(self: Pin<&mut Self>) {
-        // SAFETY: by the type invariant the driver is registered.
-        unsafe { sys::pci_unregister_driver(self.drv.get()) };
     }
 }
