@@ -72,19 +72,12 @@ impl Controller {
         // resets the VF's controller and sets its vector count.
         let physfn = match physfn {
             Some(pf) => {
-                let vfn = pdev.vf_index()?.checked_add(1).ok_or(EINVAL)?;
+                let vfn = pdev.vf_number()?;
                 // A VF in vfio mode is not probed at all: the vfio-mode driver takes it.
                 if pf.vf_mode(vfn) == Mode::Vfio {
                     return Err(ENODEV);
                 }
-                pf.sriov_vf_online(vfn).inspect_err(|e| {
-                    dev_err!(
-                        pdev,
-                        "VF {}: secondary controller not online: {:?}\n",
-                        vfn,
-                        e
-                    )
-                })?;
+                pf.sriov_vf_online(pdev, vfn)?;
                 Some((pf, vfn))
             }
             None => None,

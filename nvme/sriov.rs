@@ -81,6 +81,12 @@ impl Sriov {
     }
 }
 
+/// The index of VF `vfn` (1-based) in the per-VF vectors of [`Sriov`]; VF 0 maps to an
+/// index no vector has.
+fn slot(vfn: u16) -> usize {
+    usize::from(vfn).wrapping_sub(1)
+}
+
 impl CtrlCore {
     /// `sriov_configure`: enables `num_vfs` VFs (0: disables them); returns how many are
     /// enabled.
@@ -312,15 +318,19 @@ impl CtrlCore {
         Ok(())
     }
 
-    /// From the probe of VF `vfn` (bound to this driver): brings its secondary controller
-    /// online if this function configured it and it is not online yet.
-    pub(crate) fn sriov_vf_online(&self, vfn: u16) -> Result {
+    /// From the probe of VF `vfn` (`vf`, in either mode): brings its secondary controller
+    /// online if this function configured it and it is not online yet; a failure is logged
+    /// on the VF.
+    pub(crate) fn sriov_vf_online(&self, vf: &pci::Device, vfn: u16) -> Result {
         let mut sriov = self.sriov.lock();
         let Some(s) = sriov.secondaries.iter_mut().find(|s| s.vfn == vfn) else {
             return Ok(());
         };
         if !s.online {
-            self.virt_mgmt(s.scid, VirtAction::Online)?;
+            self.virt_mgmt(s.scid, VirtAction::Online)
+                .inspect_err(|e| {
+                    dev_err!(vf, "VF {}: secondary controller not online: {:?}\n", vfn, e)
+                })?;
             s.online = true;
         }
         Ok(())
@@ -329,20 +339,13 @@ impl CtrlCore {
     /// The mode of VF `vfn` (block mode for an unknown VF).
     pub(crate) fn vf_mode(&self, vfn: u16) -> Mode {
         let sriov = self.sriov.lock();
-        sriov
-            .modes
-            .get(usize::from(vfn).wrapping_sub(1))
-            .copied()
-            .unwrap_or_default()
+        sriov.modes.get(slot(vfn)).copied().unwrap_or_default()
     }
 
     /// Sets the mode of VF `vfn`, which decides which driver may bind it next.
     pub(crate) fn set_vf_mode(&self, vfn: u16, mode: Mode) -> Result {
         let mut sriov = self.sriov.lock();
-        let slot = sriov
-            .modes
-            .get_mut(usize::from(vfn).wrapping_sub(1))
-            .ok_or(ENODEV)?;
+        let slot = sriov.modes.get_mut(slot(vfn)).ok_or(ENODEV)?;
         *slot = mode;
         Ok(())
     }
@@ -352,7 +355,7 @@ impl CtrlCore {
         let sriov = self.sriov.lock();
         sriov
             .vfs
-            .get(usize::from(vfn).wrapping_sub(1))
+            .get(slot(vfn))
             .is_some_and(|vf| vf.as_ref().is_some_and(|vf| vf.disks_in_use()))
     }
 
@@ -368,24 +371,14 @@ impl CtrlCore {
 
     /// Records the controller of VF `vfn`, bound to this driver.
     pub(crate) fn sriov_attach(&self, vfn: u16, vf: Arc<CtrlCore>) {
-        if let Some(slot) = self
-            .sriov
-            .lock()
-            .vfs
-            .get_mut(usize::from(vfn).wrapping_sub(1))
-        {
+        if let Some(slot) = self.sriov.lock().vfs.get_mut(slot(vfn)) {
             *slot = Some(vf);
         }
     }
 
     /// Forgets the controller of VF `vfn` (it is unbinding).
     pub(crate) fn sriov_detach(&self, vfn: u16) {
-        if let Some(slot) = self
-            .sriov
-            .lock()
-            .vfs
-            .get_mut(usize::from(vfn).wrapping_sub(1))
-        {
+        if let Some(slot) = self.sriov.lock().vfs.get_mut(slot(vfn)) {
             *slot = None;
         }
     }

@@ -39,7 +39,7 @@ struct VfMode;
 
 impl VfAttributeOps<NvmeDriver> for VfMode {
     fn show(vf: &pci::Device, pf: Pin<&NvmeDriver>, out: &mut ShowBuffer<'_>) -> Result {
-        let vfn = vf.vf_index()?.checked_add(1).ok_or(EINVAL)?;
+        let vfn = vf.vf_number()?;
         show(pf.core().vf_mode(vfn), out)
     }
 

@@ -57,7 +57,7 @@ impl VfioVf {
         // Only VFs of a PF this module runs, and only in vfio mode; everything else is
         // left to other drivers.
         let pf = physfn.ok_or(ENODEV)?.core().clone();
-        let vfn = pdev.vf_index()?.checked_add(1).ok_or(EINVAL)?;
+        let vfn = pdev.vf_number()?;
         if pf.vf_mode(vfn) != Mode::Vfio {
             return Err(ENODEV);
         }
@@ -73,14 +73,7 @@ impl VfioVf {
             );
             return Err(EPERM);
         }
-        pf.sriov_vf_online(vfn).inspect_err(|e| {
-            dev_err!(
-                pdev,
-                "VF {}: secondary controller not online: {:?}\n",
-                vfn,
-                e
-            )
-        })?;
+        pf.sriov_vf_online(pdev, vfn)?;
         dev_info!(pdev, "VF {}: vfio mode\n", vfn);
         Ok(Self { pf, vfn })
     }

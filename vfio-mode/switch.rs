@@ -30,7 +30,7 @@ use super::{driver_name, in_use, BLOCK_DRIVER_NAME, DRIVER_NAME};
 /// nothing. `EBUSY` if the VF is in use (a disk open or mounted in block mode, the VFIO
 /// device open in vfio mode) or bound to a driver of another module; then nothing changes.
 pub(crate) fn switch(vf: &pci::Device, pf: &Arc<CtrlCore>, new: Mode) -> Result {
-    let vfn = vf.vf_index()?.checked_add(1).ok_or(EINVAL)?;
+    let vfn = vf.vf_number()?;
     let _serialised = pf.vf_switch.lock();
     let old = pf.vf_mode(vfn);
     if old == new {
