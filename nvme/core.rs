@@ -27,7 +27,7 @@ use crate::{
         device::{dev_err, dev_info, dev_warn},
         dma::CoherentAllocation,
         irq, pci,
-        workqueue::cancel_work_sync,
+        workqueue::cancel_arc_work_sync,
     },
     namespaces::{DiskTemplate, NsDisks},
     nvme_error::NvmeError,
@@ -517,15 +517,15 @@ impl CtrlCore {
     }
 
     /// Cancels a queued reset or event handling and waits for a running one.
-    fn cancel_work(&self) {
-        cancel_work_sync(&self.reset_work);
-        cancel_work_sync(&self.event_work);
+    fn cancel_work(self: &Arc<Self>) {
+        cancel_arc_work_sync::<_, 0>(self);
+        cancel_arc_work_sync::<_, 1>(self);
     }
 
     /// Stops the controller for a system shutdown or reboot: no more I/O is dispatched,
     /// the controller completes a normal shutdown (CC.SHN) and is disabled, and whatever
     /// was still in flight fails. The disks stay until the system goes down.
-    pub(crate) fn system_shutdown(&self) {
+    pub(crate) fn system_shutdown(self: &Arc<Self>) {
         self.cancel_work();
         self.set_state(CtrlState::Dead);
         let io = self.io.lock();
@@ -543,7 +543,7 @@ impl CtrlCore {
     }
 
     /// Starts unbinding: waits for a running reset, then lets I/O drain.
-    pub(crate) fn begin_removal(&self) {
+    pub(crate) fn begin_removal(self: &Arc<Self>) {
         self.cancel_work();
         if self.state() != CtrlState::Dead {
             self.set_state(CtrlState::Removing);
@@ -553,7 +553,7 @@ impl CtrlCore {
     /// Finishes unbinding once the disks are gone: no reset may run any more, the I/O side
     /// is unlinked (breaking the reference cycle through the tag set), and the controller
     /// is shut down and disabled before any queue memory is freed.
-    pub(crate) fn finish_removal(&self) {
+    pub(crate) fn finish_removal(self: &Arc<Self>) {
         self.cancel_work();
         drop(self.io.lock().take());
         let csts = self.status();

@@ -5,7 +5,13 @@
 //! in vfio mode without a block probe; a userspace NVMe driver reaching the VF through
 //! VFIO; refusals while a VF is in use.
 
-use std::{fs, path::PathBuf, time::Duration};
+use std::{
+    fs,
+    path::PathBuf,
+    sync::atomic::{AtomicBool, Ordering},
+    thread,
+    time::Duration,
+};
 
 use crate::{
     disk::{pattern, Direct},
@@ -337,16 +343,44 @@ fn in_use_is_busy(env: &Env) -> Result<Vec<Report>, String> {
 fn toggles(env: &Env) -> Result<Vec<Report>, String> {
     with_vfs(env, 1, false, |_pf, vfs| {
         let vf = &vfs[0];
-        for i in 0..500 {
-            for mode in ["vfio", "nvme"] {
-                set_mode(vf, mode).map_err(|e| format!("toggle {i}: {e}"))?;
-                let driver = vf.driver();
-                let want = if mode == "vfio" { RNVME_VFIO } else { RNVME };
-                ensure(driver.as_deref() == Some(want), || {
-                    format!("toggle {i}: {mode} mode but bound to {driver:?}")
-                })?;
-            }
-        }
+        let stop = AtomicBool::new(false);
+        let (switched, reads) = thread::scope(|s| {
+            // A reader polls `mode` all along: every read must show one of the two
+            // modes, never an error or a torn value.
+            let reader = s.spawn(|| -> Result<u64, String> {
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let shown = read_mode(vf)?;
+                    if shown != "[nvme] vfio\n" && shown != "nvme [vfio]\n" {
+                        return Err(format!("reader saw {shown:?}"));
+                    }
+                    reads += 1;
+                }
+                Ok(reads)
+            });
+            let switched = (0..500).try_for_each(|i| {
+                ["vfio", "nvme"].iter().try_for_each(|&mode| {
+                    set_mode(vf, mode).map_err(|e| format!("toggle {i}: {e}"))?;
+                    let driver = vf.driver();
+                    let want = if mode == "vfio" { RNVME_VFIO } else { RNVME };
+                    ensure(driver.as_deref() == Some(want), || {
+                        format!("toggle {i}: {mode} mode but bound to {driver:?}")
+                    })
+                })
+            });
+            stop.store(true, Ordering::Relaxed);
+            let reads = reader
+                .join()
+                .map_err(|_| "the reader thread panicked".to_string())
+                .and_then(|r| r);
+            (switched, reads)
+        });
+        switched?;
+        let reads = reads?;
+        // The reader must really have run alongside the switches.
+        ensure(reads >= 100, || {
+            format!("the reader read `mode` only {reads} times during 1000 switches")
+        })?;
         check_mode(vf, "nvme")
     })
 }
