@@ -1,21 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A userspace NVMe driver over VFIO, as a VMM would reach a VF in vfio mode: rust-vmm's
-//! `vfio-ioctls` opens the device through the legacy container and group path and maps DMA
-//! memory; BAR0 is mmapped from the device file; the controller is then driven with
-//! polling (no interrupts): enable, Identify, one I/O queue pair, reads and writes.
+//! A userspace NVMe driver over VFIO, as a VMM would reach a VF in vfio mode. rust-vmm's
+//! `vfio-ioctls` opens the device through either VFIO path ([`Path`]) and maps DMA memory;
+//! BAR0 is mmapped from the device file; the controller is then driven with polling (no
+//! interrupts): enable, Identify, one I/O queue pair, reads and writes. Everything after
+//! the open is the same for both paths: `vfio-ioctls` hides the path behind its `VfioOps`
+//! trait (DMA mapping) and `VfioDevice` (regions, the device file).
 
 use std::{
-    fs,
-    os::fd::RawFd,
-    path::Path,
+    fmt,
+    fs::{self, OpenOptions},
+    os::fd::AsRawFd,
+    path::PathBuf,
     ptr::NonNull,
-    sync::Arc,
+    sync::{
+        atomic::{fence, Ordering},
+        Arc,
+    },
     thread,
     time::{Duration, Instant},
 };
 
-use vfio_ioctls::{VfioContainer, VfioDevice};
+use iommufd_ioctls::IommuFd;
+use vfio_ioctls::{VfioContainer, VfioDevice, VfioError, VfioIommufd, VfioOps};
 
 /// IOVA of the client's DMA memory.
 const IOVA: u64 = 0x1000_0000;
@@ -35,7 +42,108 @@ const IOCQ: usize = 0x4000;
 /// Data buffer of writes and reads (one page).
 const DATA: usize = 0x5000;
 
-/// Anonymous memory mapped for DMA; unmapped on drop.
+/// VFIO's region index of PCI config space.
+const CONFIG_REGION: u32 = 7;
+/// PCI_COMMAND: memory space and bus master enable.
+const CMD_MEM_MASTER: u16 = 0x6;
+
+/// How the client reaches the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// The legacy path: a container (`/dev/vfio/vfio`) with the VF's group
+    /// (`/dev/vfio/<group>`) and the type1v2 IOMMU; the device file comes from
+    /// `VFIO_GROUP_GET_DEVICE_FD`, DMA is mapped with `VFIO_IOMMU_MAP_DMA`.
+    Container,
+    /// The iommufd path: the VF's device cdev (`/dev/vfio/devices/vfio<N>`) bound to an
+    /// iommufd (`/dev/iommu`, `VFIO_DEVICE_BIND_IOMMUFD`) and attached to an IOAS
+    /// (`IOMMU_IOAS_ALLOC`, `VFIO_DEVICE_ATTACH_IOMMUFD_PT`); DMA is mapped with
+    /// `IOMMU_IOAS_MAP`.
+    Cdev,
+}
+
+/// Why [`Client::open`] failed, with the errno the kernel returned where there was one.
+#[derive(Debug)]
+pub struct OpenError {
+    pub errno: Option<i32>,
+    pub msg: String,
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl From<String> for OpenError {
+    fn from(msg: String) -> Self {
+        Self { errno: None, msg }
+    }
+}
+
+impl From<&str> for OpenError {
+    fn from(msg: &str) -> Self {
+        msg.to_string().into()
+    }
+}
+
+impl From<OpenError> for String {
+    fn from(e: OpenError) -> Self {
+        e.msg
+    }
+}
+
+/// `what: error: source: ...`, each source only once (some of `vfio-ioctls`' messages
+/// already contain their source, others do not).
+fn chain(what: &str, e: &dyn std::error::Error) -> String {
+    let mut msg = format!("{what}: {e}");
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg = format!("{msg}: {t}");
+        }
+        src = s.source();
+    }
+    msg
+}
+
+/// An [`OpenError`] from a `vfio-ioctls` error, keeping the errno of the steps whose
+/// refusal the tests check (opening the group, binding the cdev, opening the cdev).
+fn vfio_err(what: &str, e: VfioError) -> OpenError {
+    let errno = match &e {
+        VfioError::OpenContainer(io) | VfioError::OpenGroup(io, _) => io.raw_os_error(),
+        VfioError::OpenDeviceCdev(io) => io.raw_os_error(),
+        VfioError::GroupGetDeviceFD(sys)
+        | VfioError::VfioDeviceBindIommufd(sys)
+        | VfioError::VfioDeviceAttachIommufdPt(sys) => Some(sys.errno()),
+        _ => None,
+    };
+    OpenError {
+        errno,
+        msg: chain(what, &e),
+    }
+}
+
+/// The device cdev of the VF at `bdf`: the one `vfio<N>` in its sysfs `vfio-dev`
+/// directory, as `/dev/vfio/devices/vfio<N>`.
+pub fn cdev(bdf: &str) -> Result<PathBuf, String> {
+    let dir = PathBuf::from("/sys/bus/pci/devices")
+        .join(bdf)
+        .join("vfio-dev");
+    let names: Vec<String> = fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    match names.as_slice() {
+        [n] if n.starts_with("vfio") => Ok(PathBuf::from("/dev/vfio/devices").join(n)),
+        _ => Err(format!("{}: {names:?}, want one vfio<N>", dir.display())),
+    }
+}
+
+/// Anonymous memory mapped for DMA; unmapped on drop. The device reads and writes it, so
+/// the client never makes a Rust reference to it: it copies in and out through raw
+/// pointers, and polls completions with volatile reads.
 struct DmaMemory {
     ptr: NonNull<u8>,
 }
@@ -64,11 +172,41 @@ impl DmaMemory {
         })
     }
 
-    fn slice(&mut self, off: usize, len: usize) -> &mut [u8] {
+    fn at(&self, off: usize, len: usize) -> *mut u8 {
         assert!(off + len <= DMA_BYTES);
-        // SAFETY: in bounds of the mapping, which lives as long as `self`; the device
-        // writes it only while a command the client waits for is outstanding.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(off), len) }
+        // SAFETY: in bounds of the mapping (checked above).
+        unsafe { self.ptr.as_ptr().add(off) }
+    }
+
+    /// Copies `data` to `off`.
+    fn write(&self, off: usize, data: &[u8]) {
+        let p = self.at(off, data.len());
+        // SAFETY: in bounds; `data` is ordinary memory, not the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) }
+    }
+
+    /// Zeroes `len` bytes at `off`.
+    fn zero(&self, off: usize, len: usize) {
+        let p = self.at(off, len);
+        // SAFETY: in bounds.
+        unsafe { std::ptr::write_bytes(p, 0, len) }
+    }
+
+    /// Copies `len` bytes at `off` out.
+    fn read(&self, off: usize, len: usize) -> Vec<u8> {
+        let p = self.at(off, len);
+        let mut v = vec![0u8; len];
+        // SAFETY: in bounds; `v` is ordinary memory of `len` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), len) };
+        v
+    }
+
+    /// A little-endian dword the device may be writing (a completion's status dword).
+    fn read32_volatile(&self, off: usize) -> u32 {
+        assert!(off & 3 == 0);
+        let p = self.at(off, 4);
+        // SAFETY: in bounds and aligned (the mapping is page aligned).
+        u32::from_le(unsafe { std::ptr::read_volatile(p.cast::<u32>()) })
     }
 }
 
@@ -86,6 +224,33 @@ struct Bar0 {
 }
 
 impl Bar0 {
+    /// Maps BAR0 (region 0) of `device`.
+    fn map(device: &VfioDevice) -> Result<Self, String> {
+        let len = device.get_region_size(0) as usize;
+        let offset = device.get_region_offset(0);
+        if len < 0x2000 {
+            return Err(format!("BAR0 is {len} bytes"));
+        }
+        // SAFETY: maps the BAR0 region of the device file, as VFIO documents.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                device.as_raw_fd(),
+                offset as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(format!("mmap BAR0: {}", std::io::Error::last_os_error()));
+        }
+        Ok(Self {
+            ptr: NonNull::new(p.cast()).ok_or("BAR0 mmap returned null")?,
+            len,
+        })
+    }
+
     fn read32(&self, off: usize) -> u32 {
         assert!(off + 4 <= self.len);
         // SAFETY: an aligned register inside the mapping.
@@ -115,27 +280,6 @@ impl Drop for Bar0 {
     }
 }
 
-/// The file descriptor `vfio-ioctls` holds for the device (it does not expose it): the one
-/// `anon_inode:[vfio-device]` among this process's descriptors opened last.
-fn device_fd() -> Result<RawFd, String> {
-    let mut best = None;
-    for e in fs::read_dir("/proc/self/fd").map_err(|e| format!("/proc/self/fd: {e}"))? {
-        let e = e.map_err(|e| e.to_string())?;
-        let Ok(target) = fs::read_link(e.path()) else {
-            continue;
-        };
-        if target.to_string_lossy() == "anon_inode:[vfio-device]" {
-            let fd: RawFd = e
-                .file_name()
-                .to_string_lossy()
-                .parse()
-                .map_err(|_| "fd name")?;
-            best = best.max(Some(fd));
-        }
-    }
-    best.ok_or_else(|| "no vfio device descriptor".to_string())
-}
-
 /// A queue pair driven by polling.
 struct Queue {
     sq: usize,
@@ -147,12 +291,15 @@ struct Queue {
     cid: u16,
 }
 
-/// An NVMe controller driven through VFIO.
+/// An NVMe controller driven through VFIO. Fields drop in order: the BAR mapping, the DMA
+/// memory (after `drop` unmapped it from the IOMMU), the device, then the container or
+/// iommufd.
 pub struct Client {
     bar: Bar0,
     mem: DmaMemory,
-    container: Arc<VfioContainer>,
-    _device: VfioDevice,
+    device: VfioDevice,
+    /// The container or the iommufd: where DMA is mapped.
+    ops: Arc<dyn VfioOps>,
     dstrd: u32,
     admin: Queue,
     io: Option<Queue>,
@@ -170,54 +317,69 @@ fn text(b: &[u8]) -> String {
 }
 
 impl Client {
-    /// Opens the VF at `bdf` (in vfio mode) through the legacy VFIO container, maps BAR0
-    /// and the DMA memory, and enables the controller with an admin queue pair.
-    pub fn open(bdf: &str) -> Result<Self, String> {
-        let container =
-            Arc::new(VfioContainer::new(None).map_err(|e| format!("VFIO container: {e}"))?);
-        let sysfs = Path::new("/sys/bus/pci/devices").join(bdf);
-        let device = VfioDevice::new(&sysfs, container.clone())
-            .map_err(|e| format!("VFIO device {bdf}: {e}"))?;
-        // Memory space and bus mastering on, as a VMM's guest would set them (config space
-        // region 7, the command register at offset 4).
-        let mut cmd = [0u8; 2];
-        device.region_read(7, &mut cmd, 4);
-        let cmd = u16::from_le_bytes(cmd) | 0x6;
-        device.region_write(7, &cmd.to_le_bytes(), 4);
-        let fd = device_fd()?;
-        let len = device.get_region_size(0) as usize;
-        let offset = device.get_region_offset(0);
-        if len < 0x2000 {
-            return Err(format!("BAR0 of {bdf} is {len} bytes"));
-        }
-        // SAFETY: maps the BAR0 region of the device file, as VFIO documents.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                offset as libc::off_t,
-            )
+    /// Opens the VF at `bdf` (in vfio mode) through `path`, maps BAR0 and the DMA memory,
+    /// and enables the controller with an admin queue pair.
+    pub fn open(bdf: &str, path: Path) -> Result<Self, OpenError> {
+        let sysfs = PathBuf::from("/sys/bus/pci/devices").join(bdf);
+        let (ops, device): (Arc<dyn VfioOps>, VfioDevice) = match path {
+            Path::Container => {
+                let container =
+                    Arc::new(VfioContainer::new(None).map_err(|e| vfio_err("VFIO container", e))?);
+                let device = VfioDevice::new(&sysfs, container.clone(), false)
+                    .map_err(|e| vfio_err(&format!("VFIO device {bdf} (group)"), e))?;
+                (container, device)
+            }
+            Path::Cdev => {
+                let node = cdev(bdf)?;
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&node)
+                    .map_err(|e| OpenError {
+                        errno: e.raw_os_error(),
+                        msg: format!("{}: {e}", node.display()),
+                    })?;
+                let iommufd = IommuFd::new().map_err(|e| chain("/dev/iommu", &e))?;
+                // Allocates the IOAS the device is attached to and DMA is mapped in.
+                let iommufd = Arc::new(
+                    VfioIommufd::new(Arc::new(iommufd), None, None)
+                        .map_err(|e| vfio_err("iommufd IOAS", e))?,
+                );
+                // Binds the cdev to the iommufd and attaches it to the IOAS.
+                let device = VfioDevice::new_from_fd(file, iommufd.clone(), true)
+                    .map_err(|e| vfio_err(&format!("VFIO device {}", node.display()), e))?;
+                (iommufd, device)
+            }
         };
-        if p == libc::MAP_FAILED {
-            return Err(format!("mmap BAR0: {}", std::io::Error::last_os_error()));
-        }
-        let bar = Bar0 {
-            ptr: NonNull::new(p.cast()).ok_or("BAR0 mmap returned null")?,
-            len,
+
+        // Memory space and bus mastering on, as a VMM's guest would set them (the command
+        // register at offset 4 of config space). `region_read`/`region_write` only log
+        // their errors, so the write is checked by reading it back.
+        let command = |device: &VfioDevice| {
+            let mut cmd = [0u8; 2];
+            device.region_read(CONFIG_REGION, &mut cmd, 4);
+            u16::from_le_bytes(cmd)
         };
+        let cmd = command(&device) | CMD_MEM_MASTER;
+        device.region_write(CONFIG_REGION, &cmd.to_le_bytes(), 4);
+        let cmd = command(&device);
+        if cmd & CMD_MEM_MASTER != CMD_MEM_MASTER {
+            return Err(format!("{bdf}: PCI command register is {cmd:#x} after enabling").into());
+        }
+
+        let bar = Bar0::map(&device).map_err(|e| format!("{bdf}: {e}"))?;
         let mem = DmaMemory::new()?;
-        container
-            .vfio_dma_map(IOVA, DMA_BYTES as u64, mem.ptr.as_ptr() as u64)
-            .map_err(|e| format!("VFIO DMA map: {e}"))?;
+        // SAFETY: the client only reaches the memory through raw pointers (`DmaMemory`
+        // makes no references to it), and `drop` unmaps it from the IOMMU before
+        // `DmaMemory` unmaps it from the process.
+        unsafe { ops.vfio_dma_map(IOVA, DMA_BYTES, mem.ptr.as_ptr()) }
+            .map_err(|e| vfio_err("VFIO DMA map", e))?;
         let cap = bar.read64(0);
         let mut c = Self {
             bar,
             mem,
-            container,
-            _device: device,
+            device,
+            ops,
             dstrd: ((cap >> 32) & 0xf) as u32,
             admin: Queue {
                 sq: ASQ,
@@ -232,6 +394,11 @@ impl Client {
         };
         c.enable()?;
         Ok(c)
+    }
+
+    /// The iommufd device ID the cdev was bound with; `None` on the container path.
+    pub fn iommufd_dev_id(&self) -> Option<u32> {
+        self.device.iommufd_dev_id()
     }
 
     /// VS, as read through the mapped BAR.
@@ -278,12 +445,10 @@ impl Client {
         sqe[0] = sqe[0] & 0xffff | u32::from(q.cid) << 16;
         let at = q.sq + usize::from(q.tail) * 64;
         let bytes: Vec<u8> = sqe.iter().flat_map(|d| d.to_le_bytes()).collect();
-        // SAFETY-free: `slice` checks bounds.
-        let sq = self.mem.slice(at, 64);
-        sq.copy_from_slice(&bytes);
+        self.mem.write(at, &bytes);
         q.tail = (q.tail + 1) % QDEPTH;
         let (qid, tail, cqoff) = (q.qid, q.tail, q.cq);
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         let sqdb = self.doorbell(qid, false);
         self.bar.write32(sqdb, u32::from(tail));
 
@@ -294,9 +459,12 @@ impl Client {
             } else {
                 &mut self.admin
             };
-            let cqe = self.mem.slice(cqoff + usize::from(q.head) * 16, 16);
-            let dw3 = u32::from_le_bytes([cqe[12], cqe[13], cqe[14], cqe[15]]);
+            let dw3 = self
+                .mem
+                .read32_volatile(cqoff + usize::from(q.head) * 16 + 12);
             if (dw3 >> 16 & 1 == 1) == q.phase {
+                // What the command wrote is read only after its completion was seen.
+                fence(Ordering::Acquire);
                 let status = (dw3 >> 17) as u16;
                 let cid = dw3 as u16;
                 q.head = (q.head + 1) % QDEPTH;
@@ -340,7 +508,7 @@ impl Client {
     /// Identify Controller.
     pub fn identify(&mut self) -> Result<CtrlId, String> {
         self.admin(Self::sqe(0x06, 0, IOVA + IDBUF as u64, 1, 0, 0), "Identify")?;
-        let id = self.mem.slice(IDBUF, 4096);
+        let id = self.mem.read(IDBUF, 4096);
         Ok(CtrlId {
             serial: text(&id[4..24]),
             model: text(&id[24..64]),
@@ -353,7 +521,7 @@ impl Client {
             Self::sqe(0x06, nsid, IOVA + IDBUF as u64, 0, 0, 0),
             "Identify Namespace",
         )?;
-        let id = self.mem.slice(IDBUF, 4096);
+        let id = self.mem.read(IDBUF, 4096);
         let fmt = usize::from(id[26] & 0xf);
         let lbads = id[128 + 4 * fmt + 2];
         if !(9..=12).contains(&lbads) {
@@ -411,15 +579,18 @@ impl Client {
         lba: usize,
         data: &[u8],
     ) -> Result<(), String> {
-        self.mem.slice(DATA, 4096).copy_from_slice(data);
+        if data.len() != 4096 {
+            return Err(format!("write_page of {} bytes", data.len()));
+        }
+        self.mem.write(DATA, data);
         self.rw(0x01, nsid, offset, lba)
     }
 
     /// Reads one page at byte `offset` of namespace `nsid` (LBA size `lba`).
     pub fn read_page(&mut self, nsid: u32, offset: u64, lba: usize) -> Result<Vec<u8>, String> {
-        self.mem.slice(DATA, 4096).fill(0);
+        self.mem.zero(DATA, 4096);
         self.rw(0x02, nsid, offset, lba)?;
-        Ok(self.mem.slice(DATA, 4096).to_vec())
+        Ok(self.mem.read(DATA, 4096))
     }
 }
 
@@ -429,6 +600,6 @@ impl Drop for Client {
         // when the device is closed).
         self.bar.write32(0x14, 0);
         let _ = self.wait_ready(false);
-        let _ = self.container.vfio_dma_unmap(IOVA, DMA_BYTES as u64);
+        let _ = self.ops.vfio_dma_unmap(IOVA, DMA_BYTES);
     }
 }

@@ -3,10 +3,12 @@
 //! VFIO mode: the `mode` attribute of a VF and `sriov_vf_mode` of the PF; switching a VF
 //! between its block life and its VFIO life with its data intact; VFs coming up directly
 //! in vfio mode without a block probe; a userspace NVMe driver reaching the VF through
-//! VFIO; refusals while a VF is in use.
+//! both VFIO paths (the legacy container and group, and the iommufd device cdev), which
+//! exclude each other; refusals while a VF is in use.
 
 use std::{
     fs,
+    os::unix::fs::{FileTypeExt, MetadataExt},
     path::PathBuf,
     sync::atomic::{AtomicBool, Ordering},
     thread,
@@ -21,7 +23,7 @@ use crate::{
     pci::Function,
     sriov::{list_secondary, numvfs, numvfs_path, set_numvfs, vf_disk, vfs, write_attr, CHARDEV},
     tests::smoke::with_loaded,
-    vfio_client::Client,
+    vfio_client::{self, Client, Path},
 };
 
 /// The vfio-mode driver.
@@ -45,6 +47,11 @@ pub fn tests() -> Vec<Test> {
             name: "vfio/switch-keeps-data-both-ways",
             groups: &["vfio"],
             run: switch_keeps_data,
+        },
+        Test {
+            name: "vfio/cdev-and-group-exclusive",
+            groups: &["vfio"],
+            run: cdev_and_group_exclusive,
         },
         Test {
             name: "vfio/vfs-come-up-in-vfio-mode",
@@ -215,31 +222,25 @@ fn switch_keeps_data(env: &Env) -> Result<Vec<Report>, String> {
             format!("{} is missing", group_dev.display())
         })?;
 
-        // A userspace driver reaches the controller through VFIO: it reads what the block
-        // driver wrote and writes something the block driver must read back.
-        let written_by_vfio = pattern(4096, 0xf10);
-        {
-            let mut c = Client::open(&vf.bdf)?;
-            let vs = c.version();
-            ensure(vs == 0x0001_0400, || format!("VS through VFIO is {vs:#x}"))?;
-            let id = c.identify()?;
-            ensure(
-                id.serial == "RNVME0001" && id.model == "QEMU NVMe Ctrl",
-                || format!("Identify through VFIO: {id:?}"),
-            )?;
-            let lba = c.lba_size(NSID)?;
-            c.create_io_queue()?;
-            let got = c.read_page(NSID, 0, lba)?;
-            ensure(got == written_by_block, || {
-                "VFIO read of what the block driver wrote differs".into()
-            })?;
-            c.write_page(NSID, 1 << 20, lba, &written_by_vfio)?;
-            ensure(c.read_page(NSID, 1 << 20, lba)? == written_by_vfio, || {
-                "VFIO write does not read back through VFIO".into()
-            })?;
-        }
+        // A userspace driver reaches the controller through each VFIO path in turn: each
+        // reads what was written before it (by the block driver, then through the other
+        // path) and writes a page the block driver must read back.
+        let written_by_container = pattern(4096, 0xf10);
+        let written_by_cdev = pattern(4096, 0xcde7);
+        vfio_io(
+            vf,
+            Path::Container,
+            &[(0, &written_by_block)],
+            (1 << 20, &written_by_container),
+        )?;
+        vfio_io(
+            vf,
+            Path::Cdev,
+            &[(0, &written_by_block), (1 << 20, &written_by_container)],
+            (2 << 20, &written_by_cdev),
+        )?;
 
-        // Back to block mode: the disk returns with both writes.
+        // Back to block mode: the disk returns with all three writes.
         set_mode(vf, "nvme")?;
         check_mode(vf, "nvme")?;
         ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
@@ -250,9 +251,124 @@ fn switch_keeps_data(env: &Env) -> Result<Vec<Report>, String> {
         ensure(d.read_at(0, 4096)? == written_by_block, || {
             "block data changed across the round trip".into()
         })?;
-        ensure(d.read_at(1 << 20, 4096)? == written_by_vfio, || {
-            "data written through VFIO does not read back through the block device".into()
+        ensure(d.read_at(1 << 20, 4096)? == written_by_container, || {
+            "data written through the VFIO container path does not read back through the block \
+             device"
+                .into()
+        })?;
+        ensure(d.read_at(2 << 20, 4096)? == written_by_cdev, || {
+            "data written through the VFIO cdev path does not read back through the block device"
+                .into()
         })
+    })
+}
+
+/// Opens the VF through `path` and drives the controller through it: VS and Identify
+/// Controller as QEMU reports them, an I/O queue pair, each `(offset, page)` of `expect`
+/// read back, then `write.1` written at byte `write.0` and read back.
+fn vfio_io(
+    vf: &Function,
+    path: Path,
+    expect: &[(u64, &[u8])],
+    write: (u64, &[u8]),
+) -> Result<(), String> {
+    (|| {
+        let mut c = Client::open(&vf.bdf, path)?;
+        let devid = c.iommufd_dev_id();
+        ensure(devid.is_some() == (path == Path::Cdev), || {
+            format!("iommufd device ID {devid:?}")
+        })?;
+        let vs = c.version();
+        ensure(vs == 0x0001_0400, || format!("VS is {vs:#x}"))?;
+        let id = c.identify()?;
+        ensure(
+            id.serial == "RNVME0001" && id.model == "QEMU NVMe Ctrl",
+            || format!("Identify: {id:?}"),
+        )?;
+        let lba = c.lba_size(NSID)?;
+        c.create_io_queue()?;
+        for &(at, want) in expect {
+            ensure(c.read_page(NSID, at, lba)? == want, || {
+                format!("the page at {at} differs from what was written there before")
+            })?;
+        }
+        let (at, data) = write;
+        c.write_page(NSID, at, lba, data)?;
+        ensure(c.read_page(NSID, at, lba)? == data, || {
+            format!("the page written at {at} does not read back")
+        })
+    })()
+    .map_err(|e: String| format!("{} through the {path:?} path: {e}", vf.bdf))
+}
+
+/// A VF in vfio mode has a device cdev next to its group. While the device is open through
+/// one path, opening it through the other is refused with `EBUSY` (the kernel's
+/// `vfio_device_block_group`: binding the cdev to an iommufd fails while the group file is
+/// open, and opening the group fails while a cdev is bound), and the VF is busy. Each
+/// path opens again once the other is closed.
+fn cdev_and_group_exclusive(env: &Env) -> Result<Vec<Report>, String> {
+    with_vfs(env, 1, false, |pf, vfs| {
+        let vf = &vfs[0];
+        set_mode(vf, "vfio")?;
+        check_mode(vf, "vfio")?;
+        let node = vfio_client::cdev(&vf.bdf)?;
+        let meta = fs::metadata(&node).map_err(|e| format!("{}: {e}", node.display()))?;
+        let sys_dev = vf
+            .dir()
+            .join("vfio-dev")
+            .join(node.file_name().unwrap_or_default())
+            .join("dev");
+        let want =
+            fs::read_to_string(&sys_dev).map_err(|e| format!("{}: {e}", sys_dev.display()))?;
+        let rdev = meta.rdev();
+        let got = format!("{}:{}\n", libc::major(rdev), libc::minor(rdev));
+        ensure(meta.file_type().is_char_device() && got == want, || {
+            format!(
+                "{} is {:?} {got:?}, sysfs says {want:?}",
+                node.display(),
+                meta.file_type()
+            )
+        })?;
+
+        for (first, second) in [(Path::Cdev, Path::Container), (Path::Container, Path::Cdev)] {
+            let mut c = Client::open(&vf.bdf, first)
+                .map_err(|e| format!("open through the {first:?} path: {e}"))?;
+            match Client::open(&vf.bdf, second) {
+                Ok(_) => {
+                    return Err(format!(
+                        "the {second:?} path opened the device while the {first:?} path had it"
+                    ))
+                }
+                Err(e) => ensure(e.errno == Some(libc::EBUSY), || {
+                    format!("{second:?} path with the {first:?} path open: {e}; want EBUSY")
+                })?,
+            }
+            // The refused open left the device working for its user.
+            let id = c
+                .identify()
+                .map_err(|e| format!("{first:?} path after the refused {second:?} open: {e}"))?;
+            ensure(id.serial == "RNVME0001", || {
+                format!("{first:?} path: Identify {id:?}")
+            })?;
+            // Open through either path, the VF is in use.
+            let got = write_attr(&mode_path(vf), "nvme");
+            ensure(got == Err(libc::EBUSY), || {
+                format!("echo nvme with the {first:?} path open: got {got:?}, want EBUSY")
+            })?;
+            let got = write_attr(&numvfs_path(pf), "0");
+            ensure(got == Err(libc::EBUSY), || {
+                format!("sriov_numvfs=0 with the {first:?} path open: got {got:?}, want EBUSY")
+            })?;
+            ensure(module::rmmod(RNVME).is_err(), || {
+                format!("rmmod succeeded with the {first:?} path open")
+            })?;
+            check_mode(vf, "vfio")?;
+        }
+        // The group path was the last to close: the cdev path binds again.
+        Client::open(&vf.bdf, Path::Cdev)
+            .map_err(|e| format!("cdev path after the group path closed: {e}"))?;
+        set_mode(vf, "nvme")?;
+        check_mode(vf, "nvme")
     })
 }
 
@@ -317,7 +433,7 @@ fn in_use_is_busy(env: &Env) -> Result<Vec<Report>, String> {
         }
         set_mode(vf, "vfio")?;
         {
-            let _vmm = Client::open(&vf.bdf)?;
+            let _vmm = Client::open(&vf.bdf, Path::Container)?;
             let got = write_attr(&mode_path(vf), "nvme");
             ensure(got == Err(libc::EBUSY), || {
                 format!("echo nvme with the VFIO device open: got {got:?}, want EBUSY")
