@@ -8,8 +8,9 @@
 //!
 //! 1. Identify Primary Controller Capabilities and the Secondary Controller List (which
 //!    secondary controller belongs to which VF).
-//! 2. For VF 1..N: Offline (which also releases what it held), Assign queues, Assign
-//!    vectors, while the VFs are still disabled.
+//! 2. For VF 1..N: Offline, Assign queues, Assign vectors, while the VFs are still
+//!    disabled; each step only where the list says it is not already so (an offline
+//!    controller that holds the right counts needs no command at all).
 //! 3. Enable the VFs. A secondary controller can only go online once its VF exists, and
 //!    the VF's driver (this one, probing during step 3) needs it online: a VF probe asks
 //!    its PF to bring its controller online ([`CtrlCore::sriov_vf_online`]).
@@ -34,8 +35,8 @@ use crate::{
         command::{cns, Command},
         identify::IDENTIFY_SIZE,
         sriov::{
-            available, plan, secondary_list, PlanError, PrimaryCaps, Resource, SecondaryCtrl,
-            VfResources, VirtAction, MAX_SECONDARIES,
+            available, plan, resource_actions, secondary_list, PlanError, PrimaryCaps, Resource,
+            SecondaryCtrl, VfResources, VirtAction, MAX_SECONDARIES,
         },
     },
     sysfs, vfio_mode,
@@ -217,7 +218,7 @@ impl CtrlCore {
             };
             // Recorded first, so that a failure releases it too.
             sriov.secondaries.push(secondary, GFP_KERNEL)?;
-            if let Err(e) = self.give_resources(&secondary) {
+            if let Err(e) = self.give_resources(&secondary, Some(sc)) {
                 dev_err!(
                     self.pdev(),
                     "VF {}: assigning resources to secondary controller {} failed: {:?}\n",
@@ -240,17 +241,13 @@ impl CtrlCore {
         Ok(())
     }
 
-    /// Takes a secondary controller offline and assigns it its resources.
-    fn give_resources(&self, s: &Secondary) -> Result {
-        self.virt_mgmt(s.scid, VirtAction::Offline)?;
-        self.virt_mgmt(
-            s.scid,
-            VirtAction::Assign(Resource::Queue, s.resources.queues),
-        )?;
-        self.virt_mgmt(
-            s.scid,
-            VirtAction::Assign(Resource::Interrupt, s.resources.vectors),
-        )
+    /// Takes a secondary controller offline and assigns it its resources, skipping what
+    /// `current` (its entry of the list just read; `None`: unknown) says is already so.
+    fn give_resources(&self, s: &Secondary, current: Option<&SecondaryCtrl>) -> Result {
+        for action in resource_actions(current, s.resources) {
+            self.virt_mgmt(s.scid, action)?;
+        }
+        Ok(())
     }
 
     fn virt_mgmt(&self, scid: u16, action: VirtAction) -> Result {
@@ -390,7 +387,7 @@ impl CtrlCore {
         let sriov = self.sriov.lock();
         for s in sriov.secondaries.iter().filter(|s| s.online) {
             let done = self
-                .give_resources(s)
+                .give_resources(s, None)
                 .and_then(|()| self.virt_mgmt(s.scid, VirtAction::Online));
             match done {
                 Ok(()) => dev_info!(

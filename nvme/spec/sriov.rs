@@ -148,6 +148,32 @@ pub struct VfResources {
     pub vectors: u16,
 }
 
+/// The Virtualization Management actions that give a secondary controller the resources
+/// `want`, in order, skipping what the controller already reports in `current` (its entry
+/// of a Secondary Controller List just read): Offline only if it is online, each Assign
+/// only if its count differs. With `None` (the state is unknown, as after a reset that
+/// dropped the resources) every action is sent.
+pub fn resource_actions(
+    current: Option<&SecondaryCtrl>,
+    want: VfResources,
+) -> impl Iterator<Item = VirtAction> {
+    let (offline, queues, vectors) = match current {
+        None => (true, true, true),
+        Some(c) => (
+            c.online,
+            c.online || c.nvq != want.queues,
+            c.online || c.nvi != want.vectors,
+        ),
+    };
+    [
+        offline.then_some(VirtAction::Offline),
+        queues.then_some(VirtAction::Assign(Resource::Queue, want.queues)),
+        vectors.then_some(VirtAction::Assign(Resource::Interrupt, want.vectors)),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// Why flexible resources cannot be split as asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlanError {
@@ -258,6 +284,40 @@ mod tests {
         b[76..78].copy_from_slice(&2u16.to_le_bytes());
         b[78..80].copy_from_slice(&1u16.to_le_bytes());
         b
+    }
+
+    #[test]
+    fn resource_actions_skip_what_is_already_so() {
+        let want = VfResources {
+            queues: 3,
+            vectors: 2,
+        };
+        let all = [
+            VirtAction::Offline,
+            VirtAction::Assign(Resource::Queue, 3),
+            VirtAction::Assign(Resource::Interrupt, 2),
+        ];
+        let acts =
+            |c: Option<&SecondaryCtrl>| resource_actions(c, want).collect::<std::vec::Vec<_>>();
+        assert_eq!(acts(None), all);
+        let mut c = SecondaryCtrl {
+            scid: 1,
+            pcid: 0,
+            online: true,
+            vfn: 1,
+            nvq: 3,
+            nvi: 2,
+        };
+        // Online: its resources cannot change until it is offline, so everything again.
+        assert_eq!(acts(Some(&c)), all);
+        c.online = false;
+        assert_eq!(acts(Some(&c)), []);
+        c.nvq = 0;
+        assert_eq!(acts(Some(&c)), [VirtAction::Assign(Resource::Queue, 3)]);
+        c.nvi = 1;
+        assert_eq!(acts(Some(&c)), &all[1..]);
+        c.nvq = 3;
+        assert_eq!(acts(Some(&c)), [VirtAction::Assign(Resource::Interrupt, 2)]);
     }
 
     #[test]
