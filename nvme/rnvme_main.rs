@@ -72,12 +72,15 @@ struct RnvmeModule {
 
 impl kernel::Module for RnvmeModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let driver = KBox::pin_init(
-            pci::Registration::new(vfio_mode::BLOCK_DRIVER_NAME, module),
-            GFP_KERNEL,
-        )?;
+        // The vfio-mode driver first: the PCI core offers a new device to drivers in
+        // registration order, so a VF coming up in vfio mode is bound at the first
+        // attempt instead of after a declined block probe.
         let vfio_driver = KBox::pin_init(
             vfio::Registration::new(vfio_mode::DRIVER_NAME, module),
+            GFP_KERNEL,
+        )?;
+        let driver = KBox::pin_init(
+            pci::Registration::new(vfio_mode::BLOCK_DRIVER_NAME, module),
             GFP_KERNEL,
         )?;
         Ok(Self {
