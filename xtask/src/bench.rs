@@ -1,6 +1,7 @@
-//! `cargo xtask bench io`: boots the VM once and runs the guest runner's benchmark, which
-//! compares rnvme with the C nvme driver on the same namespace. The guest prints every
-//! sample and the per-cell ratios; the last line is `io ratio worst-cell: X.XX`.
+//! `cargo xtask bench io|provision`: boots the VM once and runs the guest runner's
+//! benchmark. `io` compares rnvme with the C nvme driver on the same namespace (last line
+//! `io ratio worst-cell: X.XX`); `provision` times turning every VF into a VFIO device
+//! directly against the stock C nvme + vfio-pci flow (last line `provision speedup: X.X`).
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::session::{self, BootOpts};
 use crate::vm::{self, Echo};
 
 /// The benchmarks the guest runner knows.
-pub const BENCHMARKS: &[&str] = &["io"];
+pub const BENCHMARKS: &[&str] = &["io", "provision"];
 
 /// Runs benchmark `name`; returns the process exit code.
 pub fn run(paths: &Paths, name: &str, timeout: Duration, verbose: bool) -> Result<i32> {
@@ -30,7 +31,12 @@ pub fn run(paths: &Paths, name: &str, timeout: Duration, verbose: bool) -> Resul
     let rundir = rundir::create(paths)?;
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &["--bench", name]);
     let boot = BootOpts {
-        vfs: vm::DEFAULT_VFS,
+        // Provisioning uses every VF the emulated device can offer.
+        vfs: if name == "provision" {
+            vm::MAX_VFS
+        } else {
+            vm::DEFAULT_VFS
+        },
         echo: if verbose { Echo::All } else { Echo::FromInit },
         timeout,
         verbose,

@@ -78,12 +78,18 @@ enum Cmd {
     /// cell's rnvme/C IOPS ratio with its spread and, last,
     /// `io ratio worst-cell: X.XX`. TCG numbers compare the drivers' CPU
     /// cost, not a real device's speed.
+    ///
+    /// `provision`: with the most VFs the emulated device offers (127), the
+    /// time to make every VF a usable VFIO device (a) with rnvme's
+    /// `sriov_vf_mode=vfio` and (b) with the stock flow (C nvme probe,
+    /// unbind, `driver_override=vfio-pci`, bind), per VF, plus the latency
+    /// of one VF's switch each way; the last line is `provision speedup: X.X`.
     Bench(BenchArgs),
 }
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Which benchmark: io.
+    /// Which benchmark: io or provision.
     name: String,
     /// Kill the VM after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 1800)]
@@ -110,7 +116,7 @@ struct VmArgs {
     timeout: u64,
     /// Number of SR-IOV VFs the emulated NVMe PF offers (0 = no SR-IOV).
     #[arg(long, value_name = "N", default_value_t = vm::DEFAULT_VFS,
-          value_parser = clap::value_parser!(u16).range(0..=127))]
+          value_parser = clap::value_parser!(u16).range(0..=vm::MAX_VFS as i64))]
     vfs: u16,
     /// Show the whole console (kernel boot too) and the QEMU command line.
     #[arg(long, short)]

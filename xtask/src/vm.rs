@@ -23,6 +23,9 @@ pub const INIT_MARKER: &str = "rnvme-init:";
 pub const EXIT_MARKER: &str = "RNVME-EXIT: ";
 pub const DEFAULT_VFS: u16 = 8;
 
+/// The most VFs QEMU's NVMe model offers (`NVME_MAX_VFS`).
+pub const MAX_VFS: u16 = 127;
+
 /// NVMe PF sizing for N VFs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NvmeParams {
@@ -135,7 +138,7 @@ pub fn qemu_args(spec: &VmSpec) -> Result<Vec<String>> {
         "-device", "virtio-9p-pci,fsdev=root,mount_tag=/dev/root",
         "-fsdev", &format!("local,id=run,path={run},security_model=none,multidevs=remap"),
         "-device", "virtio-9p-pci,fsdev=run,mount_tag=rnvmerun",
-        "-device", "pcie-root-port,id=rp1,chassis=1,slot=1",
+        "-device", "pcie-root-port,id=rp1,chassis=1,slot=1,mem-reserve=16M",
         "-device", "nvme-subsys,id=subsys0,nqn=rnvme-subsys0",
         "-device", &nvme.device(),
         "-drive", &ns(1),

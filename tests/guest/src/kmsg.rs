@@ -9,6 +9,8 @@ use std::{fs::OpenOptions, io::Read, os::unix::fs::OpenOptionsExt};
 pub struct Record {
     /// Sequence number (monotonic).
     pub seq: u64,
+    /// When it was logged, in microseconds since boot.
+    pub usec: u64,
     /// Message text without the record header.
     pub text: String,
 }
@@ -18,9 +20,12 @@ pub struct Record {
 pub fn parse_record(raw: &str) -> Option<Record> {
     let first = raw.lines().next()?;
     let (header, text) = first.split_once(';')?;
-    let seq = header.split(',').nth(1)?.parse().ok()?;
+    let mut fields = header.split(',');
+    let seq = fields.nth(1)?.parse().ok()?;
+    let usec = fields.next()?.parse().ok()?;
     Some(Record {
         seq,
+        usec,
         text: text.to_string(),
     })
 }
@@ -58,11 +63,12 @@ pub fn mark() -> Result<u64, String> {
 
 /// The texts of the records logged since `mark`.
 pub fn since(mark: u64) -> Result<Vec<String>, String> {
-    Ok(read_all()?
-        .into_iter()
-        .filter(|r| r.seq >= mark)
-        .map(|r| r.text)
-        .collect())
+    Ok(records_since(mark)?.into_iter().map(|r| r.text).collect())
+}
+
+/// The records logged since `mark`.
+pub fn records_since(mark: u64) -> Result<Vec<Record>, String> {
+    Ok(read_all()?.into_iter().filter(|r| r.seq >= mark).collect())
 }
 
 #[cfg(test)]
@@ -74,6 +80,7 @@ mod tests {
         let r = parse_record("6,1234,5678,-;rnvme 0000:01:00.0: unbound\n SUBSYSTEM=pci\n")
             .expect("record");
         assert_eq!(r.seq, 1234);
+        assert_eq!(r.usec, 5678);
         assert_eq!(r.text, "rnvme 0000:01:00.0: unbound");
         assert!(parse_record("garbage").is_none());
     }

@@ -41,7 +41,7 @@ struct Args {
     /// Run the narrated demo instead of the tests.
     #[arg(long)]
     demo: bool,
-    /// Run a benchmark instead of the tests (`io`).
+    /// Run a benchmark instead of the tests (`io`, `provision`).
     #[arg(long, value_name = "NAME")]
     bench: Option<String>,
     /// List the tests and their groups, run nothing.
@@ -59,10 +59,7 @@ fn main() {
         out: args.out,
     };
     let code = if let Some(bench) = args.bench.as_deref() {
-        let result = match bench {
-            "io" => bench::run(&env),
-            other => Err(format!("unknown benchmark {other:?} (known: io)")),
-        };
+        let result = bench::run(&env, bench);
         match result {
             Ok(()) => 0,
             Err(e) => {

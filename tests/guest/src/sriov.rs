@@ -74,8 +74,14 @@ pub struct Secondary {
     pub nvi: u64,
 }
 
+/// The secondary controllers, listed through the rnvme PF's controller device.
 pub fn list_secondary() -> Result<Vec<Secondary>, String> {
-    let out = module::run("nvme", &["list-secondary", CHARDEV, "-o", "json"])?;
+    list_secondary_on(CHARDEV)
+}
+
+/// The secondary controllers, listed through the PF controller device `chardev`.
+pub fn list_secondary_on(chardev: &str) -> Result<Vec<Secondary>, String> {
+    let out = module::run("nvme", &["list-secondary", chardev, "-o", "json"])?;
     let v: serde_json::Value =
         serde_json::from_str(&out).map_err(|e| format!("list-secondary json: {e}"))?;
     let entries = v["secondary-controllers"]

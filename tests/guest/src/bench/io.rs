@@ -6,6 +6,7 @@
 
 use std::{path::Path, thread, time::Duration};
 
+use super::mean_spread;
 use crate::{
     harness::Env,
     module::{self, RNVME},
@@ -109,16 +110,6 @@ fn sample(driver: Driver, cell: &Cell) -> Result<f64, String> {
         .ok_or_else(|| "fio json has no read iops".to_string())
 }
 
-/// Mean and relative spread ((max - min) / mean) of `v`.
-pub fn mean_spread(v: &[f64]) -> (f64, f64) {
-    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let (min, max) = v
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-    let spread = if mean > 0.0 { (max - min) / mean } else { 0.0 };
-    (mean, spread)
-}
-
 /// Runs the benchmark; returns an error if a run failed.
 pub fn run(env: &Env) -> Result<(), String> {
     module::ensure_unloaded(RNVME)?;
@@ -177,17 +168,4 @@ pub fn run(env: &Env) -> Result<(), String> {
     module::modprobe_remove(&env.modroot, "nvme")?;
     println!("io ratio worst-cell: {worst:.2}");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mean_and_spread() {
-        let (m, s) = mean_spread(&[90.0, 100.0, 110.0]);
-        assert!((m - 100.0).abs() < 1e-9);
-        assert!((s - 0.2).abs() < 1e-9);
-        assert_eq!(mean_spread(&[]), (0.0, 0.0));
-    }
 }
