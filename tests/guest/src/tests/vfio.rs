@@ -22,7 +22,7 @@ use crate::{
     module::{self, RNVME},
     pci::Function,
     sriov::{list_secondary, numvfs, numvfs_path, set_numvfs, vf_disk, vfs, write_attr, CHARDEV},
-    tests::smoke::with_loaded,
+    tests::smoke::{self, with_loaded},
     vfio_client::{self, Client, Path},
 };
 
@@ -62,6 +62,16 @@ pub fn tests() -> Vec<Test> {
             name: "vfio/in-use-is-busy",
             groups: &["vfio"],
             run: in_use_is_busy,
+        },
+        Test {
+            name: "vfio/switch-during-fio",
+            groups: &["vfio"],
+            run: switch_during_fio,
+        },
+        Test {
+            name: "vfio/unload-with-vfs-in-vfio-mode",
+            groups: &["vfio"],
+            run: unload_in_vfio_mode,
         },
         Test {
             name: "vfio/500-toggles",
@@ -499,4 +509,152 @@ fn toggles(env: &Env) -> Result<Vec<Report>, String> {
         })?;
         check_mode(vf, "nvme")
     })
+}
+
+/// fio arguments writing 16 MiB of VF disk `disk` with checksummed blocks; with
+/// `verify_only` fio reads the same blocks back and checks them.
+fn fio_verify_args(disk: &str, verify_only: bool) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--name=vf",
+        "--direct=1",
+        "--ioengine=libaio",
+        "--rw=randwrite",
+        "--bsrange=4k-128k",
+        "--iodepth=8",
+        "--size=16M",
+        "--verify=crc32c",
+        "--verify_fatal=1",
+        "--do_verify=1",
+        "--randrepeat=1",
+        "--output-format=terse",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(format!("--filename={disk}"));
+    if verify_only {
+        a.push("--verify_only".into());
+    }
+    a
+}
+
+/// Completed I/Os of block device `disk` (reads + writes, from its `stat`).
+fn disk_ios(disk: &str) -> u64 {
+    let name = disk.trim_start_matches("/dev/");
+    fs::read_to_string(format!("/sys/block/{name}/stat"))
+        .ok()
+        .map(|s| {
+            let f: Vec<u64> = s
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            f.first().copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+fn switch_during_fio(env: &Env) -> Result<Vec<Report>, String> {
+    with_vfs(env, 1, true, |_pf, vfs| {
+        let vf = &vfs[0];
+        ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
+            "the VF got no disk for namespace 2".into()
+        })?;
+        let disk = vf_disk(vf, "2").ok_or("no VF disk")?;
+        let before = disk_ios(&disk);
+        let mut fio = std::process::Command::new("fio")
+            .args(fio_verify_args(&disk, false))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("fio: {e}"))?;
+        // Only once fio is doing I/O is the disk certainly open.
+        let started = wait_until(SETTLE, || disk_ios(&disk) > before);
+        let mut refused = 0u32;
+        let mut switched = false;
+        while started && fio.try_wait().map_err(|e| e.to_string())?.is_none() {
+            match write_attr(&mode_path(vf), "vfio") {
+                Err(libc::EBUSY) => refused += 1,
+                // fio closed the disk between the check and the write: it is finishing,
+                // so this switch took nothing from it.
+                Ok(()) => {
+                    switched = true;
+                    break;
+                }
+                Err(errno) => return Err(format!("echo vfio during fio: errno {errno}")),
+            }
+            check_mode(vf, "nvme")?;
+            thread::sleep(Duration::from_millis(20));
+        }
+        let out = fio.wait_with_output().map_err(|e| format!("fio: {e}"))?;
+        ensure(out.status.success(), || {
+            format!(
+                "fio verify failed during the switch attempts: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        ensure(started, || "fio never did any I/O".into())?;
+        ensure(refused >= 3, || {
+            format!("only {refused} switch attempt(s) fell while fio ran")
+        })?;
+        // Idle now: to vfio and back, and every block fio wrote reads back intact.
+        if !switched {
+            set_mode(vf, "vfio")?;
+        }
+        check_mode(vf, "vfio")?;
+        set_mode(vf, "nvme")?;
+        ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
+            "the VF disk did not come back".into()
+        })?;
+        let disk = vf_disk(vf, "2").ok_or("no VF disk")?;
+        let out = module::run(
+            "fio",
+            &fio_verify_args(&disk, true)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )?;
+        ensure(!out.is_empty(), || {
+            "fio --verify_only printed nothing".into()
+        })
+    })
+}
+
+fn unload_in_vfio_mode(env: &Env) -> Result<Vec<Report>, String> {
+    let pf = smoke::load_fresh(env)?;
+    let mark = kmsg::mark()?;
+    let result = (|| {
+        write_attr(&pf.dir().join("sriov_vf_mode"), "vfio")
+            .map_err(|e| format!("echo vfio > sriov_vf_mode: errno {e}"))?;
+        set_numvfs(&pf, 4)?;
+        let vfs = vfs(&pf)?;
+        for vf in &vfs {
+            check_mode(vf, "vfio")?;
+        }
+        // Closed VFIO devices do not hold the module: unloading takes the VFs down.
+        module::rmmod(RNVME)?;
+        for vf in &vfs {
+            ensure(!vf.dir().exists(), || format!("{} still exists", vf.bdf))?;
+        }
+        ensure(numvfs(&pf)? == 0, || "VFs still enabled after rmmod".into())?;
+        let log = kmsg::since(mark)?;
+        let removed = log
+            .iter()
+            .filter(|l| l.contains("VFIO device removed"))
+            .count();
+        ensure(removed == 4, || {
+            format!("{removed} VFIO devices removed, want 4: {log:?}")
+        })?;
+        // Loading again starts from the defaults: the PF binds, new VFs are block VFs.
+        module::insmod(&env.module)?;
+        ensure(pf.driver().as_deref() == Some(RNVME), || {
+            format!("{} bound to {:?} after reloading", pf.bdf, pf.driver())
+        })?;
+        let shown = fs::read_to_string(pf.dir().join("sriov_vf_mode"))
+            .map_err(|e| format!("sriov_vf_mode: {e}"))?;
+        ensure(shown == "[nvme] vfio\n", || {
+            format!("sriov_vf_mode after reloading shows {shown:?}")
+        })
+    })();
+    module::ensure_unloaded(RNVME)?;
+    result.map(|()| vec![])
 }
