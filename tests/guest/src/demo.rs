@@ -11,8 +11,11 @@ use crate::{
     mmio::BarMap,
     module::{self, RNVME},
     pci::{self, Function},
-    sriov::{list_secondary, set_numvfs, vf_disk, vfs, CHARDEV},
+    sriov::{list_secondary, set_numvfs, vf_disk, vfs, write_attr, CHARDEV},
+    vfio_client::{self, Client, Path as VfioPath},
 };
+
+use std::time::{Duration, Instant};
 
 fn step(n: u32, total: u32, what: &str) {
     println!("\n[{n}/{total}] {what}");
@@ -20,7 +23,7 @@ fn step(n: u32, total: u32, what: &str) {
 
 /// Runs the demo; an error means a step did not behave as narrated.
 pub fn run(env: &Env) -> Result<(), String> {
-    const STEPS: u32 = 7;
+    const STEPS: u32 = 9;
     // Keep KUnit's and the driver's info messages off the console so the narration stays
     // readable (the demo prints the driver's lines itself); warnings and worse (console
     // level 5 shows levels 0 to 4) still reach the console and the harness's log scan.
@@ -35,7 +38,9 @@ pub fn run(env: &Env) -> Result<(), String> {
     println!("    This build shows the Rust module binding the emulated NVMe controller through");
     println!("    the project's kernel API layer, serving a namespace as a block device over");
     println!("    MSI-X driven I/O queues, and enabling VFs whose secondary controllers it");
-    println!("    brings online itself, each VF running as a disk. vfio mode comes next.");
+    println!("    brings online itself, each VF running as a disk; then one sysfs write turns");
+    println!("    a VF into a VFIO device (vfio-pci-core) and back, data intact, and VFs can");
+    println!("    come up as VFIO devices directly. Live migration comes next.");
 
     step(
         1,
@@ -130,9 +135,11 @@ pub fn run(env: &Env) -> Result<(), String> {
     }
 
     sriov_step(6, STEPS, &pf)?;
+    vfio_step(7, STEPS, &pf)?;
+    direct_vfio_step(8, STEPS, &pf)?;
 
     step(
-        7,
+        9,
         STEPS,
         "Unloading: the driver removes the disk, shuts the controller down and releases BAR0.",
     );
@@ -147,6 +154,165 @@ pub fn run(env: &Env) -> Result<(), String> {
     println!("    {} driver after unload: {:?}", pf.bdf, pf.driver());
     println!("\n==> demo complete");
     Ok(())
+}
+
+/// VFIO mode: VF 1 (namespace 2 attached) switched to vfio mode, reached by a userspace
+/// NVMe driver through the iommufd cdev, and switched back, the data intact both ways.
+fn vfio_step(n: u32, total: u32, pf: &Function) -> Result<(), String> {
+    step(
+        n,
+        total,
+        "VFIO mode: echo vfio > <VF>/mode, a userspace driver over VFIO, echo nvme back",
+    );
+    set_numvfs(pf, 1)?;
+    let result = (|| {
+        let vf = vfs(pf)?.into_iter().next().ok_or("no VF")?;
+        let scid = scid_of(1)?;
+        module::run("nvme", &["attach-ns", CHARDEV, "-n", "2", "-c", &scid])?;
+        let result = vfio_round_trip(&vf);
+        back_to_block_mode(&vf);
+        module::run("nvme", &["detach-ns", CHARDEV, "-n", "2", "-c", &scid])?;
+        result
+    })();
+    set_numvfs(pf, 0)?;
+    result
+}
+
+/// The secondary controller ID of VF `vfn`.
+fn scid_of(vfn: u64) -> Result<String, String> {
+    list_secondary()?
+        .iter()
+        .find(|s| s.vfn == vfn)
+        .map(|s| s.scid.to_string())
+        .ok_or_else(|| format!("no secondary controller for VF {vfn}"))
+}
+
+/// Puts `vf` back in block mode if a step left it in vfio mode.
+fn back_to_block_mode(vf: &Function) {
+    let _ = std::fs::write(vf.dir().join("mode"), "nvme");
+}
+
+fn vfio_round_trip(vf: &Function) -> Result<(), String> {
+    let mode = vf.dir().join("mode");
+    let appeared =
+        crate::harness::wait_until(Duration::from_secs(20), || vf_disk(vf, "2").is_some());
+    let disk = vf_disk(vf, "2")
+        .filter(|_| appeared)
+        .ok_or("VF 1 got no disk")?;
+    let block_data = pattern(4096, 11);
+    let mut d = Direct::open_path(&disk)?;
+    d.write_at(0, &block_data)?;
+    drop(d);
+    println!("    block mode: wrote 4 KiB at offset 0 of {disk}");
+    println!("    cat {}/mode: {}", vf.bdf, read_trimmed(&mode)?);
+    println!("    echo vfio > {}/mode", vf.bdf);
+    module::sysfs_write(&mode, "vfio")?;
+    let cdev = vfio_client::cdev(&vf.bdf)?;
+    println!(
+        "    cat mode: {}; driver {:?}; {} exists, no disk any more: {}",
+        read_trimmed(&mode)?,
+        vf.driver(),
+        cdev.display(),
+        vf_disk(vf, "2").is_none()
+    );
+    let vfio_data = pattern(4096, 12);
+    {
+        let mut c = Client::open(&vf.bdf, VfioPath::Cdev)?;
+        let id = c.identify()?;
+        println!("    userspace NVMe driver over VFIO (iommufd cdev, BAR0 mmapped, DMA mapped):");
+        println!("      Identify: serial {}, model {:?}", id.serial, id.model);
+        let lba = c.lba_size(2)?;
+        c.create_io_queue()?;
+        let seen = c.read_page(2, 0, lba)?;
+        println!(
+            "      read offset 0: {} to what the block driver wrote",
+            if seen == block_data {
+                "identical"
+            } else {
+                "DIFFERENT"
+            }
+        );
+        if seen != block_data {
+            return Err("VFIO read differs from the block write".into());
+        }
+        c.write_page(2, 4096, lba, &vfio_data)?;
+        println!("      wrote 4 KiB at offset 4096");
+        let got = write_attr(&mode, "nvme");
+        println!("    echo nvme > mode while the VFIO device is open: {got:?} (EBUSY is 16)");
+        if got != Err(libc::EBUSY) {
+            return Err("the switch was not refused with EBUSY while open".into());
+        }
+    }
+    println!("    closed; echo nvme > {}/mode", vf.bdf);
+    module::sysfs_write(&mode, "nvme")?;
+    let appeared =
+        crate::harness::wait_until(Duration::from_secs(20), || vf_disk(vf, "2").is_some());
+    let disk = vf_disk(vf, "2")
+        .filter(|_| appeared)
+        .ok_or("the VF disk did not come back")?;
+    let mut d = Direct::open_path(&disk)?;
+    let back = d.read_at(4096, 4096)?;
+    println!(
+        "    block mode again ({disk}, driver {:?}): offset 4096 {} to what VFIO wrote",
+        vf.driver(),
+        if back == vfio_data {
+            "identical"
+        } else {
+            "DIFFERENT"
+        }
+    );
+    if back == vfio_data {
+        Ok(())
+    } else {
+        Err("block read differs from the VFIO write".into())
+    }
+}
+
+/// VFs coming up directly as VFIO devices: no block probe, no disk.
+fn direct_vfio_step(n: u32, total: u32, pf: &Function) -> Result<(), String> {
+    step(
+        n,
+        total,
+        "echo vfio > <PF>/sriov_vf_mode; echo 8 > sriov_numvfs: VFs come up as VFIO devices",
+    );
+    module::sysfs_write(&pf.dir().join("sriov_vf_mode"), "vfio")?;
+    let start = Instant::now();
+    let result = set_numvfs(pf, 8).and_then(|()| {
+        let took = start.elapsed();
+        let vfs = vfs(pf)?;
+        let ready = vfs
+            .iter()
+            .filter(|vf| {
+                vf.driver().as_deref() == Some("rnvme-vfio")
+                    && vfio_client::cdev(&vf.bdf).is_ok_and(|p| p.exists())
+            })
+            .count();
+        println!(
+            "    {} VFs in {:.0} ms; bound to rnvme-vfio with a VFIO device: {ready}",
+            vfs.len(),
+            took.as_secs_f64() * 1e3
+        );
+        let online = list_secondary()?.iter().filter(|s| s.online).count();
+        let disks = vfs
+            .iter()
+            .filter(|vf| vf.dir().join("block").exists())
+            .count();
+        println!("    secondary controllers online: {online}; VF block devices: {disks}");
+        if ready == vfs.len() && ready == 8 && online == 8 && disks == 0 {
+            Ok(())
+        } else {
+            Err("not every VF is a VFIO device".into())
+        }
+    });
+    set_numvfs(pf, 0)?;
+    module::sysfs_write(&pf.dir().join("sriov_vf_mode"), "nvme")?;
+    result
+}
+
+fn read_trimmed(p: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(p)
+        .map(|s| s.trim_end().to_string())
+        .map_err(|e| format!("{}: {e}", p.display()))
 }
 
 /// SR-IOV: two VFs enabled through `sriov_numvfs`, their controllers online with their
