@@ -311,13 +311,31 @@ impl Device<Normal> {
 }
 
 impl Device<Core> {
-    /// VF `index` (0-based) of this physical function, if it exists.
-    pub(crate) fn vf(&self, index: u16) -> Option<ARef<Device>> {
-        // SAFETY: the device is valid; the helper returns a referenced VF or null.
-        let ptr = unsafe { sys::rnvme_pci_get_vf(self.as_raw(), index.into()) };
-        let ptr = NonNull::new(ptr)?;
-        // SAFETY: the helper took a reference, which the `ARef` now owns.
-        Some(unsafe { ARef::from_raw(ptr.cast::<Device>()) })
+    /// The VFs of this physical function, in VF order, found in one walk over the PCI
+    /// functions (the VFs that exist; none while SR-IOV is disabled).
+    pub(crate) fn vfs(&self) -> Result<KVec<ARef<Device>>> {
+        let mut vfs = KVec::new();
+        let mut cur: *mut sys::pci_dev = core::ptr::null_mut();
+        loop {
+            // SAFETY: the device is valid; `cur` is null or the VF the previous call
+            // returned, whose reference the helper drops (as `pci_get_device` does).
+            cur = unsafe { sys::rnvme_pci_next_vf(self.as_raw(), cur) };
+            let Some(raw) = NonNull::new(cur) else {
+                break;
+            };
+            // SAFETY: the helper returned a referenced, valid VF; `Device` is a
+            // transparent wrapper of `pci_dev`. Converting to `ARef` takes a reference of
+            // its own; the walk's reference goes with the next call.
+            let vf: ARef<Device> = unsafe { raw.cast::<Device>().as_ref() }.into();
+            if let Err(e) = vfs.push(vf, GFP_KERNEL) {
+                // SAFETY: `raw` holds the walk's reference, which no later call drops now;
+                // the `ARef` takes it over and drops it.
+                drop(unsafe { ARef::<Device>::from_raw(raw.cast()) });
+                return Err(e.into());
+            }
+        }
+        vfs.sort_unstable_by_key(|vf| vf.vf_index().unwrap_or(u16::MAX));
+        Ok(vfs)
     }
 }
 

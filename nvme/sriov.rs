@@ -158,12 +158,17 @@ impl CtrlCore {
             s.online = true;
         }
         drop(sriov);
-        for index in 0..num_vfs {
-            if let Some(vf) = pdev.vf(index) {
-                if let Err(e) = sysfs::add_vf_mode(&vf) {
-                    dev_warn!(vf, "no mode attribute: {:?}\n", e);
+        // Without the attribute a VF stays in its mode; that is no reason to undo the
+        // enable.
+        match pdev.vfs() {
+            Ok(vfs) => {
+                for vf in vfs.iter() {
+                    if let Err(e) = sysfs::add_vf_mode(vf) {
+                        dev_warn!(*vf, "no mode attribute: {:?}\n", e);
+                    }
                 }
             }
+            Err(e) => dev_warn!(self.pdev(), "VFs have no mode attribute: {:?}\n", e),
         }
         dev_info!(self.pdev(), "{} VF(s) enabled\n", num_vfs);
         Ok(num_vfs)
@@ -297,13 +302,12 @@ impl CtrlCore {
             }
         }
         // Checked without the lock: the check locks the VF, whose probe takes the lock.
-        for index in 0..pdev.num_vfs() {
-            let in_vfio = pdev.vf(index).is_some_and(|vf| vfio_mode::in_use(&vf));
-            if in_vfio {
+        for vf in pdev.vfs()?.iter() {
+            if vfio_mode::in_use(vf) {
                 dev_warn!(
                     self.pdev(),
                     "VF {} is in use (its VFIO device is open): VFs stay enabled\n",
-                    index + 1
+                    vf.vf_number().unwrap_or(0)
                 );
                 return Err(EBUSY);
             }

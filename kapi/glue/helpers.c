@@ -87,13 +87,17 @@ bool rnvme_pci_unbound_or_bound_to(struct pci_dev *pdev, const char *a, const ch
 }
 
 /* VF @index (0-based) of @pf with a reference taken, or NULL. */
-struct pci_dev *rnvme_pci_get_vf(struct pci_dev *pf, int index)
+struct pci_dev *rnvme_pci_next_vf(struct pci_dev *pf, struct pci_dev *from)
 {
-	struct pci_dev *dev = NULL;
+	struct pci_dev *dev = from;
 
-	/* pci_iov_virtfn_bus() is not exported: look the VF up among all functions. */
+	/*
+	 * pci_iov_virtfn_bus() is not exported: walk all functions. Like pci_get_device(),
+	 * this drops the reference on @from and returns the next VF of @pf referenced, so
+	 * one whole walk visits every VF once.
+	 */
 	while ((dev = pci_get_device(PCI_ANY_ID, PCI_ANY_ID, dev))) {
-		if (dev->is_virtfn && pci_physfn(dev) == pf && pci_iov_vf_id(dev) == index)
+		if (dev->is_virtfn && pci_physfn(dev) == pf)
 			return dev;
 	}
 	return NULL;

@@ -59,7 +59,7 @@ void *rnvme_pci_physfn_drvdata(struct pci_dev *vf,
 			       int (*probe)(struct pci_dev *, const struct pci_device_id *));
 int rnvme_pci_attach_driver(struct pci_dev *pdev, const char *name);
 bool rnvme_pci_unbound_or_bound_to(struct pci_dev *pdev, const char *a, const char *b);
-struct pci_dev *rnvme_pci_get_vf(struct pci_dev *pf, int index);
+struct pci_dev *rnvme_pci_next_vf(struct pci_dev *pf, struct pci_dev *from);
 struct pci_driver;
 int rnvme_vfio_register(struct pci_dev *pdev, void *data);
 void *rnvme_vfio_unregister(struct pci_dev *pdev);
