@@ -51,12 +51,20 @@ pub struct Test {
     pub run: fn(&Env) -> Result<Vec<Report>, String>,
 }
 
+/// The group of opt-in tests (e.g. a nested guest under TCG): the unfiltered run and
+/// substring filters leave them out; one of their groups or their exact name selects them.
+pub const SLOW: &str = "slow";
+
 impl Test {
-    /// Whether `filter` selects this test: an exact group name or a substring of the name.
+    /// Whether `filter` selects this test: an exact group name or a substring of the name;
+    /// a [`SLOW`] test only by an exact group name or its exact name.
     pub fn selected_by(&self, filter: Option<&str>) -> bool {
+        let slow = self.groups.contains(&SLOW);
         match filter {
-            None => true,
-            Some(f) => self.groups.contains(&f) || self.name.contains(f),
+            None => !slow,
+            Some(f) => {
+                self.groups.contains(&f) || self.name == f || (!slow && self.name.contains(f))
+            }
         }
     }
 }
@@ -146,5 +154,36 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
             return false;
         }
         thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test(name: &'static str, groups: &'static [&'static str]) -> Test {
+        Test {
+            name,
+            groups,
+            run: |_| Ok(vec![]),
+        }
+    }
+
+    #[test]
+    fn slow_tests_are_opt_in() {
+        let fast = test("vfio/qemu-assign", &["vfio", "vfio-qemu"]);
+        let slow = test("vfio/qemu-nested-guest-io", &[SLOW, "vfio-qemu"]);
+        for (filter, fast_in, slow_in) in [
+            (None, true, false),
+            (Some("vfio"), true, false),
+            (Some("qemu"), true, false),
+            (Some("vfio-qemu"), true, true),
+            (Some(SLOW), false, true),
+            (Some("vfio/qemu-nested-guest-io"), false, true),
+            (Some("smoke"), false, false),
+        ] {
+            assert_eq!(fast.selected_by(filter), fast_in, "{filter:?}");
+            assert_eq!(slow.selected_by(filter), slow_in, "{filter:?}");
+        }
     }
 }

@@ -14,6 +14,7 @@ mod recovery;
 mod smoke;
 mod sriov;
 mod vfio;
+mod vfio_qemu;
 
 use crate::harness::Test;
 
@@ -29,6 +30,7 @@ pub fn all() -> Vec<Test> {
     v.extend(passthru::tests());
     v.extend(sriov::tests());
     v.extend(vfio::tests());
+    v.extend(vfio_qemu::tests());
     v.extend(recovery::tests());
     v.extend(lifecycle::tests());
     // Last: the leak scan covers everything the other tests did.

@@ -81,23 +81,23 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
-fn mode_path(vf: &Function) -> PathBuf {
+pub(crate) fn mode_path(vf: &Function) -> PathBuf {
     vf.dir().join("mode")
 }
 
-fn read_mode(vf: &Function) -> Result<String, String> {
+pub(crate) fn read_mode(vf: &Function) -> Result<String, String> {
     let p = mode_path(vf);
     fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
 }
 
 /// Writes `mode` to the VF's `mode` attribute.
-fn set_mode(vf: &Function, mode: &str) -> Result<(), String> {
+pub(crate) fn set_mode(vf: &Function, mode: &str) -> Result<(), String> {
     write_attr(&mode_path(vf), mode)
         .map_err(|e| format!("echo {mode} > {}/mode: errno {e}", vf.bdf))
 }
 
 /// Checks the VF is in `mode`: the attribute and the bound driver agree.
-fn check_mode(vf: &Function, mode: &str) -> Result<(), String> {
+pub(crate) fn check_mode(vf: &Function, mode: &str) -> Result<(), String> {
     let (want_show, want_driver) = match mode {
         "nvme" => ("[nvme] vfio\n", RNVME),
         _ => ("nvme [vfio]\n", RNVME_VFIO),
@@ -126,7 +126,7 @@ fn scid(vfn: u64) -> Result<String, String> {
 
 /// Runs `f` with the module loaded and `n` VFs enabled (namespace 2 attached to VF 1 when
 /// `attach`); afterwards puts every VF back in block mode, detaches and disables.
-fn with_vfs(
+pub(crate) fn with_vfs(
     env: &Env,
     n: u16,
     attach: bool,
