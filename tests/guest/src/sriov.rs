@@ -108,7 +108,8 @@ pub fn list_secondary_on(chardev: &str) -> Result<Vec<Secondary>, String> {
         .collect()
 }
 
-/// The disk of namespace `nsid` of VF `vf`, if it has one.
+/// The disk of namespace `nsid` of VF `vf`, if it has one and its device node exists (a
+/// new disk shows in sysfs a moment before devtmpfs has its node).
 pub fn vf_disk(vf: &Function, nsid: &str) -> Option<String> {
     let block = vf.dir().join("block");
     fs::read_dir(block)
@@ -117,4 +118,5 @@ pub fn vf_disk(vf: &Function, nsid: &str) -> Option<String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .find(|n| n.ends_with(&format!("n{nsid}")))
         .map(|n| format!("/dev/{n}"))
+        .filter(|dev| Path::new(dev).exists())
 }

@@ -206,10 +206,7 @@ fn mode_attributes(env: &Env) -> Result<Vec<Report>, String> {
 fn switch_keeps_data(env: &Env) -> Result<Vec<Report>, String> {
     with_vfs(env, 1, true, |_pf, vfs| {
         let vf = &vfs[0];
-        ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
-            "the VF got no disk for namespace 2".into()
-        })?;
-        let disk = vf_disk(vf, "2").ok_or("no VF disk")?;
+        let disk = wait_vf_disk(vf)?;
         let written_by_block = pattern(4096, 0xb10c);
         Direct::open_path(&disk)?.write_at(0, &written_by_block)?;
 
@@ -253,10 +250,7 @@ fn switch_keeps_data(env: &Env) -> Result<Vec<Report>, String> {
         // Back to block mode: the disk returns with all three writes.
         set_mode(vf, "nvme")?;
         check_mode(vf, "nvme")?;
-        ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
-            "the VF disk did not come back in block mode".into()
-        })?;
-        let disk = vf_disk(vf, "2").ok_or("no VF disk")?;
+        let disk = wait_vf_disk(vf)?;
         let mut d = Direct::open_path(&disk)?;
         ensure(d.read_at(0, 4096)? == written_by_block, || {
             "block data changed across the round trip".into()
@@ -428,10 +422,7 @@ fn direct_vfio(env: &Env) -> Result<Vec<Report>, String> {
 fn in_use_is_busy(env: &Env) -> Result<Vec<Report>, String> {
     with_vfs(env, 1, true, |pf, vfs| {
         let vf = &vfs[0];
-        ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
-            "the VF got no disk for namespace 2".into()
-        })?;
-        let disk = vf_disk(vf, "2").ok_or("no VF disk")?;
+        let disk = wait_vf_disk(vf)?;
         {
             let _open = Direct::open_path(&disk)?;
             let got = write_attr(&mode_path(vf), "vfio");
@@ -511,6 +502,14 @@ fn toggles(env: &Env) -> Result<Vec<Report>, String> {
     })
 }
 
+/// Waits for VF `vf`'s disk of namespace 2 and returns its path.
+pub(crate) fn wait_vf_disk(vf: &Function) -> Result<String, String> {
+    ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
+        "the VF got no disk for namespace 2".into()
+    })?;
+    vf_disk(vf, "2").ok_or_else(|| "the VF disk went away".into())
+}
+
 /// fio arguments writing 16 MiB of VF disk `disk` with checksummed blocks; with
 /// `verify_only` fio reads the same blocks back and checks them.
 fn fio_verify_args(disk: &str, verify_only: bool) -> Vec<String> {
@@ -556,10 +555,7 @@ fn disk_ios(disk: &str) -> u64 {
 fn switch_during_fio(env: &Env) -> Result<Vec<Report>, String> {
     with_vfs(env, 1, true, |_pf, vfs| {
         let vf = &vfs[0];
-        ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
-            "the VF got no disk for namespace 2".into()
-        })?;
-        let disk = vf_disk(vf, "2").ok_or("no VF disk")?;
+        let disk = wait_vf_disk(vf)?;
         let before = disk_ios(&disk);
         let mut fio = std::process::Command::new("fio")
             .args(fio_verify_args(&disk, false))
@@ -602,10 +598,7 @@ fn switch_during_fio(env: &Env) -> Result<Vec<Report>, String> {
         }
         check_mode(vf, "vfio")?;
         set_mode(vf, "nvme")?;
-        ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
-            "the VF disk did not come back".into()
-        })?;
-        let disk = vf_disk(vf, "2").ok_or("no VF disk")?;
+        let disk = wait_vf_disk(vf)?;
         let out = module::run(
             "fio",
             &fio_verify_args(&disk, true)

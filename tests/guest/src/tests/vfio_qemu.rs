@@ -35,7 +35,7 @@ use crate::{
     sriov::{numvfs_path, set_numvfs, vf_disk, vfs, write_attr},
     tests::{
         smoke::with_loaded,
-        vfio::{check_mode, mode_path, read_mode, set_mode, with_vfs},
+        vfio::{check_mode, mode_path, read_mode, set_mode, wait_vf_disk, with_vfs},
     },
 };
 
@@ -676,9 +676,7 @@ fn nested_guest_io(env: &Env) -> Result<Vec<Report>, String> {
     })?;
     with_vfs(env, 1, true, |_pf, vfs| {
         let vf = &vfs[0];
-        ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
-            "the VF got no disk for namespace 2".into()
-        })?;
+        wait_vf_disk(vf)?;
         let from_l1 = pattern(CHUNK, 0x4c31);
         let from_l2 = pattern(CHUNK, 0x4c32);
         {
@@ -789,10 +787,7 @@ fn nested_guest_io(env: &Env) -> Result<Vec<Report>, String> {
 
         // Back in block mode, the test VM reads what the nested guest wrote.
         set_mode(vf, "nvme")?;
-        ensure(wait_until(SETTLE, || vf_disk(vf, "2").is_some()), || {
-            "the VF disk did not come back in block mode".into()
-        })?;
-        let disk = vf_disk(vf, "2").ok_or("no VF disk")?;
+        let disk = wait_vf_disk(vf)?;
         let mut d = Direct::open_path(&disk)?;
         ensure(d.read_at(0, CHUNK)? == from_l1, || {
             "the data written before the assignment changed".into()
