@@ -126,14 +126,24 @@ struct VmArgs {
     cmd: Vec<String>,
 }
 
+/// The default VM timeout of `cargo xtask test`, in seconds.
+fn test_timeout(debug: bool) -> u64 {
+    if debug {
+        3000
+    } else {
+        1500
+    }
+}
+
 #[derive(Args)]
 struct TestArgs {
     /// Use the debug kernel (adds tests/vm/kernel-debug.config).
     #[arg(long)]
     debug: bool,
-    /// Kill the VM after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 900)]
-    timeout: u64,
+    /// Kill the VM after this many seconds (default: 1500, or 3000 with --debug,
+    /// whose checks make the suite about three times slower under TCG).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
     /// Stream the whole guest console instead of only result lines.
     #[arg(long, short)]
     verbose: bool,
@@ -197,7 +207,7 @@ fn run(cli: Cli) -> Result<i32> {
             &test::TestOpts {
                 debug: a.debug,
                 filter: a.filter,
-                timeout: Duration::from_secs(a.timeout),
+                timeout: Duration::from_secs(a.timeout.unwrap_or(test_timeout(a.debug))),
                 verbose: a.verbose,
             },
         ),
@@ -258,6 +268,8 @@ mod tests {
             panic!("not test")
         };
         assert_eq!(a.filter.as_deref(), Some("smoke"));
-        assert_eq!(a.timeout, 900);
+        assert_eq!(a.timeout, None);
+        assert_eq!(test_timeout(false), 1500);
+        assert_eq!(test_timeout(true), 3000);
     }
 }
