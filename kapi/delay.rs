@@ -31,9 +31,14 @@ pub(crate) fn usleep_range(min_us: u32, max_us: u32) {
     }
 }
 
-/// Polls `read` until `done` accepts its value or `timeout_ms` elapse, sleeping between
-/// polls (like upstream's `read_poll_timeout`). Returns the accepted value, or `ETIMEDOUT`
-/// with no value. `read` errors end the poll at once.
+/// Polls `read` until `done` accepts its value or `timeout_ms` elapse (like upstream's
+/// `read_poll_timeout`). Returns the accepted value, or `ETIMEDOUT` with no value. `read`
+/// errors end the poll at once.
+///
+/// For the first [`SPIN_NS`] it polls back to back: a device usually answers a command
+/// within tens of microseconds, and the shortest sleep (with its timer and wake-up) costs
+/// more than that, several times more under emulation. After that it sleeps between
+/// polls. Must be called from a context that may sleep.
 pub(crate) fn read_poll_timeout<T, R, D>(mut read: R, mut done: D, timeout_ms: u32) -> Result<T>
 where
     R: FnMut() -> Result<T>,
@@ -45,7 +50,8 @@ where
         if done(&value) {
             return Ok(value);
         }
-        if ktime_ms_delta(Ktime::ktime_get(), start) > i64::from(timeout_ms) {
+        let now = Ktime::ktime_get();
+        if ktime_ms_delta(now, start) > i64::from(timeout_ms) {
             // One last look: the sleep may have overshot the deadline.
             let value = read()?;
             return if done(&value) {
@@ -54,6 +60,13 @@ where
                 Err(etimedout())
             };
         }
-        usleep_range(50, 200);
+        if (now - start).to_ns() < SPIN_NS {
+            core::hint::spin_loop();
+        } else {
+            usleep_range(50, 200);
+        }
     }
 }
+
+/// How long [`read_poll_timeout`] polls without sleeping, in nanoseconds.
+pub(crate) const SPIN_NS: i64 = 100_000;
