@@ -26,6 +26,7 @@ pub fn run(paths: &Paths, opts: &DemoOpts) -> Result<i32> {
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &["--demo"]);
     let boot = BootOpts {
         vfs: vm::DEFAULT_VFS,
+        mttcg: false,
         echo: if opts.verbose {
             Echo::All
         } else {

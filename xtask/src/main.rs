@@ -195,6 +195,7 @@ fn run(cli: Cli) -> Result<i32> {
             };
             let opts = BootOpts {
                 vfs: a.vfs,
+                mttcg: false,
                 echo: if a.verbose { Echo::All } else { Echo::FromInit },
                 timeout: Duration::from_secs(a.timeout),
                 verbose: a.verbose,

@@ -17,6 +17,8 @@ use crate::vm::{self, Echo, VmOutcome, VmSpec};
 #[derive(Debug, Clone, Copy)]
 pub struct BootOpts {
     pub vfs: u16,
+    /// Multi-threaded TCG (see `VmSpec::mttcg`): only the benchmarks use it.
+    pub mttcg: bool,
     pub echo: Echo,
     pub timeout: Duration,
     pub verbose: bool,
@@ -51,6 +53,7 @@ pub fn boot(
         init,
         rundir: rundir.to_path_buf(),
         vfs: opts.vfs,
+        mttcg: opts.mttcg,
     };
     println!(
         "[vm] booting {} kernel {} (TCG, {} VFs, timeout {} s); run dir {}",

@@ -75,6 +75,7 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &filter);
     let boot = BootOpts {
         vfs: vm::DEFAULT_VFS,
+        mttcg: false,
         echo: if opts.verbose {
             Echo::All
         } else {
