@@ -86,7 +86,7 @@ bool rnvme_pci_unbound_or_bound_to(struct pci_dev *pdev, const char *a, const ch
 	return ok;
 }
 
-/* VF @index (0-based) of @pf with a reference taken, or NULL. */
+/* The next VF of @pf after @from (NULL: the first), referenced; NULL after the last. */
 struct pci_dev *rnvme_pci_next_vf(struct pci_dev *pf, struct pci_dev *from)
 {
 	struct pci_dev *dev = from;
