@@ -11,7 +11,7 @@ use crate::{
     mmio::BarMap,
     module::{self, RNVME},
     pci::{self, Function},
-    sriov::{list_secondary, set_numvfs, vf_disk, vfs, write_attr, CHARDEV},
+    sriov::{list_secondary, scid_of, set_numvfs, vf_disk, vfs, write_attr, CHARDEV},
     vfio_client::{self, Client, Path as VfioPath},
 };
 
@@ -178,15 +178,6 @@ fn vfio_step(n: u32, total: u32, pf: &Function) -> Result<(), String> {
     result
 }
 
-/// The secondary controller ID of VF `vfn`.
-fn scid_of(vfn: u64) -> Result<String, String> {
-    list_secondary()?
-        .iter()
-        .find(|s| s.vfn == vfn)
-        .map(|s| s.scid.to_string())
-        .ok_or_else(|| format!("no secondary controller for VF {vfn}"))
-}
-
 /// Puts `vf` back in block mode if a step left it in vfio mode.
 fn back_to_block_mode(vf: &Function) {
     let _ = std::fs::write(vf.dir().join("mode"), "nvme");
@@ -204,13 +195,13 @@ fn vfio_round_trip(vf: &Function) -> Result<(), String> {
     d.write_at(0, &block_data)?;
     drop(d);
     println!("    block mode: wrote 4 KiB at offset 0 of {disk}");
-    println!("    cat {}/mode: {}", vf.bdf, read_trimmed(&mode)?);
+    println!("    cat {}/mode: {}", vf.bdf, module::sysfs_read(&mode)?);
     println!("    echo vfio > {}/mode", vf.bdf);
     module::sysfs_write(&mode, "vfio")?;
     let cdev = vfio_client::cdev(&vf.bdf)?;
     println!(
         "    cat mode: {}; driver {:?}; {} exists, no disk any more: {}",
-        read_trimmed(&mode)?,
+        module::sysfs_read(&mode)?,
         vf.driver(),
         cdev.display(),
         vf_disk(vf, "2").is_none()
@@ -307,12 +298,6 @@ fn direct_vfio_step(n: u32, total: u32, pf: &Function) -> Result<(), String> {
     set_numvfs(pf, 0)?;
     module::sysfs_write(&pf.dir().join("sriov_vf_mode"), "nvme")?;
     result
-}
-
-fn read_trimmed(p: &std::path::Path) -> Result<String, String> {
-    std::fs::read_to_string(p)
-        .map(|s| s.trim_end().to_string())
-        .map_err(|e| format!("{}: {e}", p.display()))
 }
 
 /// SR-IOV: two VFs enabled through `sriov_numvfs`, their controllers online with their

@@ -144,7 +144,12 @@ pub fn ensure(cond: bool, why: impl FnOnce() -> String) -> Result<(), String> {
 }
 
 /// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (false).
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub fn wait_until(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    poll_until(timeout, Duration::from_millis(20), cond)
+}
+
+/// Polls `cond` every `period` until it holds (true) or `timeout` passes (false).
+pub fn poll_until(timeout: Duration, period: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
         if cond() {
@@ -153,7 +158,7 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if start.elapsed() >= timeout {
             return false;
         }
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(period);
     }
 }
 

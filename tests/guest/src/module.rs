@@ -61,6 +61,13 @@ pub fn modprobe_remove(modroot: &Path, name: &str) -> Result<(), String> {
     run("modprobe", &["-d", &modroot.to_string_lossy(), "-r", name]).map(|_| ())
 }
 
+/// Reads a sysfs attribute (or any small text file), without surrounding whitespace.
+pub fn sysfs_read(path: &Path) -> Result<String, String> {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Writes `value` to a sysfs attribute.
 pub fn sysfs_write(path: &Path, value: &str) -> Result<(), String> {
     fs::write(path, value).map_err(|e| format!("write {value:?} to {}: {e}", path.display()))

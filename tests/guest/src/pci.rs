@@ -39,6 +39,15 @@ impl Function {
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
     }
 
+    /// Unbinds this function from `driver` (through the driver's `unbind` file).
+    pub fn unbind_from(&self, driver: &str) -> Result<(), String> {
+        let path = PathBuf::from("/sys/bus/pci/drivers")
+            .join(driver)
+            .join("unbind");
+        fs::write(&path, &self.bdf)
+            .map_err(|e| format!("write {} to {}: {e}", self.bdf, path.display()))
+    }
+
     /// Whether this function is an SR-IOV virtual function.
     pub fn is_virtfn(&self) -> bool {
         self.dir().join("physfn").exists()

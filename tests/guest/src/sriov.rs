@@ -108,6 +108,15 @@ pub fn list_secondary_on(chardev: &str) -> Result<Vec<Secondary>, String> {
         .collect()
 }
 
+/// The secondary controller ID of VF `vfn` (1-based), as nvme-cli's `-c` takes it.
+pub fn scid_of(vfn: u64) -> Result<String, String> {
+    list_secondary()?
+        .iter()
+        .find(|s| s.vfn == vfn)
+        .map(|s| s.scid.to_string())
+        .ok_or_else(|| format!("no secondary controller for VF {vfn}"))
+}
+
 /// The disk of namespace `nsid` of VF `vf`, if it has one and its device node exists (a
 /// new disk shows in sysfs a moment before devtmpfs has its node).
 pub fn vf_disk(vf: &Function, nsid: &str) -> Option<String> {

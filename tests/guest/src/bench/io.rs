@@ -65,12 +65,7 @@ impl Driver {
 /// Binds the PF to `driver` through `driver_override` and waits for its disk.
 fn bind(pf: &pci::Function, driver: Driver) -> Result<(), String> {
     if let Some(current) = pf.driver() {
-        module::sysfs_write(
-            &Path::new("/sys/bus/pci/drivers")
-                .join(current)
-                .join("unbind"),
-            &pf.bdf,
-        )?;
+        pf.unbind_from(&current)?;
     }
     module::sysfs_write(&pf.dir().join("driver_override"), driver.name())?;
     module::sysfs_write(Path::new("/sys/bus/pci/drivers_probe"), &pf.bdf)?;
@@ -159,10 +154,7 @@ pub fn run(env: &Env) -> Result<(), String> {
     }
     let _ = module::sysfs_write(&pf.dir().join("driver_override"), "");
     if let Some(d) = pf.driver() {
-        let _ = module::sysfs_write(
-            &Path::new("/sys/bus/pci/drivers").join(d).join("unbind"),
-            &pf.bdf,
-        );
+        let _ = pf.unbind_from(&d);
     }
     module::rmmod(RNVME)?;
     module::modprobe_remove(&env.modroot, "nvme")?;

@@ -22,15 +22,14 @@ use std::{
     fs,
     os::fd::AsRawFd,
     path::Path,
-    thread,
     time::{Duration, Instant},
 };
 
 use super::median;
 use crate::{
-    harness::Env,
+    harness::{poll_until, Env},
     kmsg,
-    module::{self, sysfs_write, RNVME},
+    module::{self, sysfs_read, sysfs_write, RNVME},
     nvme_ioctl::{Cmd, ADMIN_CMD},
     pci::{self, Function},
     sriov::{list_secondary_on, set_numvfs, vfs, Secondary},
@@ -56,7 +55,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn run(env: &Env) -> Result<(), String> {
     module::ensure_unloaded(RNVME)?;
     let pf = pci::nvme_pf()?;
-    let total: u16 = read_trimmed(&pf.dir().join("sriov_totalvfs"))?
+    let total: u16 = sysfs_read(&pf.dir().join("sriov_totalvfs"))?
         .parse()
         .map_err(|e| format!("sriov_totalvfs: {e}"))?;
     if total < MIN_VFS {
@@ -244,17 +243,17 @@ fn stock_flow(
     let vf = &all[0];
     let mut samples = Vec::new();
     for _ in 0..SWITCH_SAMPLES {
-        unbind(vf, "vfio-pci")?;
+        vf.unbind_from("vfio-pci")?;
         sysfs_write(&vf.dir().join("driver_override"), "\n")?;
         bind_c_nvme(vf)?;
         let t = Instant::now();
-        unbind(vf, "nvme")?;
+        vf.unbind_from("nvme")?;
         rebind_vfio_pci(vf)?;
         samples.push(t.elapsed().as_secs_f64() * 1e3);
     }
 
     for vf in &all {
-        unbind(vf, "vfio-pci")?;
+        vf.unbind_from("vfio-pci")?;
         sysfs_write(&vf.dir().join("driver_override"), "\n")?;
     }
     set_numvfs(pf, 0)?;
@@ -268,7 +267,7 @@ fn stock_vf(vf: &Function) -> Result<StockVf, String> {
     bind_c_nvme(vf)?;
     let probe = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
-    unbind(vf, "nvme")?;
+    vf.unbind_from("nvme")?;
     let unbind_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     rebind_vfio_pci(vf)?;
@@ -309,16 +308,6 @@ fn rebind_vfio_pci(vf: &Function) -> Result<(), String> {
     } else {
         Err(format!("{}: not a vfio-pci device after binding", vf.bdf))
     }
-}
-
-/// Unbinds `vf` from `driver`.
-fn unbind(vf: &Function, driver: &str) -> Result<(), String> {
-    sysfs_write(
-        &Path::new("/sys/bus/pci/drivers")
-            .join(driver)
-            .join("unbind"),
-        &vf.bdf,
-    )
 }
 
 /// Whether `vf` is bound to `driver` with a registered VFIO device: its cdev and its
@@ -364,19 +353,10 @@ fn virt_mgmt(ctrl: &fs::File, scid: u64, act: u8, rt: u8, nr: u64) -> Result<(),
 
 /// Waits until `cond` holds, polling every 100 µs so the polling adds little to either
 /// flow's times.
-fn wait_for(mut cond: impl FnMut() -> bool, what: &str) -> Result<(), String> {
-    let start = Instant::now();
-    while !cond() {
-        if start.elapsed() >= STEP_TIMEOUT {
-            return Err(format!("timed out waiting for {what}"));
-        }
-        thread::sleep(Duration::from_micros(100));
+fn wait_for(cond: impl FnMut() -> bool, what: &str) -> Result<(), String> {
+    if poll_until(STEP_TIMEOUT, Duration::from_micros(100), cond) {
+        Ok(())
+    } else {
+        Err(format!("timed out waiting for {what}"))
     }
-    Ok(())
-}
-
-fn read_trimmed(path: &Path) -> Result<String, String> {
-    fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -3,7 +3,7 @@
 //! The controller and namespace identity rnvme reads over its admin queue must match what
 //! the C nvme driver reports for the same device.
 
-use std::{fs, path::Path, thread, time::Duration};
+use std::{path::Path, thread, time::Duration};
 
 use crate::{
     harness::{ensure, Env, Report, Test},
@@ -65,12 +65,6 @@ fn parse_namespace(rest: &str) -> Option<(u32, u64, u64)> {
     Some((nsid.parse().ok()?, blocks.parse().ok()?, size.parse().ok()?))
 }
 
-fn read_trimmed(path: &Path) -> Result<String, String> {
-    fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
-
 fn matches_c_driver(env: &Env) -> Result<Vec<Report>, String> {
     let mark = kmsg::mark()?;
     let pf = load_fresh(env)?;
@@ -87,10 +81,10 @@ fn matches_c_driver(env: &Env) -> Result<Vec<Report>, String> {
         thread::sleep(Duration::from_millis(50));
         waited += 1;
     }
-    let serial = read_trimmed(&ctrl.join("serial"));
-    let model = read_trimmed(&ctrl.join("model"));
-    let firmware = read_trimmed(&ctrl.join("firmware_rev"));
-    let sectors = read_trimmed(&disk.join("size"));
+    let serial = module::sysfs_read(&ctrl.join("serial"));
+    let model = module::sysfs_read(&ctrl.join("model"));
+    let firmware = module::sysfs_read(&ctrl.join("firmware_rev"));
+    let sectors = module::sysfs_read(&disk.join("size"));
     module::modprobe_remove(&env.modroot, "nvme")?;
     let (serial, model, firmware, sectors) = (serial?, model?, firmware?, sectors?);
 

@@ -21,7 +21,9 @@ use crate::{
     kmsg,
     module::{self, RNVME},
     pci::Function,
-    sriov::{list_secondary, numvfs, numvfs_path, set_numvfs, vf_disk, vfs, write_attr, CHARDEV},
+    sriov::{
+        list_secondary, numvfs, numvfs_path, scid_of, set_numvfs, vf_disk, vfs, write_attr, CHARDEV,
+    },
     tests::smoke::{self, with_loaded},
     vfio_client::{self, Client, Path},
 };
@@ -115,13 +117,28 @@ pub(crate) fn check_mode(vf: &Function, mode: &str) -> Result<(), String> {
     )
 }
 
-/// The secondary controller ID of VF `vfn`.
-fn scid(vfn: u64) -> Result<String, String> {
-    list_secondary()?
-        .iter()
-        .find(|s| s.vfn == vfn)
-        .map(|s| s.scid.to_string())
-        .ok_or_else(|| format!("no secondary controller for VF {vfn}"))
+/// Checks that VF `vf` of `pf`, whose VFIO device is open (`held` says by whom), is busy:
+/// switching it to nvme and disabling the VFs are refused with `EBUSY` and change nothing,
+/// and the module cannot be unloaded.
+pub(crate) fn check_held(pf: &Function, vf: &Function, held: &str) -> Result<(), String> {
+    let got = write_attr(&mode_path(vf), "nvme");
+    ensure(got == Err(libc::EBUSY), || {
+        format!("echo nvme > mode {held}: got {got:?}, want EBUSY")
+    })?;
+    check_mode(vf, "vfio")?;
+    let before = numvfs(pf)?;
+    let got = write_attr(&numvfs_path(pf), "0");
+    ensure(got == Err(libc::EBUSY), || {
+        format!("echo 0 > sriov_numvfs {held}: got {got:?}, want EBUSY")
+    })?;
+    ensure(numvfs(pf)? == before, || {
+        format!("VFs were disabled {held}")
+    })?;
+    // An open VFIO device holds the module of its driver.
+    ensure(module::rmmod(RNVME).is_err(), || {
+        format!("rmmod succeeded {held}")
+    })?;
+    check_mode(vf, "vfio")
 }
 
 /// Runs `f` with the module loaded and `n` VFs enabled (namespace 2 attached to VF 1 when
@@ -139,7 +156,7 @@ pub(crate) fn with_vfs(
             format!("{} VFs, want {n}", vfs.len())
         })?;
         let ns = NSID.to_string();
-        let c = scid(1)?;
+        let c = scid_of(1)?;
         if attach {
             module::run("nvme", &["attach-ns", CHARDEV, "-n", &ns, "-c", &c])?;
         }
@@ -355,18 +372,7 @@ fn cdev_and_group_exclusive(env: &Env) -> Result<Vec<Report>, String> {
                 format!("{first:?} path: Identify {id:?}")
             })?;
             // Open through either path, the VF is in use.
-            let got = write_attr(&mode_path(vf), "nvme");
-            ensure(got == Err(libc::EBUSY), || {
-                format!("echo nvme with the {first:?} path open: got {got:?}, want EBUSY")
-            })?;
-            let got = write_attr(&numvfs_path(pf), "0");
-            ensure(got == Err(libc::EBUSY), || {
-                format!("sriov_numvfs=0 with the {first:?} path open: got {got:?}, want EBUSY")
-            })?;
-            ensure(module::rmmod(RNVME).is_err(), || {
-                format!("rmmod succeeded with the {first:?} path open")
-            })?;
-            check_mode(vf, "vfio")?;
+            check_held(pf, vf, &format!("with the {first:?} path open"))?;
         }
         // The group path was the last to close: the cdev path binds again.
         Client::open(&vf.bdf, Path::Cdev)
@@ -435,21 +441,7 @@ fn in_use_is_busy(env: &Env) -> Result<Vec<Report>, String> {
         set_mode(vf, "vfio")?;
         {
             let _vmm = Client::open(&vf.bdf, Path::Container)?;
-            let got = write_attr(&mode_path(vf), "nvme");
-            ensure(got == Err(libc::EBUSY), || {
-                format!("echo nvme with the VFIO device open: got {got:?}, want EBUSY")
-            })?;
-            check_mode(vf, "vfio")?;
-            let got = write_attr(&numvfs_path(pf), "0");
-            ensure(got == Err(libc::EBUSY), || {
-                format!("echo 0 > sriov_numvfs with the VFIO device open: got {got:?}, want EBUSY")
-            })?;
-            ensure(numvfs(pf)? == 1, || "VFs were disabled".into())?;
-            // The open VFIO device holds the module.
-            ensure(module::rmmod(RNVME).is_err(), || {
-                "rmmod succeeded with the VFIO device open".into()
-            })?;
-            check_mode(vf, "vfio")?;
+            check_held(pf, vf, "with the VFIO device open")?;
         }
         // Closed: everything is allowed again.
         set_mode(vf, "nvme")?;

@@ -30,12 +30,12 @@ use crate::{
     disk::{pattern, Direct},
     harness::{ensure, wait_until, Env, Report, Test, SLOW},
     kmsg,
-    module::{self, RNVME},
+    module::RNVME,
     pci::Function,
-    sriov::{numvfs_path, set_numvfs, vf_disk, vfs, write_attr},
+    sriov::{set_numvfs, vf_disk, vfs, write_attr},
     tests::{
         smoke::with_loaded,
-        vfio::{check_mode, mode_path, read_mode, set_mode, wait_vf_disk, with_vfs},
+        vfio::{check_held, check_mode, read_mode, set_mode, wait_vf_disk, with_vfs},
     },
 };
 
@@ -488,18 +488,7 @@ fn assign(env: &Env) -> Result<Vec<Report>, String> {
                 group.display()
             )
         })?;
-        let got = write_attr(&mode_path(vf), "nvme");
-        ensure(got == Err(libc::EBUSY), || {
-            format!("echo nvme > mode while QEMU holds the VF: {got:?}, want EBUSY")
-        })?;
-        check_mode(vf, "vfio")?;
-        let got = write_attr(&numvfs_path(pf), "0");
-        ensure(got == Err(libc::EBUSY), || {
-            format!("echo 0 > sriov_numvfs while QEMU holds the VF: {got:?}, want EBUSY")
-        })?;
-        ensure(module::rmmod(RNVME).is_err(), || {
-            "rmmod succeeded while QEMU holds the VF".into()
-        })?;
+        check_held(pf, vf, "while QEMU holds the VF")?;
         // QEMU still has the device after all that.
         vmm.pci_device(VF_ID)?;
 
