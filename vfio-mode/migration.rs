@@ -38,19 +38,19 @@ use crate::{
         vfio::{MigrationFile, MigrationFileOps, PrecopyInfo, VfioDevice},
     },
     mig::{
-        compat::{self, CompatView, Fixed, NamespaceInfo, PciIds},
+        compat::{self, Fixed, NamespaceInfo, PciIds},
         fsm::{self, MigState, Step},
+        resume::{Destination, Refusal, Resume},
         save::{ReadOutcome, SaveCursor},
         stream::{
-            self, Scanner, SectionKind, StatePayload, MAX_STREAM, SECTION_HEADER_SIZE,
-            STATE_PREFIX_SIZE,
+            self, SectionKind, StatePayload, MAX_STREAM, SECTION_HEADER_SIZE, STATE_PREFIX_SIZE,
         },
     },
     nvme_error::NvmeError,
     spec::{
         lm::{
             command::FormatIndex,
-            formats::StateFormats,
+            formats::{StateFormat, StateFormats},
             state::{standard_size, ControllerState, Limits},
         },
         regs::{Cap, Vs, REGS_SIZE},
@@ -342,6 +342,7 @@ impl VfMigration {
                     fixed: t.fixed,
                     namespaces: t.namespaces()?,
                     formats: t.formats,
+                    limits: t.limits,
                 };
                 let resuming = ResumingFile::new(t.vf.clone(), t.vfn, local)?;
                 let fd = MigrationFile::new(resuming.clone(), true)?;
@@ -350,7 +351,7 @@ impl VfMigration {
             }
             Step::LoadState => {
                 let resuming = inner.resuming.as_ref().ok_or(EINVAL)?;
-                let (format, state) = resuming.take_state(&t.limits)?;
+                let (format, state) = resuming.take_state()?;
                 let index = t.formats.index_of(&format).ok_or_else(eopnotsupp)?;
                 device(
                     inner,
@@ -514,9 +515,22 @@ struct LocalCompat {
     fixed: Fixed,
     namespaces: KVec<NamespaceInfo>,
     formats: StateFormats,
+    limits: Limits,
 }
 
-/// The resuming data fd: the stream received so far, checked as it arrives.
+impl LocalCompat {
+    fn destination(&self) -> Destination<'_> {
+        Destination {
+            fixed: &self.fixed,
+            namespaces: &self.namespaces,
+            formats: &self.formats,
+            limits: &self.limits,
+        }
+    }
+}
+
+/// The resuming data fd: the stream received so far, checked as it arrives
+/// ([`Resume`]).
 #[pin_data]
 struct ResumingFile {
     vf: ARef<pci::Device>,
@@ -527,12 +541,8 @@ struct ResumingFile {
 
 struct ResumeData {
     buf: KVec<u8>,
-    scanner: Scanner,
+    resume: Resume,
     local: LocalCompat,
-    /// Whether the compatibility section arrived and matched.
-    compat_checked: bool,
-    /// The stream was refused: every further write fails.
-    failed: bool,
     /// The fd was closed by the driver.
     disabled: bool,
 }
@@ -546,10 +556,8 @@ impl ResumingFile {
                 data <- new_mutex!(
                     ResumeData {
                         buf: KVec::new(),
-                        scanner: Scanner::new(),
+                        resume: Resume::new(),
                         local,
-                        compat_checked: false,
-                        failed: false,
                         disabled: false,
                     },
                     "ResumingFile::data"
@@ -564,78 +572,37 @@ impl ResumingFile {
         self.data.lock().disabled = true;
     }
 
-    /// Refuses the stream for good: logs why, and every further write fails.
-    fn refuse(&self, d: &mut ResumeData, why: impl core::fmt::Debug, e: Error) -> Error {
-        dev_err!(
-            self.vf,
-            "VF {}: migration stream refused: {:?}\n",
-            self.vfn,
-            why
-        );
-        d.failed = true;
-        e
+    /// Logs why the stream was refused and returns the error the VFIO user sees.
+    fn refusal(&self, r: Refusal) -> Error {
+        if r.incompatible() {
+            dev_err!(
+                self.vf,
+                "VF {}: incompatible migration source: {:?}\n",
+                self.vfn,
+                r
+            );
+            eopnotsupp()
+        } else {
+            dev_err!(
+                self.vf,
+                "VF {}: migration stream refused: {:?}\n",
+                self.vfn,
+                r
+            );
+            EINVAL
+        }
     }
 
-    /// The controller state of a complete, checked stream, in the format it is in, after
-    /// checking it fits the destination (`limits`).
-    fn take_state(
-        &self,
-        limits: &Limits,
-    ) -> Result<(crate::spec::lm::formats::StateFormat, KVec<u8>)> {
-        let mut guard = self.data.lock();
-        let d = &mut *guard;
-        if d.failed {
-            return Err(EINVAL);
-        }
-        if !d.scanner.complete() || !d.compat_checked {
-            dev_err!(
-                self.vf,
-                "VF {}: migration stream incomplete ({} bytes)\n",
-                self.vfn,
-                d.buf.len()
-            );
-            return Err(EINVAL);
-        }
-        let (Some(payload), Some(compat)) = (d.scanner.state(&d.buf), d.scanner.compat(&d.buf))
-        else {
-            return Err(EINVAL);
-        };
-        let payload = match StatePayload::parse(payload) {
-            Ok(p) => p,
-            Err(e) => {
-                dev_err!(
-                    self.vf,
-                    "VF {}: controller state section: {:?}\n",
-                    self.vfn,
-                    e
-                );
-                return Err(EINVAL);
-            }
-        };
-        // The state must be in the format the compatibility section announced (and the
-        // destination accepted).
-        let announced = CompatView::parse(compat).map_err(|_| EINVAL)?.fixed.format;
-        if payload.format != announced {
-            dev_err!(
-                self.vf,
-                "VF {}: state in another format than announced\n",
-                self.vfn
-            );
-            return Err(EINVAL);
-        }
-        let checked = ControllerState::parse(payload.state).and_then(|s| s.check(limits));
-        if let Err(e) = checked {
-            dev_err!(
-                self.vf,
-                "VF {}: controller state refused: {:?}\n",
-                self.vfn,
-                e
-            );
-            return Err(EINVAL);
-        }
-        let mut state = KVec::with_capacity(payload.state.len(), GFP_KERNEL)?;
-        state.extend_from_slice(payload.state, GFP_KERNEL)?;
-        Ok((payload.format, state))
+    /// The controller state of a complete, checked stream and the format it is in.
+    fn take_state(&self) -> Result<(StateFormat, KVec<u8>)> {
+        let d = self.data.lock();
+        let (format, raw) = d
+            .resume
+            .finish(&d.buf, &d.local.destination())
+            .map_err(|r| self.refusal(r))?;
+        let mut state = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
+        state.extend_from_slice(raw, GFP_KERNEL)?;
+        Ok((format, state))
     }
 }
 
@@ -646,50 +613,27 @@ impl MigrationFileOps for ResumingFile {
         if d.disabled {
             return Err(ENODEV);
         }
-        if d.failed {
+        if d.resume.refused() {
             return Err(EINVAL);
         }
         let n = input.len();
         if d.buf.len().saturating_add(n) > MAX_STREAM {
-            return Err(self.refuse(d, "longer than any stream", EFBIG));
+            dev_err!(
+                self.vf,
+                "VF {}: migration stream longer than {} bytes\n",
+                self.vfn,
+                MAX_STREAM
+            );
+            return Err(EFBIG);
         }
         // Copied aside first: a fault halfway leaves the stream as it was.
         let mut bytes = KVec::from_elem(0u8, n, GFP_KERNEL)?;
         input.read_slice(&mut bytes)?;
         d.buf.extend_from_slice(&bytes, GFP_KERNEL)?;
-        if let Err(e) = d.scanner.advance(&d.buf) {
-            return Err(self.refuse(d, e, EINVAL));
-        }
-        if !d.compat_checked {
-            if let Some(raw) = d.scanner.compat(&d.buf) {
-                let verdict = match CompatView::parse(raw) {
-                    Err(e) => {
-                        dev_err!(self.vf, "VF {}: compatibility section: {:?}\n", self.vfn, e);
-                        Err(EINVAL)
-                    }
-                    Ok(source) => compat::check(
-                        &source,
-                        &d.local.fixed,
-                        &d.local.namespaces,
-                        &d.local.formats,
-                    )
-                    .map_err(|m| {
-                        dev_err!(
-                            self.vf,
-                            "VF {}: incompatible migration source: {:?}\n",
-                            self.vfn,
-                            m
-                        );
-                        eopnotsupp()
-                    }),
-                };
-                if let Err(e) = verdict {
-                    d.failed = true;
-                    return Err(e);
-                }
-                d.compat_checked = true;
-            }
-        }
+        let dest = d.local.destination();
+        d.resume
+            .advance(&d.buf, &dest)
+            .map_err(|r| self.refusal(r))?;
         Ok(n)
     }
 }

@@ -8,12 +8,14 @@
 //! - [`stream`]: the migration stream's sections, their framing and checksum
 //!   ([`crc32c`]);
 //! - [`compat`]: the compatibility section, and the check a destination makes;
-//! - [`save`]: how reads of the saving data fd walk the stream.
+//! - [`save`]: how reads of the saving data fd walk the stream;
+//! - [`resume`]: everything the destination checks of an incoming stream.
 //!
 //! The stream format is documented in `Documentation/migration-stream.rst`.
 
 pub mod compat;
 pub mod crc32c;
 pub mod fsm;
+pub mod resume;
 pub mod save;
 pub mod stream;
