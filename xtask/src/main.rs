@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod deps;
+mod fuzz;
 mod kconfig;
 mod kernel;
 mod lint;
@@ -85,6 +86,22 @@ enum Cmd {
     /// unbind, `driver_override=vfio-pci`, bind), per VF, plus the latency
     /// of one VF's switch each way; the last line is `provision speedup: X.X`.
     Bench(BenchArgs),
+    /// Fuzz the migration stream parser on the host: the code the kernel's resuming data
+    /// fd runs, with mutated streams (at least a million by default). Prints the inputs
+    /// tried, accepted and refused by reason, and last `fuzz executions: N, accepted: A,
+    /// refused: R, crashes: C`; writes a corpus to $RNVME_CACHE/fuzz-corpus for the
+    /// in-kernel replay test. Not part of `test` (nor of CI).
+    Fuzz(FuzzArgs),
+}
+
+#[derive(Args)]
+struct FuzzArgs {
+    /// Inputs to try.
+    #[arg(long, default_value_t = 1_000_000)]
+    execs: u64,
+    /// PRNG seed; the same seed tries the same inputs.
+    #[arg(long, default_value_t = 0x5eed)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -213,6 +230,13 @@ fn run(cli: Cli) -> Result<i32> {
             },
         ),
         Cmd::Bench(a) => bench::run(&paths, &a.name, Duration::from_secs(a.timeout), a.verbose),
+        Cmd::Fuzz(a) => fuzz::run(
+            &paths,
+            &fuzz::FuzzOpts {
+                execs: a.execs,
+                seed: a.seed,
+            },
+        ),
         Cmd::Lint => {
             let k = kernel::ensure(&paths, false)?;
             lint::run(&paths, &k)?;
