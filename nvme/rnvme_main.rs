@@ -53,6 +53,9 @@ mod vfio_mode;
 
 #[cfg(CONFIG_KUNIT)]
 mod kunit_tests;
+#[cfg(CONFIG_KUNIT)]
+#[path = "../vfio-mode/kunit_tests.rs"]
+mod vfio_kunit_tests;
 
 use kernel::prelude::*;
 
