@@ -70,6 +70,19 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
         return Ok(finish(&tally, all));
     };
 
+    // (2b) the install story: `make install` into a staging root.
+    let t = Instant::now();
+    match module::check_install(paths, &k, &rundir.join("install-root")) {
+        Ok(()) => {
+            println!("PASS install/make-install ({})", proc::secs(t.elapsed()));
+            tally.passed += 1;
+        }
+        Err(e) => {
+            println!("FAIL install/make-install: {e}");
+            tally.fail("install/make-install", &e);
+        }
+    }
+
     // (3) the guest suites, one boot.
     let filter: Vec<&str> = opts.filter.iter().map(String::as_str).collect();
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &filter);
