@@ -10,6 +10,7 @@ mod logscan;
 mod module;
 mod paths;
 mod proc;
+mod qemu;
 mod results;
 mod rundir;
 mod session;
@@ -55,6 +56,15 @@ enum Cmd {
     Kernel(KernelArgs),
     /// Build the kernel, rnvme.ko (make M=<repo>) and the guest test runner.
     Build(KernelArgs),
+    /// Build (or reuse) the L0 QEMU and print its path.
+    ///
+    /// Fetches Debian's qemu source (bookworm-backports) with apt-get source, applies
+    /// qemu/patches/*.patch in name order (the TP4159 live-migration model), configures
+    /// x86_64-softmmu with TCG only and builds qemu-system-x86_64 into
+    /// $RNVME_CACHE/qemu/<version>-<key>/bin. Cached by a hash of the source version,
+    /// the patches and the configure arguments. `vm`, `test`, `demo` and `bench` run
+    /// their VM under this QEMU.
+    Qemu,
     /// Boot the test VM and run a shell command line inside it; exits with
     /// the command's exit code.
     ///
@@ -184,9 +194,15 @@ fn run(cli: Cli) -> Result<i32> {
             module::build(&paths, &k, false)?;
             Ok(0)
         }
+        Cmd::Qemu => {
+            let q = qemu::ensure(&paths)?;
+            println!("{}", q.binary.display());
+            Ok(0)
+        }
         Cmd::Vm(a) => {
             let k = kernel::ensure(&paths, a.debug)?;
             module::build(&paths, &k, false)?;
+            let q = qemu::ensure(&paths)?;
             let rundir = rundir::create(&paths)?;
             let command = if a.cmd.is_empty() {
                 DEFAULT_VM_CMD.to_string()
@@ -200,7 +216,7 @@ fn run(cli: Cli) -> Result<i32> {
                 timeout: Duration::from_secs(a.timeout),
                 verbose: a.verbose,
             };
-            let out = session::boot(&paths, &k, &rundir, &command, opts)?;
+            let out = session::boot(&paths, &k, &q, &rundir, &command, opts)?;
             Ok(session::exit_code(&out, opts.timeout))
         }
         Cmd::Test(a) => test::run(
