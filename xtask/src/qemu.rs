@@ -267,8 +267,25 @@ fn source_tarball(paths: &Paths) -> Result<(OrigTarball, PathBuf)> {
     Ok((orig, path))
 }
 
-/// Build or reuse the L0 QEMU.
+/// Environment variable naming another L0 QEMU binary to run instead of building one
+/// (to compare emulator builds; the live-migration tests need the patched model).
+pub const OVERRIDE_ENV: &str = "RNVME_QEMU";
+
+/// Build or reuse the L0 QEMU (or take `$RNVME_QEMU`).
 pub fn ensure(paths: &Paths) -> Result<Qemu> {
+    if let Some(bin) = std::env::var_os(OVERRIDE_ENV).filter(|v| !v.is_empty()) {
+        let binary = PathBuf::from(bin);
+        println!(
+            "[qemu] ${OVERRIDE_ENV}: using {} (not built from qemu/patches)",
+            binary.display()
+        );
+        return Ok(Qemu {
+            version: "external".into(),
+            key: OVERRIDE_ENV.into(),
+            dir: binary.parent().map(Path::to_path_buf).unwrap_or_default(),
+            binary,
+        });
+    }
     deps::ensure(false)?;
     let t = Instant::now();
     let (orig, tarball) = source_tarball(paths)?;
