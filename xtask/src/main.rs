@@ -43,8 +43,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install host dependencies: apt packages, QEMU 10 from
-    /// bookworm-backports, bindgen-cli 0.69. Idempotent; installing needs root.
+    /// Install host dependencies: apt packages (with the QEMU build tools), QEMU 10,
+    /// meson and pycotap from bookworm-backports, bindgen-cli 0.69. Idempotent;
+    /// installing needs root.
     Deps,
     /// Build (or reuse) the test kernel from tests/vm/kernel.config and print
     /// the bzImage path.
