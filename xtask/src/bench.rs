@@ -10,6 +10,7 @@ use anyhow::{bail, Result};
 use crate::kernel;
 use crate::module;
 use crate::paths::Paths;
+use crate::qemu;
 use crate::rundir;
 use crate::session::{self, BootOpts};
 use crate::vm::{self, Echo};
@@ -27,6 +28,7 @@ pub fn run(paths: &Paths, name: &str, timeout: Duration, verbose: bool) -> Resul
     // Always the release kernel: debug options would distort the comparison.
     let k = kernel::ensure(paths, false)?;
     let (ko, bin) = module::build(paths, &k, true)?.require()?;
+    let q = qemu::ensure(paths)?;
     let rundir = rundir::create(paths)?;
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &["--bench", name]);
     let boot = BootOpts {
@@ -38,6 +40,6 @@ pub fn run(paths: &Paths, name: &str, timeout: Duration, verbose: bool) -> Resul
         timeout,
         verbose,
     };
-    let out = session::boot(paths, &k, &rundir, &command, boot)?;
+    let out = session::boot(paths, &k, &q, &rundir, &command, boot)?;
     Ok(session::exit_code(&out, timeout))
 }

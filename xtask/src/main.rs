@@ -11,6 +11,7 @@ mod logscan;
 mod module;
 mod paths;
 mod proc;
+mod qemu;
 mod results;
 mod rundir;
 mod session;
@@ -43,8 +44,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install host dependencies: apt packages, QEMU 10 from
-    /// bookworm-backports, bindgen-cli 0.69. Idempotent; installing needs root.
+    /// Install host dependencies: apt packages (with the QEMU build tools), QEMU 10,
+    /// meson and pycotap from bookworm-backports, bindgen-cli 0.69. Idempotent;
+    /// installing needs root.
     Deps,
     /// Build (or reuse) the test kernel from tests/vm/kernel.config and print
     /// the bzImage path.
@@ -56,6 +58,15 @@ enum Cmd {
     Kernel(KernelArgs),
     /// Build the kernel, rnvme.ko (make M=<repo>) and the guest test runner.
     Build(KernelArgs),
+    /// Build (or reuse) the L0 QEMU and print its path.
+    ///
+    /// Fetches Debian's qemu source (bookworm-backports) with apt-get source, applies
+    /// qemu/patches/*.patch in name order (the TP4159 live-migration model), configures
+    /// x86_64-softmmu with TCG only and builds qemu-system-x86_64 into
+    /// $RNVME_CACHE/qemu/<version>-<key>/bin. Cached by a hash of the source version,
+    /// the patches and the configure arguments. `vm`, `test`, `demo` and `bench` run
+    /// their VM under this QEMU.
+    Qemu,
     /// Boot the test VM and run a shell command line inside it; exits with
     /// the command's exit code.
     ///
@@ -201,9 +212,15 @@ fn run(cli: Cli) -> Result<i32> {
             module::build(&paths, &k, false)?;
             Ok(0)
         }
+        Cmd::Qemu => {
+            let q = qemu::ensure(&paths)?;
+            println!("{}", q.binary.display());
+            Ok(0)
+        }
         Cmd::Vm(a) => {
             let k = kernel::ensure(&paths, a.debug)?;
             module::build(&paths, &k, false)?;
+            let q = qemu::ensure(&paths)?;
             let rundir = rundir::create(&paths)?;
             let command = if a.cmd.is_empty() {
                 DEFAULT_VM_CMD.to_string()
@@ -217,7 +234,7 @@ fn run(cli: Cli) -> Result<i32> {
                 timeout: Duration::from_secs(a.timeout),
                 verbose: a.verbose,
             };
-            let out = session::boot(&paths, &k, &rundir, &command, opts)?;
+            let out = session::boot(&paths, &k, &q, &rundir, &command, opts)?;
             Ok(session::exit_code(&out, opts.timeout))
         }
         Cmd::Test(a) => test::run(

@@ -15,8 +15,8 @@ use anyhow::{bail, Context, Result};
 use crate::logscan;
 use crate::paths::check_vm_safe;
 use crate::proc;
+use crate::qemu;
 
-pub const QEMU: &str = "qemu-system-x86_64";
 /// init.sh prints this before it runs cmd.sh; `Echo::FromInit` starts here.
 pub const INIT_MARKER: &str = "rnvme-init:";
 /// init.sh prints `RNVME-EXIT: <n>` after cmd.sh.
@@ -92,6 +92,8 @@ impl NvmeParams {
 /// Everything the argv depends on.
 #[derive(Debug, Clone)]
 pub struct VmSpec {
+    /// The L0 QEMU binary (`cargo xtask qemu`).
+    pub qemu: PathBuf,
     pub bzimage: PathBuf,
     pub init: PathBuf,
     pub rundir: PathBuf,
@@ -131,7 +133,7 @@ pub fn qemu_args(spec: &VmSpec) -> Result<Vec<String>> {
         "tcg,thread=single"
     };
     #[rustfmt::skip]
-    let a: Vec<String> = [
+    let mut a: Vec<String> = [
         "-accel", accel,
         "-M", "q35,kernel-irqchip=split",
         "-cpu", "max",
@@ -161,6 +163,8 @@ pub fn qemu_args(spec: &VmSpec) -> Result<Vec<String>> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // The self-built QEMU has no firmware of its own: Debian's SeaBIOS and option ROMs.
+    a.extend(qemu::firmware_args());
     Ok(a)
 }
 
@@ -274,21 +278,22 @@ pub fn run(spec: &VmSpec, echo: Echo, timeout: Duration, verbose: bool) -> Resul
     let args = qemu_args(spec)?;
     let serial_log = spec.rundir.join("serial.log");
     let qemu_log = spec.rundir.join("qemu.log");
+    let program = spec.qemu.display().to_string();
     if verbose {
-        println!("[vm] {QEMU} {}", args.join(" "));
+        println!("[vm] {program} {}", args.join(" "));
     }
     let argv_file = spec.rundir.join("qemu-argv.txt");
-    std::fs::write(&argv_file, format!("{QEMU} {}\n", args.join(" ")))
+    std::fs::write(&argv_file, format!("{program} {}\n", args.join(" ")))
         .with_context(|| format!("cannot write {}", argv_file.display()))?;
 
     let start = Instant::now();
-    let child = Command::new(QEMU)
+    let child = Command::new(&spec.qemu)
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("cannot start {QEMU}"))?;
+        .with_context(|| format!("cannot start {program}"))?;
     let mut guard = KillOnDrop(child);
     let stdout = guard.0.stdout.take().context("no QEMU stdout")?;
     let stderr = guard.0.stderr.take().context("no QEMU stderr")?;
@@ -393,12 +398,12 @@ fn tee_stderr(stderr: impl std::io::Read, mut log: File) {
 }
 
 /// Check the QEMU binary exists (nicer error than a spawn failure).
-pub fn check_qemu() -> Result<()> {
-    let ok = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(QEMU).is_file()))
-        .unwrap_or(false);
-    if !ok {
-        bail!("{QEMU} not found in PATH (run `cargo xtask deps`)");
+pub fn check_qemu(binary: &std::path::Path) -> Result<()> {
+    if !binary.is_file() {
+        bail!(
+            "{} does not exist (run `cargo xtask qemu`)",
+            binary.display()
+        );
     }
     Ok(())
 }
@@ -409,6 +414,7 @@ mod tests {
 
     fn spec(vfs: u16) -> VmSpec {
         VmSpec {
+            qemu: "/c/qemu/10.0.2+ds-k/bin/qemu-system-x86_64".into(),
             bzimage: "/c/kernel/release-k/build/arch/x86/boot/bzImage".into(),
             init: "/work/main/tests/vm/init.sh".into(),
             rundir: "/c/runs/1-2".into(),
@@ -473,6 +479,9 @@ mod tests {
         assert_eq!(multi[1], "tcg,thread=multi");
         assert!(a.iter().any(|x| x == "-no-reboot"));
         assert!(a.iter().any(|x| x == "-nodefaults"));
+        // Debian's firmware for the self-built L0 QEMU.
+        assert_eq!(value_of(&a, "-L", "/usr/share/qemu"), "/usr/share/qemu");
+        assert_eq!(value_of(&a, "-L", "seabios"), "/usr/share/seabios");
         assert_eq!(
             value_of(&a, "-device", "nvme,id=nvme0"),
             "nvme,id=nvme0,bus=rp1,serial=RNVME0001,subsys=subsys0,sriov_max_vfs=8,\

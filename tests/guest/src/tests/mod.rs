@@ -8,6 +8,7 @@ mod debug;
 mod identify;
 mod kunit;
 mod lifecycle;
+mod lm_device;
 mod namespaces;
 mod passthru;
 mod recovery;
@@ -31,6 +32,7 @@ pub fn all() -> Vec<Test> {
     v.extend(sriov::tests());
     v.extend(vfio::tests());
     v.extend(vfio_qemu::tests());
+    v.extend(lm_device::tests());
     v.extend(recovery::tests());
     v.extend(lifecycle::tests());
     // Last: the leak scan covers everything the other tests did.
