@@ -807,6 +807,43 @@ impl Client {
     }
 }
 
+impl AsRawFd for Client {
+    /// The VFIO device file (for the device features, such as migration).
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.device.as_raw_fd()
+    }
+}
+
+/// `VFIO_DEVICE_RESET`: `_IO(';', 100 + 11)`.
+const VFIO_DEVICE_RESET: u64 = (b';' as u64) << 8 | 111;
+
+impl Client {
+    /// `VFIO_DEVICE_RESET`: resets the function (an FLR); the controller comes back
+    /// disabled, its queues gone.
+    pub fn reset_device(&mut self) -> Result<(), String> {
+        // SAFETY: an ioctl without argument on the device file.
+        let r = unsafe { libc::ioctl(self.device.as_raw_fd(), VFIO_DEVICE_RESET as _) };
+        if r < 0 {
+            return Err(format!(
+                "VFIO_DEVICE_RESET: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        self.io = None;
+        self.admin.tail = 0;
+        self.admin.head = 0;
+        self.admin.phase = true;
+        Ok(())
+    }
+
+    /// Enables the controller again after a reset, with an empty admin queue.
+    pub fn reenable(&mut self) -> Result<(), String> {
+        self.dma.mem.zero(self.admin.sq, 4096);
+        self.dma.mem.zero(self.admin.cq, 4096);
+        self.enable()
+    }
+}
+
 impl Drop for Client {
     fn drop(&mut self) {
         // Stop the controller before the DMA memory goes (VFIO also resets the function

@@ -9,6 +9,8 @@ mod identify;
 mod kunit;
 mod lifecycle;
 mod lm_device;
+mod migration;
+mod migration_qemu;
 mod namespaces;
 mod passthru;
 mod recovery;
@@ -33,6 +35,8 @@ pub fn all() -> Vec<Test> {
     v.extend(vfio::tests());
     v.extend(vfio_qemu::tests());
     v.extend(lm_device::tests());
+    v.extend(migration::tests());
+    v.extend(migration_qemu::tests());
     v.extend(recovery::tests());
     v.extend(lifecycle::tests());
     // Last: the leak scan covers everything the other tests did.
