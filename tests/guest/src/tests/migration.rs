@@ -106,8 +106,8 @@ pub(crate) fn with_vf_pair(
     })
 }
 
-/// Both VFs in vfio mode, opened in one container, each with an I/O queue.
-fn open_pair(vf1: &Function, vf2: &Function) -> Result<(Client, Client), String> {
+/// Both VFs in vfio mode, opened in one container, the first with an I/O queue.
+pub(crate) fn open_pair(vf1: &Function, vf2: &Function) -> Result<(Client, Client), String> {
     set_mode(vf1, "vfio")?;
     set_mode(vf2, "vfio")?;
     let mut clients =
@@ -207,19 +207,21 @@ fn queue_write(
 }
 
 /// What one migration measured.
-struct Moved {
+pub(crate) struct Moved {
     /// Writes that completed on the source before it stopped.
-    on_source: usize,
+    pub(crate) on_source: usize,
     /// Writes that completed on the destination.
-    on_destination: usize,
+    pub(crate) on_destination: usize,
     /// The stream's size.
-    stream: usize,
+    pub(crate) stream: usize,
+    /// Of it, the compatibility section (PRE_COPY).
+    pub(crate) precopy: usize,
 }
 
 /// Migrates the running controller of `src` (whose client drives the queues) to `dst`
 /// (RUNNING or STOP), with `before` writes in flight when the source suspends and `during`
 /// queued while it is suspended; `dst` drives the queues afterwards. Checks every step.
-fn migrate(
+pub(crate) fn migrate(
     src: &mut Client,
     dst: &mut Client,
     lba: usize,
@@ -352,6 +354,7 @@ fn migrate(
         on_source,
         on_destination: pending.len() - on_source,
         stream: compat.len() + rest.len(),
+        precopy: compat.len(),
     })
 }
 

@@ -212,10 +212,16 @@ fn guest_args(bzimage: &str, initrd: &str, vf: &Function, serial: &str) -> Vec<S
         "-initrd",
         initrd,
         "-append",
-        "console=ttyS0 rdinit=/bin/sh panic=-1 kunit.enable=0 nohz=off loglevel=5 -- /init.sh",
+        "console=ttyS0 rdinit=/bin/sh panic=-1 kunit.enable=0 nohz=off no_timer_check loglevel=5 -- /init.sh",
+        // The iommufd backend: with the legacy type1 container QEMU asks the kernel for a
+        // dirty bitmap of every DMA mapping, and the kernel refuses it for the VF's BAR
+        // mapped around the MSI-X table (not page sized), which fails the migration. An
+        // iommufd without dirty tracking makes QEMU count all guest memory dirty instead.
+        "-object",
+        "iommufd,id=iommufd0",
         "-device",
         &format!(
-            "{},enable-migration=on",
+            "{},iommufd=iommufd0,enable-migration=on",
             crate::tests::vfio_qemu::vfio_device(vf)
         ),
     ]

@@ -9,14 +9,14 @@ mod identify;
 mod kunit;
 mod lifecycle;
 mod lm_device;
-mod migration;
+pub(crate) mod migration;
 mod migration_qemu;
 mod namespaces;
 mod passthru;
 mod recovery;
 mod smoke;
 mod sriov;
-mod vfio;
+pub(crate) mod vfio;
 mod vfio_qemu;
 
 use crate::harness::Test;

@@ -719,7 +719,7 @@ fn nested_guest_io(env: &Env) -> Result<Vec<Report>, String> {
         let cmdline = format!(
             "console=ttyS0 root=/dev/root rootfstype=9p \
              rootflags=trans=virtio,version=9p2000.L,msize=512000 ro init={BUSYBOX} \
-             panic=-1 kunit.enable=0 nohz=off loglevel=5 -- sh {NESTED_DIR}/init.sh"
+             panic=-1 kunit.enable=0 nohz=off no_timer_check loglevel=5 -- sh {NESTED_DIR}/init.sh"
         );
         let args = [
             "-S",
