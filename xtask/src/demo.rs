@@ -27,7 +27,7 @@ pub fn run(paths: &Paths, opts: &DemoOpts) -> Result<i32> {
     let rundir = rundir::create(paths)?;
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &["--demo"]);
     let boot = BootOpts {
-        vfs: vm::DEFAULT_VFS,
+        sizing: vm::VfSizing::default_for(vm::DEFAULT_VFS),
         mttcg: false,
         echo: if opts.verbose {
             Echo::All

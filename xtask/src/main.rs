@@ -228,7 +228,7 @@ fn run(cli: Cli) -> Result<i32> {
                 a.cmd.join(" ")
             };
             let opts = BootOpts {
-                vfs: a.vfs,
+                sizing: vm::VfSizing::default_for(a.vfs),
                 mttcg: false,
                 echo: if a.verbose { Echo::All } else { Echo::FromInit },
                 timeout: Duration::from_secs(a.timeout),

@@ -17,7 +17,8 @@ use crate::vm::{self, Echo, VmOutcome, VmSpec};
 /// Options shared by every VM-booting subcommand.
 #[derive(Debug, Clone, Copy)]
 pub struct BootOpts {
-    pub vfs: u16,
+    /// The VFs the emulated PF offers and their resources.
+    pub sizing: vm::VfSizing,
     /// Multi-threaded TCG (see `VmSpec::mttcg`): only the benchmarks use it.
     pub mttcg: bool,
     pub echo: Echo,
@@ -55,7 +56,7 @@ pub fn boot(
         bzimage: k.bzimage.clone(),
         init,
         rundir: rundir.to_path_buf(),
-        vfs: opts.vfs,
+        sizing: opts.sizing,
         mttcg: opts.mttcg,
     };
     println!(
@@ -64,7 +65,7 @@ pub fn boot(
         k.release,
         qemu.version,
         qemu.key,
-        opts.vfs,
+        opts.sizing.vfs,
         opts.timeout.as_secs(),
         rundir.display()
     );

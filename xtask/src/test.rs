@@ -89,7 +89,7 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
     let filter: Vec<&str> = opts.filter.iter().map(String::as_str).collect();
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &filter);
     let boot = BootOpts {
-        vfs: vm::DEFAULT_VFS,
+        sizing: vm::VfSizing::default_for(vm::DEFAULT_VFS),
         mttcg: false,
         echo: if opts.verbose {
             Echo::All

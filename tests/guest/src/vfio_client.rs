@@ -739,6 +739,40 @@ impl Client {
         Ok(())
     }
 
+    /// Creates I/O queue pairs 2 to `total` beside queue 1 (which [`Self::create_io_queue`]
+    /// made), their rings in the last data pages (which are then taken): a controller
+    /// state with that many queues. The client itself only drives queue 1.
+    pub fn create_more_io_queues(&mut self, total: u16) -> Result<(), String> {
+        let extra = usize::from(total.saturating_sub(1));
+        if 2 * extra > DATA_PAGES - 1 {
+            return Err(format!("no room for {total} I/O queue pairs"));
+        }
+        let size = u32::from(QDEPTH - 1) << 16;
+        for i in 0..extra {
+            let qid = i as u16 + 2;
+            let sq = self.data(DATA_PAGES - 1 - 2 * i);
+            let cq = self.data(DATA_PAGES - 2 - 2 * i);
+            self.dma.mem.zero(sq, 4096);
+            self.dma.mem.zero(cq, 4096);
+            self.admin(
+                Self::sqe(0x05, 0, IOVA + cq as u64, size | u32::from(qid), 1, 0),
+                "Create I/O CQ",
+            )?;
+            self.admin(
+                Self::sqe(
+                    0x01,
+                    0,
+                    IOVA + sq as u64,
+                    size | u32::from(qid),
+                    u32::from(qid) << 16 | 1,
+                    0,
+                ),
+                "Create I/O SQ",
+            )?;
+        }
+        Ok(())
+    }
+
     /// Offset of data page `page` (below [`DATA_PAGES`]) in the DMA memory.
     fn data(&self, page: usize) -> usize {
         assert!(page < DATA_PAGES);
@@ -804,6 +838,43 @@ impl Client {
         self.clear_page(0);
         self.rw(0x02, nsid, offset, lba)?;
         Ok(self.page(0))
+    }
+}
+
+impl AsRawFd for Client {
+    /// The VFIO device file (for the device features, such as migration).
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.device.as_raw_fd()
+    }
+}
+
+/// `VFIO_DEVICE_RESET`: `_IO(';', 100 + 11)`.
+const VFIO_DEVICE_RESET: u64 = (b';' as u64) << 8 | 111;
+
+impl Client {
+    /// `VFIO_DEVICE_RESET`: resets the function (an FLR); the controller comes back
+    /// disabled, its queues gone.
+    pub fn reset_device(&mut self) -> Result<(), String> {
+        // SAFETY: an ioctl without argument on the device file.
+        let r = unsafe { libc::ioctl(self.device.as_raw_fd(), VFIO_DEVICE_RESET as _) };
+        if r < 0 {
+            return Err(format!(
+                "VFIO_DEVICE_RESET: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        self.io = None;
+        self.admin.tail = 0;
+        self.admin.head = 0;
+        self.admin.phase = true;
+        Ok(())
+    }
+
+    /// Enables the controller again after a reset, with an empty admin queue.
+    pub fn reenable(&mut self) -> Result<(), String> {
+        self.dma.mem.zero(self.admin.sq, 4096);
+        self.dma.mem.zero(self.admin.cq, 4096);
+        self.enable()
     }
 }
 

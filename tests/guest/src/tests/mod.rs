@@ -9,12 +9,14 @@ mod identify;
 mod kunit;
 mod lifecycle;
 mod lm_device;
+pub(crate) mod migration;
+mod migration_qemu;
 mod namespaces;
 mod passthru;
 mod recovery;
 mod smoke;
 mod sriov;
-mod vfio;
+pub(crate) mod vfio;
 mod vfio_qemu;
 
 use crate::harness::Test;
@@ -33,6 +35,8 @@ pub fn all() -> Vec<Test> {
     v.extend(vfio::tests());
     v.extend(vfio_qemu::tests());
     v.extend(lm_device::tests());
+    v.extend(migration::tests());
+    v.extend(migration_qemu::tests());
     v.extend(recovery::tests());
     v.extend(lifecycle::tests());
     // Last: the leak scan covers everything the other tests did.
