@@ -78,6 +78,14 @@ pub(crate) struct LmSupport {
     pub(crate) model: [u8; 40],
 }
 
+/// A VF in vfio mode, as its PF sees it: told when a reset of the PF took its secondary
+/// controller's state away (the controller went offline and came back empty), so that a
+/// migration under way does not go on with a state the device no longer has.
+pub(crate) trait VfioVfState: Send + Sync {
+    /// A reset of the PF reset the VF's secondary controller.
+    fn reset_by_pf(&self);
+}
+
 /// A VF's secondary controller, for its vfio-mode driver.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct VfSecondary {
@@ -98,6 +106,8 @@ pub(crate) struct Sriov {
     /// The mode of each enabled VF (slot `vfn - 1`): which of the module's two drivers
     /// may bind it.
     modes: KVec<Mode>,
+    /// VFs bound to the vfio-mode driver, slot `vfn - 1`.
+    vfio_vfs: KVec<Option<Arc<dyn VfioVfState>>>,
     /// The mode new VFs start in (`sriov_vf_mode`).
     new_vf_mode: Mode,
     /// Live migration support of the PF, while VFs are enabled.
@@ -111,6 +121,7 @@ impl Sriov {
             secondaries: KVec::new(),
             vfs: KVec::new(),
             modes: KVec::new(),
+            vfio_vfs: KVec::new(),
             new_vf_mode: Mode::Nvme,
             lm: None,
         }
@@ -170,6 +181,10 @@ impl CtrlCore {
             sriov
                 .modes
                 .extend_with(usize::from(num_vfs), mode, GFP_KERNEL)?;
+            sriov.vfio_vfs = KVec::new();
+            sriov
+                .vfio_vfs
+                .extend_with(usize::from(num_vfs), None, GFP_KERNEL)?;
         }
         if let Err(e) = pdev.enable_sriov(num_vfs) {
             dev_err!(self.pdev(), "enabling {} VFs failed: {:?}\n", num_vfs, e);
@@ -362,6 +377,7 @@ impl CtrlCore {
         sriov.secondaries = KVec::new();
         sriov.vfs = KVec::new();
         sriov.modes = KVec::new();
+        sriov.vfio_vfs = KVec::new();
         sriov.lm = None;
     }
 
@@ -474,6 +490,20 @@ impl CtrlCore {
         }
     }
 
+    /// Records VF `vfn`, bound to the vfio-mode driver.
+    pub(crate) fn sriov_attach_vfio(&self, vfn: u16, vf: Arc<dyn VfioVfState>) {
+        if let Some(slot) = self.sriov.lock().vfio_vfs.get_mut(slot(vfn)) {
+            *slot = Some(vf);
+        }
+    }
+
+    /// Forgets VF `vfn` of the vfio-mode driver (it is unbinding).
+    pub(crate) fn sriov_detach_vfio(&self, vfn: u16) {
+        if let Some(slot) = self.sriov.lock().vfio_vfs.get_mut(slot(vfn)) {
+            *slot = None;
+        }
+    }
+
     /// Forgets the controller of VF `vfn` (it is unbinding).
     pub(crate) fn sriov_detach(&self, vfn: u16) {
         if let Some(slot) = self.sriov.lock().vfs.get_mut(slot(vfn)) {
@@ -508,6 +538,19 @@ impl CtrlCore {
         }
         for vf in sriov.vfs.iter().flatten() {
             vf.schedule_reset();
+        }
+        // Told without the lock: they take their own locks, under which they may ask this
+        // function for things that take it.
+        let mut told = KVec::new();
+        for vf in sriov.vfio_vfs.iter().flatten() {
+            if told.push(vf.clone(), GFP_KERNEL).is_err() {
+                dev_err!(self.pdev(), "cannot tell the vfio-mode VFs about the reset\n");
+                break;
+            }
+        }
+        drop(sriov);
+        for vf in told.iter() {
+            vf.reset_by_pf();
         }
     }
 }

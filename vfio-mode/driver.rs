@@ -30,7 +30,7 @@ pub(crate) struct VfioVf {
     /// The VF number (1-based).
     vfn: u16,
     /// Its live migration, when the PF offers it.
-    migration: Option<Pin<KBox<VfMigration>>>,
+    migration: Option<Arc<VfMigration>>,
 }
 
 impl vfio::Driver for VfioVf {
@@ -73,11 +73,14 @@ impl vfio::Driver for VfioVf {
     fn open(this: Pin<&Self>) {
         if let Some(m) = &this.migration {
             m.opened();
+            // While a user has the device, a reset of the PF must reach the migration.
+            this.pf.sriov_attach_vfio(this.vfn, m.clone());
         }
     }
 
     fn close(this: Pin<&Self>) {
         if let Some(m) = &this.migration {
+            this.pf.sriov_detach_vfio(this.vfn);
             m.closed();
         }
     }
@@ -133,11 +136,11 @@ impl VfioVf {
         pdev: &pci::Device<Core>,
         pf: &Arc<CtrlCore>,
         vfn: u16,
-    ) -> Option<Pin<KBox<VfMigration>>> {
+    ) -> Option<Arc<VfMigration>> {
         let lm = pf.lm_support_of_vfs()?;
         let secondary = pf.vf_secondary(vfn)?;
         let made = VfMigration::new(pdev, pf.clone(), vfn, secondary, lm)
-            .and_then(|init| KBox::pin_init(init, GFP_KERNEL));
+            .and_then(|init| Arc::pin_init(init, GFP_KERNEL));
         match made {
             Ok(m) => Some(m),
             Err(e) => {

@@ -55,7 +55,7 @@ use crate::{
         },
         regs::{Cap, Vs, REGS_SIZE},
     },
-    sriov::{LmSupport, VfSecondary},
+    sriov::{LmSupport, VfSecondary, VfioVfState},
 };
 
 /// What a controller's vendor-specific state is assumed to take when the data size is
@@ -268,6 +268,10 @@ impl VfMigration {
     pub(crate) fn set_state(&self, dev: &VfioDevice, new: u32) -> Result<Option<MigrationFile>> {
         let new = MigState::from_raw(new).ok_or(EINVAL)?;
         let mut inner = self.inner.lock();
+        // Only a reset leaves ERROR; `vfio_mig_get_next_state` must not be asked (it warns).
+        if inner.state == MigState::Error {
+            return Err(EINVAL);
+        }
         let mut file = None;
         while inner.state != new {
             let next =
@@ -429,6 +433,33 @@ impl VfMigration {
     /// The function was reset.
     pub(crate) fn reset_done(&self) {
         self.inner.defer();
+    }
+
+    /// A reset of the PF reset the VF's secondary controller: a migration under way has
+    /// lost the state it is moving, so it ends in ERROR (left by `VFIO_DEVICE_RESET`).
+    fn lost_to_pf_reset(&self) {
+        let mut inner = self.inner.lock();
+        // The reset ended any suspension.
+        inner.device_suspended = false;
+        if matches!(inner.state, MigState::Running | MigState::Error) {
+            return;
+        }
+        let t = &self.target;
+        dev_err!(
+            t.vf,
+            "VF {}: the PF was reset during migration ({:?}): the controller state is gone, \
+             migration state ERROR\n",
+            t.vfn,
+            inner.state
+        );
+        inner.close_files();
+        inner.state = MigState::Error;
+    }
+}
+
+impl VfioVfState for VfMigration {
+    fn reset_by_pf(&self) {
+        self.lost_to_pf_reset();
     }
 }
 

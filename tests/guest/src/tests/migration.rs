@@ -75,6 +75,11 @@ pub fn tests() -> Vec<Test> {
             groups: &["migration"],
             run: reset_and_close,
         },
+        Test {
+            name: "migration/pf-reset-is-error-until-device-reset",
+            groups: &["migration"],
+            run: pf_reset_is_error,
+        },
     ]
 }
 
@@ -812,5 +817,48 @@ fn reset_and_close(env: &Env) -> Result<Vec<Report>, String> {
         ensure(a.read_page(NSID_NUM, 4096 * 200, lba)? == p, || {
             "the controller does not work after the close while suspended".into()
         })
+    })
+}
+
+fn pf_reset_is_error(env: &Env) -> Result<Vec<Report>, String> {
+    with_vf_pair(env, |_pf, vf1, vf2| {
+        let mark = kmsg::mark()?;
+        let (mut a, mut b) = open_pair(vf1, vf2)?;
+        // VF 1 suspended, its state half read out; VF 2 running.
+        let mut f = step(&a, State::StopCopy, true)?.ok_or("no fd")?;
+        // A reset of the PF (nvme reset: a controller reset) takes every secondary
+        // controller offline and brings it back empty.
+        module::run("nvme", &["reset", CHARDEV])?;
+        expect_state(&a, State::Error, "VF 1 after the PF reset")?;
+        expect_state(&b, State::Running, "VF 2 after the PF reset")?;
+        let r = f.read(&mut [0u8; 16]);
+        ensure(
+            r.as_ref().err().and_then(errno) == Some(libc::ENODEV),
+            || format!("reading the saving fd after the PF reset: {r:?}, want ENODEV"),
+        )?;
+        // ERROR is left only by a reset of the function.
+        for to in [State::Running, State::Stop, State::Resuming] {
+            let r = set_state(&a, to);
+            ensure(
+                r.as_ref().err().and_then(errno) == Some(libc::EINVAL),
+                || format!("ERROR -> {to:?}: {:?}, want EINVAL", r.map(|f| f.is_some())),
+            )?;
+        }
+        expect_state(&a, State::Error, "after the refused changes")?;
+        a.reset_device()?;
+        expect_state(&a, State::Running, "after VFIO_DEVICE_RESET")?;
+        // Both controllers start over and migrate again.
+        a.reenable()?;
+        a.create_io_queue()?;
+        b.reset_device()?;
+        b.reenable()?;
+        let lba = a.lba_size(NSID_NUM)?;
+        migrate(&mut a, &mut b, lba, 400, 2, 2)?;
+        let log = kmsg::since(mark)?;
+        ensure(
+            log.iter()
+                .any(|l| l.contains("the PF was reset during migration")),
+            || "the ERROR was not logged".into(),
+        )
     })
 }
