@@ -341,7 +341,9 @@ fn migration_step(n: u32, total: u32, pf: &Function) -> Result<(), String> {
             let t = Instant::now();
             let m = migration::migrate(src, dst, lba, 16 + 16 * round, 4, 4)?;
             println!(
-                "    {from} -> {to}: PRE_COPY {} bytes (compatibility), stream {} bytes;                  {} writes completed on the source before it suspended, {} queued on the                  suspended source completed on the destination; all read back ({:.0} ms)",
+                "    {from} -> {to}: PRE_COPY {} bytes (compatibility), stream {} bytes;\n      \
+                 {} writes completed on the source before it suspended, {} completed on the\n      \
+                 destination (queued on the suspended source); all read back ({:.0} ms)",
                 m.precopy,
                 m.stream,
                 m.on_source,
