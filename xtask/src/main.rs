@@ -13,6 +13,7 @@ mod proc;
 mod results;
 mod rundir;
 mod session;
+mod shutdown;
 mod test;
 mod vm;
 
