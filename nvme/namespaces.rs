@@ -142,20 +142,30 @@ impl NsDisks {
         let mut report = ScanReport::default();
         let mut kept = KVec::with_capacity(self.disks.len(), GFP_KERNEL)?;
         for d in core::mem::take(&mut self.disks) {
-            if active.contains(&d.nsid) {
-                // Cannot fail: the capacity is reserved.
-                kept.push(d, GFP_KERNEL)?;
+            let why = if !active.contains(&d.nsid) {
+                Some("is gone")
+            } else if replaced(core, buf, &d) {
+                // Another namespace under the same NSID: its disk is added below.
+                Some("was replaced (new identifiers)")
             } else {
-                dev_info!(
-                    core.pdev(),
-                    "namespace {} is gone: removing disk {}{}n{}\n",
-                    d.nsid,
-                    template.prefix,
-                    template.instance,
-                    d.nsid
-                );
-                drop(d);
-                report.removed += 1;
+                None
+            };
+            match why {
+                // Cannot fail: the capacity is reserved.
+                None => kept.push(d, GFP_KERNEL)?,
+                Some(why) => {
+                    dev_info!(
+                        core.pdev(),
+                        "namespace {} {}: removing disk {}{}n{}\n",
+                        d.nsid,
+                        why,
+                        template.prefix,
+                        template.instance,
+                        d.nsid
+                    );
+                    drop(d);
+                    report.removed += 1;
+                }
             }
         }
         self.disks = kept;
@@ -263,6 +273,18 @@ impl NsDisks {
         }
         Ok(changed)
     }
+}
+
+/// Whether the active namespace of disk `d` now has other identifiers than the one the
+/// disk was made for. A failed Identify keeps the disk (the next scan looks again).
+fn replaced(core: &CtrlCore, buf: &CoherentAllocation<u8>, d: &NsDisk) -> bool {
+    let Ok(raw) = core.identify(buf, cns::NAMESPACE, d.nsid) else {
+        return false;
+    };
+    let Ok(raw) = as_identify(&raw) else {
+        return false;
+    };
+    IdentifyNamespace::parse(raw).is_some_and(|id| !id.same_identity(&d.id.get()))
 }
 
 /// Logs a namespace's size and block size.

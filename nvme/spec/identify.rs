@@ -196,6 +196,10 @@ pub struct IdentifyNamespace {
     pub lba_shift: u8,
     /// Metadata bytes per logical block of the format in use (0: none).
     pub metadata_size: u16,
+    /// Namespace Globally Unique Identifier (zero: none).
+    pub nguid: [u8; 16],
+    /// IEEE Extended Unique Identifier (zero: none).
+    pub eui64: [u8; 8],
 }
 
 impl IdentifyNamespace {
@@ -221,7 +225,16 @@ impl IdentifyNamespace {
             flbas,
             lba_shift,
             metadata_size: u16_at(b, 128 + 4 * format),
+            nguid: b[104..120].try_into().unwrap_or_default(),
+            eui64: b[120..128].try_into().unwrap_or_default(),
         })
+    }
+
+    /// Whether `other` describes the same namespace as far as its identifiers tell (NGUID
+    /// and EUI-64, as the C driver compares them): a namespace deleted and created again
+    /// under the same NSID has new ones.
+    pub fn same_identity(&self, other: &Self) -> bool {
+        self.nguid == other.nguid && self.eui64 == other.eui64
     }
 
     /// Whether the driver can serve the namespace as a disk: logical blocks of at most
@@ -334,6 +347,19 @@ mod tests {
         assert_eq!(ns.nsze, 524_288);
         assert!(ns.usable(4096));
         assert!(!ns.usable(512));
+
+        // Identifiers: the same namespace until they change.
+        let mut other = b;
+        other[26] = 0;
+        let reformatted = IdentifyNamespace::parse(&other).expect("active namespace");
+        assert!(ns.same_identity(&reformatted));
+        other[104] = 0x42;
+        let replaced = IdentifyNamespace::parse(&other).expect("active namespace");
+        assert_eq!(replaced.nguid[0], 0x42);
+        assert!(!ns.same_identity(&replaced));
+        other[104] = 0;
+        other[127] = 1;
+        assert!(!ns.same_identity(&IdentifyNamespace::parse(&other).expect("active")));
 
         // Format 1 with 8 bytes of metadata per block: not served.
         b[132..134].copy_from_slice(&8u16.to_le_bytes());
