@@ -16,3 +16,13 @@ pub(crate) fn etimedout() -> Error {
 pub(crate) fn eoverflow() -> Error {
     Error::from_errno(-(bindings::EOVERFLOW as i32))
 }
+
+/// `-ENOMSG`: no message (a migration data fd's temporary end of stream).
+pub(crate) fn enomsg() -> Error {
+    Error::from_errno(-(bindings::ENOMSG as i32))
+}
+
+/// `-EOPNOTSUPP`: the operation is not supported (an incompatible migration source).
+pub(crate) fn eopnotsupp() -> Error {
+    Error::from_errno(-(bindings::EOPNOTSUPP as i32))
+}

@@ -216,6 +216,26 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         self.raw().revision
     }
 
+    /// PCI subsystem vendor ID.
+    pub(crate) fn subsystem_vendor_id(&self) -> u16 {
+        self.raw().subsystem_vendor
+    }
+
+    /// PCI subsystem ID.
+    pub(crate) fn subsystem_id(&self) -> u16 {
+        self.raw().subsystem_device
+    }
+
+    /// Entries of the function's MSI-X table (`EINVAL` without MSI-X).
+    pub(crate) fn msix_vec_count(&self) -> Result<u16> {
+        // SAFETY: the device is valid; `pci_msix_vec_count` only reads its capability.
+        let n = unsafe { sys::pci_msix_vec_count(self.as_raw()) };
+        if n < 0 {
+            return Err(Error::from_errno(n));
+        }
+        u16::try_from(n).map_err(|_| EINVAL)
+    }
+
     /// 24-bit class code: base class, subclass and programming interface.
     pub(crate) fn class(&self) -> u32 {
         self.raw().class

@@ -10,12 +10,28 @@
 //! the function's IOMMU group for kernel DMA at probe, so VFIO can give it to userspace.
 //! The driver therefore must not do DMA itself.
 //!
-//! C headers: [`include/linux/vfio_pci_core.h`](srctree/include/linux/vfio_pci_core.h)
+//! A driver may make its devices migratable (VFIO migration v2): [`Driver::migration_flags`]
+//! decides at probe, and the VFIO core then calls [`Driver::set_state`],
+//! [`Driver::get_state`] and [`Driver::data_size`]; the data moves through
+//! [`MigrationFile`]s, whose reads, writes and `VFIO_MIG_GET_PRECOPY_INFO` go to a
+//! [`MigrationFileOps`].
+//!
+//! C headers: [`include/linux/vfio_pci_core.h`](srctree/include/linux/vfio_pci_core.h),
+//! [`include/linux/vfio.h`](srctree/include/linux/vfio.h),
+//! [`include/uapi/linux/vfio.h`](srctree/include/uapi/linux/vfio.h)
 
-use core::{marker::PhantomData, pin::Pin};
+use core::{marker::PhantomData, pin::Pin, ptr::NonNull};
 
 use kernel::{
-    bindings, error::from_result, ffi, prelude::*, str::CStr, types::ForeignOwnable, ThisModule,
+    bindings,
+    error::{from_err_ptr, from_result},
+    ffi,
+    prelude::*,
+    str::CStr,
+    sync::Arc,
+    types::ForeignOwnable,
+    uaccess::{UserSlice, UserSliceReader, UserSliceWriter},
+    ThisModule,
 };
 
 use super::{
@@ -46,11 +62,365 @@ pub(crate) trait Driver: Send + Sync + 'static {
     fn unbind(dev: &pci::Device<Core>, this: Pin<&Self>) {
         let _ = (dev, this);
     }
+
+    /// The `VFIO_MIGRATION_*` flags the device advertises, asked once after probe; 0 (the
+    /// default): the device does not migrate and the migration callbacks are never called.
+    /// Non-zero flags must include `VFIO_MIGRATION_STOP_COPY`.
+    fn migration_flags(this: Pin<&Self>) -> u64 {
+        let _ = this;
+        0
+    }
+
+    /// `migration_set_state`: moves the device to migration state `state` (a
+    /// `vfio_device_mig_state`), stepping through `dev.next_state`; returns the data fd the
+    /// last step opened, if any.
+    fn set_state(this: Pin<&Self>, dev: &VfioDevice, state: u32) -> Result<Option<MigrationFile>> {
+        let _ = (this, dev, state);
+        Err(ENOTTY)
+    }
+
+    /// `migration_get_state`: the current migration state.
+    fn get_state(this: Pin<&Self>) -> Result<u32> {
+        let _ = this;
+        Err(ENOTTY)
+    }
+
+    /// `migration_get_data_size`: an estimate of the bytes STOP_COPY will yield.
+    fn data_size(this: Pin<&Self>) -> Result<usize> {
+        let _ = this;
+        Err(ENOTTY)
+    }
+
+    /// A user opened the VFIO device (the function was just reset).
+    fn open(this: Pin<&Self>) {
+        let _ = this;
+    }
+
+    /// The last user closed the VFIO device (the function is reset next).
+    fn close(this: Pin<&Self>) {
+        let _ = this;
+    }
+
+    /// The function was reset (`VFIO_DEVICE_RESET`, a reset on open or close, AER
+    /// recovery). Runs under locks the migration callbacks' callers take: it must not wait
+    /// for a lock those callbacks hold (see [`crate::kapi::sync::DeferringMutex`]).
+    fn reset_done(this: Pin<&Self>) {
+        let _ = this;
+    }
+}
+
+/// The VFIO device a migration callback runs for.
+///
+/// # Invariants
+///
+/// `0` points to a registered `vfio_device`, valid for the callback's duration.
+pub(crate) struct VfioDevice(NonNull<sys::vfio_device>);
+
+impl VfioDevice {
+    /// The next arc from `cur` towards `new` that the device must carry out
+    /// (`vfio_mig_get_next_state`); `EINVAL` if `new` cannot be reached.
+    pub(crate) fn next_state(&self, cur: u32, new: u32) -> Result<u32> {
+        let mut next = 0u32;
+        // SAFETY: the device is registered (type invariant); `next` is valid for writes.
+        kernel::error::to_result(unsafe {
+            sys::rnvme_vfio_next_state(self.0.as_ptr(), cur, new, &mut next)
+        })?;
+        Ok(next)
+    }
+}
+
+/// What `VFIO_MIG_GET_PRECOPY_INFO` reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PrecopyInfo {
+    /// Bytes of initial data not read yet.
+    pub(crate) initial_bytes: u64,
+    /// Bytes of state that changed since it was read.
+    pub(crate) dirty_bytes: u64,
+}
+
+/// The operations of a migration data fd. A method a direction does not support keeps
+/// its default (`EINVAL`).
+pub(crate) trait MigrationFileOps: Send + Sync {
+    /// `read`: copies stream bytes to `out`; returns how many (0: the end).
+    fn read(&self, out: &mut UserSliceWriter) -> Result<usize> {
+        let _ = out;
+        Err(EINVAL)
+    }
+
+    /// `write`: takes stream bytes from `input`; returns how many.
+    fn write(&self, input: &mut UserSliceReader) -> Result<usize> {
+        let _ = input;
+        Err(EINVAL)
+    }
+
+    /// `VFIO_MIG_GET_PRECOPY_INFO`; `EINVAL` outside the PRE_COPY states.
+    fn precopy_info(&self) -> Result<PrecopyInfo> {
+        Err(EINVAL)
+    }
+}
+
+/// `VFIO_MIG_GET_PRECOPY_INFO`: `_IO(';', 100 + 21)`.
+const VFIO_MIG_GET_PRECOPY_INFO: u32 = ((b';' as u32) << 8) | 121;
+
+/// A migration data fd (an anonymous inode file), before it is handed to the VFIO core.
+///
+/// # Invariants
+///
+/// `0` holds one reference to a file created by `rnvme_mig_file_create`, whose
+/// `private_data` is a `KBox<Arc<dyn MigrationFileOps>>` that the file's release frees.
+pub(crate) struct MigrationFile(NonNull<bindings::file>);
+
+// SAFETY: a file reference may be moved to and dropped on any thread.
+unsafe impl Send for MigrationFile {}
+
+impl MigrationFile {
+    /// A data fd whose reads and writes go to `ops`; only writable with `writable` (the
+    /// resuming side), only readable otherwise.
+    pub(crate) fn new(ops: Arc<dyn MigrationFileOps>, writable: bool) -> Result<Self> {
+        let boxed = KBox::new(ops, GFP_KERNEL)?;
+        let raw = KBox::into_raw(boxed);
+        // SAFETY: `raw` is a valid box pointer; the file owns it from here on and frees it
+        // in `rnvme_mig_file_release`.
+        let filp = from_err_ptr(unsafe { sys::rnvme_mig_file_create(raw.cast(), writable) });
+        match filp.map(|f| NonNull::new(f.cast::<bindings::file>())) {
+            // INVARIANT: the file was just created and its reference is ours.
+            Ok(Some(f)) => Ok(Self(f)),
+            _ => {
+                // SAFETY: no file was created, so the box is still ours.
+                drop(unsafe { KBox::from_raw(raw) });
+                Err(ENOMEM)
+            }
+        }
+    }
+
+    /// Gives up the reference for the VFIO core, which installs it as an fd.
+    fn into_raw(self) -> *mut bindings::file {
+        let f = self.0.as_ptr();
+        core::mem::forget(self);
+        f
+    }
+}
+
+impl Drop for MigrationFile {
+    fn drop(&mut self) {
+        // SAFETY: the reference is ours (type invariant).
+        unsafe { bindings::fput(self.0.as_ptr()) };
+    }
+}
+
+/// The operations of an open migration data fd.
+///
+/// # Safety
+///
+/// `filp` is a file created by `rnvme_mig_file_create` and not yet released.
+unsafe fn file_ops<'a>(filp: *mut bindings::file) -> &'a Arc<dyn MigrationFileOps> {
+    // SAFETY: `private_data` holds the boxed `Arc` until release (caller).
+    unsafe { &*(*filp).private_data.cast::<Arc<dyn MigrationFileOps>>() }
+}
+
+/// `read` of the migration data fd.
+///
+/// # Safety
+///
+/// Called by the VFS on an open migration data fd.
+#[no_mangle]
+unsafe extern "C" fn rnvme_mig_file_read(
+    filp: *mut bindings::file,
+    buf: *mut ffi::c_char,
+    len: usize,
+    pos: *mut bindings::loff_t,
+) -> isize {
+    // A stream: the VFS passes no position.
+    if !pos.is_null() {
+        return ESPIPE.to_errno() as isize;
+    }
+    // SAFETY: the VFS calls with an open migration data fd.
+    let ops = unsafe { file_ops(filp) };
+    let mut out = UserSlice::new(buf as usize, len).writer();
+    match ops.read(&mut out) {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// `write` of the migration data fd.
+///
+/// # Safety
+///
+/// Called by the VFS on an open migration data fd.
+#[no_mangle]
+unsafe extern "C" fn rnvme_mig_file_write(
+    filp: *mut bindings::file,
+    buf: *const ffi::c_char,
+    len: usize,
+    pos: *mut bindings::loff_t,
+) -> isize {
+    if !pos.is_null() {
+        return ESPIPE.to_errno() as isize;
+    }
+    // SAFETY: the VFS calls with an open migration data fd.
+    let ops = unsafe { file_ops(filp) };
+    let mut input = UserSlice::new(buf as usize, len).reader();
+    match ops.write(&mut input) {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// `unlocked_ioctl` of the migration data fd: `VFIO_MIG_GET_PRECOPY_INFO`.
+///
+/// # Safety
+///
+/// Called by the VFS on an open migration data fd.
+#[no_mangle]
+unsafe extern "C" fn rnvme_mig_file_ioctl(
+    filp: *mut bindings::file,
+    cmd: ffi::c_uint,
+    arg: ffi::c_ulong,
+) -> ffi::c_long {
+    if cmd != VFIO_MIG_GET_PRECOPY_INFO {
+        return ENOTTY.to_errno() as ffi::c_long;
+    }
+    // SAFETY: the VFS calls with an open migration data fd.
+    let ops = unsafe { file_ops(filp) };
+    let result = (|| -> Result {
+        // struct vfio_precopy_info { u32 argsz; u32 flags; u64 initial_bytes; u64 dirty_bytes; }
+        const MINSZ: usize = 24;
+        let (mut reader, mut writer) = UserSlice::new(arg, MINSZ).reader_writer();
+        let argsz: u32 = reader.read()?;
+        if (argsz as usize) < MINSZ {
+            return Err(EINVAL);
+        }
+        let info = ops.precopy_info()?;
+        writer.write(&argsz)?;
+        writer.write(&0u32)?;
+        writer.write(&info.initial_bytes)?;
+        writer.write(&info.dirty_bytes)?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => 0,
+        Err(e) => e.to_errno() as ffi::c_long,
+    }
+}
+
+/// `release` of the migration data fd.
+///
+/// # Safety
+///
+/// Called once by the VFS when the last reference to a migration data fd goes.
+#[no_mangle]
+unsafe extern "C" fn rnvme_mig_file_release(
+    _inode: *mut bindings::inode,
+    filp: *mut bindings::file,
+) -> ffi::c_int {
+    // SAFETY: `MigrationFile::new` stored a boxed `Arc` here; nothing uses it after release.
+    drop(unsafe { KBox::from_raw((*filp).private_data.cast::<Arc<dyn MigrationFileOps>>()) });
+    0
 }
 
 struct Adapter<T: Driver>(PhantomData<T>);
 
 impl<T: Driver> Adapter<T> {
+    /// What the C glue calls on a device's data.
+    const CALLBACKS: sys::rnvme_vfio_callbacks = sys::rnvme_vfio_callbacks {
+        set_state: Some(Self::set_state_callback),
+        get_state: Some(Self::get_state_callback),
+        data_size: Some(Self::data_size_callback),
+        open: Some(Self::open_callback),
+        close: Some(Self::close_callback),
+        reset_done: Some(Self::reset_done_callback),
+    };
+
+    /// The driver data behind a callback's `data`.
+    ///
+    /// # Safety
+    ///
+    /// `data` is the pointer `probe_callback` registered, and the device is still
+    /// registered (the VFIO core calls no callback after unregistration).
+    unsafe fn data<'a>(data: *mut ffi::c_void) -> Pin<&'a T> {
+        // SAFETY: `data` came from `into_foreign` of a `Pin<KBox<T>>` that lives until
+        // `remove_callback` (caller).
+        unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(data) }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the glue with registered data and device; `filp` is valid for writes.
+    unsafe extern "C" fn set_state_callback(
+        data: *mut ffi::c_void,
+        vdev: *mut sys::vfio_device,
+        state: u32,
+        filp: *mut *mut bindings::file,
+    ) -> ffi::c_int {
+        from_result(|| {
+            let vdev = NonNull::new(vdev).ok_or(EINVAL)?;
+            // INVARIANT: the glue passes the registered device the call is for.
+            let dev = VfioDevice(vdev);
+            // SAFETY: called by the glue for a registered device (caller).
+            let this = unsafe { Self::data(data) };
+            if let Some(file) = T::set_state(this, &dev, state)? {
+                // SAFETY: `filp` is valid for writes (caller); the core takes the reference.
+                unsafe { *filp = file.into_raw() };
+            }
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the glue with registered data; `state` is valid for writes.
+    unsafe extern "C" fn get_state_callback(data: *mut ffi::c_void, state: *mut u32) -> ffi::c_int {
+        from_result(|| {
+            // SAFETY: called by the glue for a registered device (caller).
+            let s = T::get_state(unsafe { Self::data(data) })?;
+            // SAFETY: `state` is valid for writes (caller).
+            unsafe { *state = s };
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the glue with registered data; `len` is valid for writes.
+    unsafe extern "C" fn data_size_callback(
+        data: *mut ffi::c_void,
+        len: *mut ffi::c_ulong,
+    ) -> ffi::c_int {
+        from_result(|| {
+            // SAFETY: called by the glue for a registered device (caller).
+            let n = T::data_size(unsafe { Self::data(data) })?;
+            // SAFETY: `len` is valid for writes (caller).
+            unsafe { *len = n as ffi::c_ulong };
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the glue with registered data.
+    unsafe extern "C" fn open_callback(data: *mut ffi::c_void) {
+        // SAFETY: called by the glue for a registered device (caller).
+        T::open(unsafe { Self::data(data) });
+    }
+
+    /// # Safety
+    ///
+    /// Called by the glue with registered data.
+    unsafe extern "C" fn close_callback(data: *mut ffi::c_void) {
+        // SAFETY: called by the glue for a registered device (caller).
+        T::close(unsafe { Self::data(data) });
+    }
+
+    /// # Safety
+    ///
+    /// Called by the glue with registered data (the PCI core holds the device lock, so
+    /// the device cannot be unregistered meanwhile).
+    unsafe extern "C" fn reset_done_callback(data: *mut ffi::c_void) {
+        // SAFETY: called by the glue for a registered device (caller).
+        T::reset_done(unsafe { Self::data(data) });
+    }
+
     /// # Safety
     ///
     /// Called by the PCI core with a valid device (lock held) and a valid matched ID.
@@ -67,10 +437,12 @@ impl<T: Driver> Adapter<T> {
             // SAFETY: the device is valid and its lock is held.
             let physfn = unsafe { physfn_data::<T::PhysFn>(pdev) };
             let data = KBox::pin_init(T::probe(dev, physfn), GFP_KERNEL)?;
+            let flags = T::migration_flags(data.as_ref());
             let ptr = data.into_foreign() as *mut ffi::c_void;
             // SAFETY: the device is valid and locked; the glue stores `ptr` beside the VFIO
-            // device and returns it from `rnvme_vfio_unregister`.
-            let ret = unsafe { sys::rnvme_vfio_register(pdev, ptr) };
+            // device and returns it from `rnvme_vfio_unregister`; the callbacks are a
+            // promoted constant, valid for the module's life.
+            let ret = unsafe { sys::rnvme_vfio_register(pdev, ptr, &Self::CALLBACKS, flags) };
             if ret != 0 {
                 // SAFETY: registration failed, so the glue kept nothing: `ptr` is ours again.
                 drop(unsafe { <Pin<KBox<T>> as ForeignOwnable>::from_foreign(ptr as _) });

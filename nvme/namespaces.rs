@@ -240,8 +240,8 @@ impl NsDisks {
                 continue;
             };
             let old = d.id.get();
-            if (id.nsze, id.lba_shift, id.metadata_size)
-                == (old.nsze, old.lba_shift, old.metadata_size)
+            if (id.nsze, id.lba_shift, id.metadata)
+                == (old.nsze, old.lba_shift, old.metadata)
             {
                 continue;
             }
@@ -265,7 +265,7 @@ impl NsDisks {
                     "namespace {}: format of {} byte blocks with {} metadata bytes not supported: capacity 0\n",
                     d.nsid,
                     id.block_size(),
-                    id.metadata_size
+                    id.metadata
                 );
             }
             d.id.set(id);

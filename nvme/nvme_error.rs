@@ -27,6 +27,12 @@ impl From<Error> for NvmeError {
     }
 }
 
+impl From<kernel::alloc::AllocError> for NvmeError {
+    fn from(_: kernel::alloc::AllocError) -> Self {
+        Self::Kernel(ENOMEM)
+    }
+}
+
 impl From<NvmeError> for Error {
     fn from(e: NvmeError) -> Self {
         match e {

@@ -32,6 +32,7 @@ mod driver;
 mod events;
 mod io_ops;
 mod io_queue;
+mod lm;
 mod namespace;
 mod namespaces;
 mod nvme_error;
@@ -39,6 +40,9 @@ mod queue;
 mod sriov;
 mod user_cmd;
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "../vfio-mode/mig/mod.rs"]
+mod mig;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../vfio-mode/mode.rs"]
 mod mode;
@@ -49,6 +53,9 @@ mod vfio_mode;
 
 #[cfg(CONFIG_KUNIT)]
 mod kunit_tests;
+#[cfg(CONFIG_KUNIT)]
+#[path = "../vfio-mode/kunit_tests.rs"]
+mod vfio_kunit_tests;
 
 use kernel::prelude::*;
 

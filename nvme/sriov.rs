@@ -33,7 +33,12 @@ use crate::{
     namespaces::as_identify,
     spec::{
         command::{cns, Command},
-        identify::IDENTIFY_SIZE,
+        identify::{IdentifyController, IDENTIFY_SIZE},
+        lm::{
+            command::FormatIndex,
+            formats::{StateFormat, StateFormats},
+            OACS_HMLMS,
+        },
         sriov::{
             available, plan, resource_actions, secondary_list, PlanError, PrimaryCaps, Resource,
             SecondaryCtrl, VfResources, VirtAction, MAX_SECONDARIES,
@@ -55,6 +60,33 @@ struct Secondary {
     online: bool,
 }
 
+/// What a physical function offers for the live migration of its VFs (TP4159), found
+/// when VFs are enabled.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LmSupport {
+    /// The controller state formats the PF can produce and accept.
+    pub(crate) formats: StateFormats,
+    /// The format a migration from one of its VFs uses.
+    pub(crate) format: StateFormat,
+    /// The indexes that select `format`.
+    pub(crate) index: FormatIndex,
+    /// The product, from Identify Controller: VID, SSVID, model number.
+    pub(crate) vid: u16,
+    /// See `vid`.
+    pub(crate) ssvid: u16,
+    /// See `vid`.
+    pub(crate) model: [u8; 40],
+}
+
+/// A VF's secondary controller, for its vfio-mode driver.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct VfSecondary {
+    /// Secondary controller ID.
+    pub(crate) scid: u16,
+    /// Its queue and vector resources.
+    pub(crate) resources: VfResources,
+}
+
 /// The SR-IOV state of a physical function.
 pub(crate) struct Sriov {
     /// Secondary controllers this driver gave flexible resources, by VF number; empty when
@@ -68,6 +100,8 @@ pub(crate) struct Sriov {
     modes: KVec<Mode>,
     /// The mode new VFs start in (`sriov_vf_mode`).
     new_vf_mode: Mode,
+    /// Live migration support of the PF, while VFs are enabled.
+    lm: Option<LmSupport>,
 }
 
 impl Sriov {
@@ -78,6 +112,7 @@ impl Sriov {
             vfs: KVec::new(),
             modes: KVec::new(),
             new_vf_mode: Mode::Nvme,
+            lm: None,
         }
     }
 }
@@ -122,8 +157,10 @@ impl CtrlCore {
             );
         }
 
+        let lm = self.lm_support(&buf);
         {
             let mut sriov = self.sriov.lock();
+            sriov.lm = lm;
             sriov.vfs = KVec::new();
             sriov
                 .vfs
@@ -172,6 +209,50 @@ impl CtrlCore {
         }
         dev_info!(self.pdev(), "{} VF(s) enabled\n", num_vfs);
         Ok(num_vfs)
+    }
+
+    /// What the controller offers for live migration: Host Managed Live Migration (OACS
+    /// bit 11) and a controller state format; `None` without either (a failure to find
+    /// out is logged and means no migration, not a failed enable).
+    fn lm_support(&self, buf: &CoherentAllocation<u8>) -> Option<LmSupport> {
+        let id = self
+            .identify(buf, cns::CONTROLLER, 0)
+            .and_then(|raw| Ok(IdentifyController::parse(as_identify(&raw)?)))
+            .ok()?;
+        if id.oacs & OACS_HMLMS == 0 {
+            return None;
+        }
+        let formats = match self.lm_formats() {
+            Ok(f) => f,
+            Err(e) => {
+                dev_warn!(
+                    self.pdev(),
+                    "no live migration: controller state formats: {:?}\n",
+                    e
+                );
+                return None;
+            }
+        };
+        let format = formats.preferred()?;
+        let index = formats.index_of(&format)?;
+        dev_info!(
+            self.pdev(),
+            "VF live migration: controller state version {}{}\n",
+            format.version,
+            if format.uuid.is_some() {
+                " with a vendor-specific section"
+            } else {
+                ""
+            }
+        );
+        Some(LmSupport {
+            formats,
+            format,
+            index,
+            vid: id.vid,
+            ssvid: id.ssvid,
+            model: id.model.0,
+        })
     }
 
     /// Splits the flexible resources among VFs `1..=num_vfs` and assigns them to their
@@ -281,6 +362,7 @@ impl CtrlCore {
         sriov.secondaries = KVec::new();
         sriov.vfs = KVec::new();
         sriov.modes = KVec::new();
+        sriov.lm = None;
     }
 
     /// Disables the VFs, unless one is in use (a disk of it open or mounted): then nothing
@@ -335,6 +417,21 @@ impl CtrlCore {
             s.online = true;
         }
         Ok(())
+    }
+
+    /// The secondary controller of VF `vfn` as this function configured it, if it did.
+    pub(crate) fn vf_secondary(&self, vfn: u16) -> Option<VfSecondary> {
+        let sriov = self.sriov.lock();
+        let s = sriov.secondaries.iter().find(|s| s.vfn == vfn)?;
+        Some(VfSecondary {
+            scid: s.scid,
+            resources: s.resources,
+        })
+    }
+
+    /// What this function offers for the live migration of its VFs, if anything.
+    pub(crate) fn lm_support_of_vfs(&self) -> Option<LmSupport> {
+        self.sriov.lock().lm
     }
 
     /// The mode of VF `vfn` (block mode for an unknown VF).

@@ -12,12 +12,15 @@ use crate::{
     core::CtrlCore,
     driver::{NvmeDriver, PCI_TABLE},
     kapi::{
-        device::{dev_err, dev_info, Core},
+        device::{dev_err, dev_info, dev_warn, Core},
         init::pin_init_scope,
-        pci, vfio,
+        pci,
+        vfio::{self, MigrationFile, VfioDevice},
     },
     mode::Mode,
 };
+
+use super::migration::VfMigration;
 
 /// A VF in vfio mode.
 #[pin_data]
@@ -26,6 +29,8 @@ pub(crate) struct VfioVf {
     pf: Arc<CtrlCore>,
     /// The VF number (1-based).
     vfn: u16,
+    /// Its live migration, when the PF offers it.
+    migration: Option<Pin<KBox<VfMigration>>>,
 }
 
 impl vfio::Driver for VfioVf {
@@ -47,6 +52,40 @@ impl vfio::Driver for VfioVf {
             this.vfn,
             this.pf.pdev().as_dev().name()
         );
+    }
+
+    fn migration_flags(this: Pin<&Self>) -> u64 {
+        this.migration.as_ref().map_or(0, |m| m.flags())
+    }
+
+    fn set_state(this: Pin<&Self>, dev: &VfioDevice, state: u32) -> Result<Option<MigrationFile>> {
+        this.migration()?.set_state(dev, state)
+    }
+
+    fn get_state(this: Pin<&Self>) -> Result<u32> {
+        Ok(this.migration()?.get_state())
+    }
+
+    fn data_size(this: Pin<&Self>) -> Result<usize> {
+        this.migration()?.data_size()
+    }
+
+    fn open(this: Pin<&Self>) {
+        if let Some(m) = &this.migration {
+            m.opened();
+        }
+    }
+
+    fn close(this: Pin<&Self>) {
+        if let Some(m) = &this.migration {
+            m.closed();
+        }
+    }
+
+    fn reset_done(this: Pin<&Self>) {
+        if let Some(m) = &this.migration {
+            m.reset_done();
+        }
     }
 }
 
@@ -74,8 +113,43 @@ impl VfioVf {
             return Err(EPERM);
         }
         pf.sriov_vf_online(pdev, vfn)?;
-        dev_info!(pdev, "VF {}: vfio mode\n", vfn);
-        Ok(Self { pf, vfn })
+        let migration = Self::migration_of(pdev, &pf, vfn);
+        dev_info!(
+            pdev,
+            "VF {}: vfio mode{}\n",
+            vfn,
+            if migration.is_some() {
+                ", live migration"
+            } else {
+                ""
+            }
+        );
+        Ok(Self { pf, vfn, migration })
+    }
+
+    /// The live migration of the VF, if its PF offers it (TP4159) for the VF's secondary
+    /// controller; a failure to set it up is logged and leaves the VF without it.
+    fn migration_of(
+        pdev: &pci::Device<Core>,
+        pf: &Arc<CtrlCore>,
+        vfn: u16,
+    ) -> Option<Pin<KBox<VfMigration>>> {
+        let lm = pf.lm_support_of_vfs()?;
+        let secondary = pf.vf_secondary(vfn)?;
+        let made = VfMigration::new(pdev, pf.clone(), vfn, secondary, lm)
+            .and_then(|init| KBox::pin_init(init, GFP_KERNEL));
+        match made {
+            Ok(m) => Some(m),
+            Err(e) => {
+                dev_warn!(pdev, "VF {}: no live migration: {:?}\n", vfn, e);
+                None
+            }
+        }
+    }
+
+    /// The VF's migration; `ENOTTY` without one (the VFIO core then never asks).
+    fn migration(&self) -> Result<&VfMigration> {
+        self.migration.as_deref().ok_or(ENOTTY)
     }
 }
 

@@ -10,6 +10,7 @@
 //! other driver ([`switch`]). See `Documentation/vfio-mode.rst`.
 
 mod driver;
+mod migration;
 mod switch;
 
 pub(crate) use driver::{in_use, VfioVf};

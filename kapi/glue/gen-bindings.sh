@@ -97,7 +97,7 @@ done <"$blocklist_file"
 
 set -- "$@" \
 	--allowlist-function 'rnvme_.*' \
-	--allowlist-function 'pci_alloc_irq_vectors_affinity|pci_free_irq_vectors|pci_irq_vector' \
+	--allowlist-function 'pci_alloc_irq_vectors_affinity|pci_free_irq_vectors|pci_irq_vector|pci_msix_vec_count' \
 	--allowlist-function '__pci_register_driver|pci_unregister_driver' \
 	--allowlist-function 'pci_(enable_device_mem|disable_device|set_master|clear_master)' \
 	--allowlist-function 'pci_(request_region|release_region|iomap|iounmap)' \

@@ -12,6 +12,7 @@
 #include <linux/dma-mapping.h>
 #include <linux/idr.h>
 #include <linux/scatterlist.h>
+#include <linux/mutex.h>
 #include <linux/spinlock.h>
 #include <linux/io.h>
 #include <linux/pci.h>
@@ -352,6 +353,56 @@ const struct file_operations rnvme_misc_fops = {
 	.unlocked_ioctl = rnvme_misc_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 };
+
+/*
+ * The deferring mutex (kapi/sync.rs DeferringMutex): a context that must not wait for
+ * the mutex (a PCI reset_done callback, which runs under locks the mutex's holders take
+ * in turn) marks work pending; whoever holds the mutex, or the deferring context itself
+ * if the mutex is free, runs it before the mutex is released. The pending flag is set and
+ * checked under a spinlock together with the trylock and the release, so no deferral is
+ * lost (the scheme of drivers/vfio/pci/mlx5/main.c).
+ */
+void rnvme_dmutex_init(struct rnvme_deferring_mutex *m)
+{
+	mutex_init(&m->lock);
+	spin_lock_init(&m->pending_lock);
+	m->pending = false;
+}
+
+void rnvme_dmutex_lock(struct rnvme_deferring_mutex *m)
+{
+	mutex_lock(&m->lock);
+}
+
+/* Marks work pending; returns true if the caller took the mutex and must release it. */
+bool rnvme_dmutex_defer(struct rnvme_deferring_mutex *m)
+{
+	spin_lock(&m->pending_lock);
+	m->pending = true;
+	if (!mutex_trylock(&m->lock)) {
+		spin_unlock(&m->pending_lock);
+		return false;
+	}
+	spin_unlock(&m->pending_lock);
+	return true;
+}
+
+/*
+ * Releases the mutex and returns true, unless work is pending: then clears the flag,
+ * keeps the mutex and returns false (the caller runs the work and calls again).
+ */
+bool rnvme_dmutex_unlock(struct rnvme_deferring_mutex *m)
+{
+	spin_lock(&m->pending_lock);
+	if (m->pending) {
+		m->pending = false;
+		spin_unlock(&m->pending_lock);
+		return false;
+	}
+	mutex_unlock(&m->lock);
+	spin_unlock(&m->pending_lock);
+	return true;
+}
 
 u64 rnvme_sg_dma_address(struct scatterlist *sg)
 {

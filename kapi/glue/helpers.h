@@ -7,6 +7,7 @@
 #ifndef RNVME_HELPERS_H
 #define RNVME_HELPERS_H
 
+#include <linux/mutex_types.h>
 #include <linux/spinlock_types.h>
 #include <linux/types.h>
 
@@ -64,7 +65,25 @@ int rnvme_pci_attach_driver(struct pci_dev *pdev, const char *name);
 bool rnvme_pci_unbound_or_bound_to(struct pci_dev *pdev, const char *a, const char *b);
 struct pci_dev *rnvme_pci_next_vf(struct pci_dev *pf, struct pci_dev *from);
 struct pci_driver;
-int rnvme_vfio_register(struct pci_dev *pdev, void *data);
+struct vfio_device;
+struct inode;
+struct file;
+/*
+ * What the C glue of a VFIO device calls on the driver's data (kapi/vfio.rs): migration
+ * (VFIO_MIGRATION_*; only with migration flags), open, close and function reset.
+ */
+struct rnvme_vfio_callbacks {
+	int (*set_state)(void *data, struct vfio_device *vdev, u32 state, struct file **filp);
+	int (*get_state)(void *data, u32 *state);
+	int (*data_size)(void *data, unsigned long *len);
+	void (*open)(void *data);
+	void (*close)(void *data);
+	void (*reset_done)(void *data);
+};
+int rnvme_vfio_register(struct pci_dev *pdev, void *data, const struct rnvme_vfio_callbacks *cb,
+			u64 mig_flags);
+int rnvme_vfio_next_state(struct vfio_device *vdev, u32 cur, u32 new, u32 *next);
+struct file *rnvme_mig_file_create(void *priv, bool writable);
 void *rnvme_vfio_unregister(struct pci_dev *pdev);
 void rnvme_vfio_driver_init(struct pci_driver *drv);
 bool rnvme_vfio_in_use(struct pci_dev *pdev,
@@ -85,6 +104,17 @@ u64 rnvme_sg_dma_address(struct scatterlist *sg);
 unsigned int rnvme_sg_dma_len(struct scatterlist *sg);
 
 void rnvme_spin_lock_init(spinlock_t *lock);
+
+/* A mutex whose holder runs actions deferred by contexts that could not wait for it. */
+struct rnvme_deferring_mutex {
+	struct mutex lock;
+	spinlock_t pending_lock;
+	bool pending;
+};
+void rnvme_dmutex_init(struct rnvme_deferring_mutex *m);
+void rnvme_dmutex_lock(struct rnvme_deferring_mutex *m);
+bool rnvme_dmutex_defer(struct rnvme_deferring_mutex *m);
+bool rnvme_dmutex_unlock(struct rnvme_deferring_mutex *m);
 unsigned long rnvme_spin_lock_irqsave(spinlock_t *lock);
 void rnvme_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 

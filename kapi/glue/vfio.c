@@ -7,39 +7,99 @@
  * emulation is reimplemented here. What the module adds is a pointer to its
  * own per-function data next to the core device.
  */
+#include <linux/anon_inodes.h>
 #include <linux/device.h>
+#include <linux/file.h>
+#include <linux/fs.h>
 #include <linux/iommu.h>
+#include <linux/module.h>
 #include <linux/pci.h>
 #include <linux/vfio.h>
 #include <linux/vfio_pci_core.h>
 
 #include "helpers.h"
 
-/* A vfio-pci-core device plus the driver's data (owned by the Rust side). */
+/*
+ * A vfio-pci-core device plus the driver's data (owned by the Rust side) and the
+ * callbacks (kapi/vfio.rs) that reach it.
+ */
 struct rnvme_vfio_device {
 	struct vfio_pci_core_device core;
 	void *data;
+	const struct rnvme_vfio_callbacks *cb;
 };
+
+static struct rnvme_vfio_device *to_rdev(struct vfio_device *core_vdev)
+{
+	return container_of(core_vdev, struct rnvme_vfio_device, core.vdev);
+}
 
 static int rnvme_vfio_open_device(struct vfio_device *core_vdev)
 {
-	struct vfio_pci_core_device *vdev =
-		container_of(core_vdev, struct vfio_pci_core_device, vdev);
+	struct rnvme_vfio_device *rdev = to_rdev(core_vdev);
 	int ret;
 
-	ret = vfio_pci_core_enable(vdev);
+	ret = vfio_pci_core_enable(&rdev->core);
 	if (ret)
 		return ret;
-	vfio_pci_core_finish_enable(vdev);
+	/* vfio_pci_core_enable reset the function: no migration is under way. */
+	rdev->cb->open(rdev->data);
+	vfio_pci_core_finish_enable(&rdev->core);
 	return 0;
 }
+
+static void rnvme_vfio_close_device(struct vfio_device *core_vdev)
+{
+	struct rnvme_vfio_device *rdev = to_rdev(core_vdev);
+
+	rdev->cb->close(rdev->data);
+	vfio_pci_core_close_device(core_vdev);
+}
+
+static struct file *rnvme_mig_set_state(struct vfio_device *core_vdev,
+					enum vfio_device_mig_state new_state)
+{
+	struct rnvme_vfio_device *rdev = to_rdev(core_vdev);
+	struct file *filp = NULL;
+	int ret;
+
+	ret = rdev->cb->set_state(rdev->data, core_vdev, new_state, &filp);
+	return ret ? ERR_PTR(ret) : filp;
+}
+
+static int rnvme_mig_get_state(struct vfio_device *core_vdev,
+			       enum vfio_device_mig_state *curr_state)
+{
+	struct rnvme_vfio_device *rdev = to_rdev(core_vdev);
+	u32 state;
+	int ret;
+
+	ret = rdev->cb->get_state(rdev->data, &state);
+	if (!ret)
+		*curr_state = state;
+	return ret;
+}
+
+static int rnvme_mig_get_data_size(struct vfio_device *core_vdev,
+				   unsigned long *stop_copy_length)
+{
+	struct rnvme_vfio_device *rdev = to_rdev(core_vdev);
+
+	return rdev->cb->data_size(rdev->data, stop_copy_length);
+}
+
+static const struct vfio_migration_ops rnvme_mig_ops = {
+	.migration_set_state = rnvme_mig_set_state,
+	.migration_get_state = rnvme_mig_get_state,
+	.migration_get_data_size = rnvme_mig_get_data_size,
+};
 
 static const struct vfio_device_ops rnvme_vfio_ops = {
 	.name		= "rnvme-vfio",
 	.init		= vfio_pci_core_init_dev,
 	.release	= vfio_pci_core_release_dev,
 	.open_device	= rnvme_vfio_open_device,
-	.close_device	= vfio_pci_core_close_device,
+	.close_device	= rnvme_vfio_close_device,
 	.ioctl		= vfio_pci_core_ioctl,
 	.device_feature = vfio_pci_core_ioctl_feature,
 	.read		= vfio_pci_core_read,
@@ -55,10 +115,13 @@ static const struct vfio_device_ops rnvme_vfio_ops = {
 
 /*
  * Creates and registers the VFIO device of @pdev (from the probe of a
- * pci_driver set up by rnvme_vfio_driver_init) with @data attached. The PCI
- * drvdata becomes the core device, as vfio-pci-core requires.
+ * pci_driver set up by rnvme_vfio_driver_init) with @data attached and @cb to
+ * reach it; with @mig_flags (VFIO_MIGRATION_*) non-zero the device migrates
+ * through @cb. The PCI drvdata becomes the core device, as vfio-pci-core
+ * requires.
  */
-int rnvme_vfio_register(struct pci_dev *pdev, void *data)
+int rnvme_vfio_register(struct pci_dev *pdev, void *data, const struct rnvme_vfio_callbacks *cb,
+			u64 mig_flags)
 {
 	struct rnvme_vfio_device *rdev;
 	int ret;
@@ -67,6 +130,12 @@ int rnvme_vfio_register(struct pci_dev *pdev, void *data)
 	if (IS_ERR(rdev))
 		return PTR_ERR(rdev);
 	rdev->data = data;
+	rdev->cb = cb;
+	/* Static properties of the device: set before registration (include/linux/vfio.h). */
+	if (mig_flags) {
+		rdev->core.vdev.migration_flags = mig_flags;
+		rdev->core.vdev.mig_ops = &rnvme_mig_ops;
+	}
 	dev_set_drvdata(&pdev->dev, &rdev->core);
 	ret = vfio_pci_core_register_device(&rdev->core);
 	if (ret) {
@@ -92,11 +161,78 @@ void *rnvme_vfio_unregister(struct pci_dev *pdev)
 	return data;
 }
 
-/* Sets up @drv as a vfio-pci-core driver: DMA ownership left to VFIO, vfio's AER handlers. */
+/*
+ * After a function reset (VFIO_DEVICE_RESET, FLR on open and close, AER recovery) the
+ * migration state must start again from RUNNING; the Rust side defers that if it cannot
+ * take its state lock (kapi/sync.rs, DeferringMutex).
+ */
+static void rnvme_vfio_reset_done(struct pci_dev *pdev)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
+	struct rnvme_vfio_device *rdev;
+
+	/* A reset during probe, before the device is registered. */
+	if (!core)
+		return;
+	rdev = container_of(core, struct rnvme_vfio_device, core);
+	rdev->cb->reset_done(rdev->data);
+}
+
+static const struct pci_error_handlers rnvme_vfio_err_handlers = {
+	.error_detected = vfio_pci_core_aer_err_detected,
+	.reset_done = rnvme_vfio_reset_done,
+};
+
+/* Sets up @drv as a vfio-pci-core driver: DMA ownership left to VFIO, vfio's AER handler. */
 void rnvme_vfio_driver_init(struct pci_driver *drv)
 {
 	drv->driver_managed_dma = true;
-	drv->err_handler = &vfio_pci_core_err_handlers;
+	drv->err_handler = &rnvme_vfio_err_handlers;
+}
+
+/* The step of the VFIO migration state machine from @cur towards @new. */
+int rnvme_vfio_next_state(struct vfio_device *vdev, u32 cur, u32 new, u32 *next)
+{
+	enum vfio_device_mig_state n;
+	int ret;
+
+	ret = vfio_mig_get_next_state(vdev, cur, new, &n);
+	if (!ret)
+		*next = n;
+	return ret;
+}
+
+/* Implemented in Rust (kapi/vfio.rs). */
+ssize_t rnvme_mig_file_read(struct file *filp, char __user *buf, size_t len, loff_t *pos);
+ssize_t rnvme_mig_file_write(struct file *filp, const char __user *buf, size_t len,
+			     loff_t *pos);
+long rnvme_mig_file_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
+int rnvme_mig_file_release(struct inode *inode, struct file *filp);
+
+/* The migration data fd: a stream (no seeking); an open one pins the module. */
+static const struct file_operations rnvme_mig_fops = {
+	.owner = THIS_MODULE,
+	.read = rnvme_mig_file_read,
+	.write = rnvme_mig_file_write,
+	.unlocked_ioctl = rnvme_mig_file_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.release = rnvme_mig_file_release,
+};
+
+/*
+ * A migration data fd whose private_data is @priv (for writing if @writable, else for
+ * reading), or an ERR_PTR. The caller owns the file reference.
+ */
+struct file *rnvme_mig_file_create(void *priv, bool writable)
+{
+	struct file *filp;
+
+	filp = anon_inode_getfile("rnvme_mig", &rnvme_mig_fops, priv,
+				  writable ? O_WRONLY : O_RDONLY);
+	if (IS_ERR(filp))
+		return filp;
+	stream_open(filp->f_inode, filp);
+	return filp;
 }
 
 /*

@@ -74,6 +74,12 @@ pub mod cns {
     pub const CONTROLLER: u8 = 0x01;
     /// Active Namespace ID list, IDs greater than CDW1.NSID.
     pub const ACTIVE_NS_LIST: u8 = 0x02;
+    /// Allocated Namespace ID list, IDs greater than CDW1.NSID.
+    pub const ALLOCATED_NS_LIST: u8 = 0x10;
+    /// Identify Namespace for an allocated (possibly not attached) CDW1.NSID.
+    pub const ALLOCATED_NAMESPACE: u8 = 0x11;
+    /// Controller List of controllers attached to CDW1.NSID, IDs from CDW10.CNTID.
+    pub const NS_ATTACHED_CTRL_LIST: u8 = 0x12;
     /// Primary Controller Capabilities.
     pub const PRIMARY_CTRL_CAPS: u8 = 0x14;
     /// Secondary Controller List, controller IDs from CDW10.CNTID.
@@ -185,6 +191,12 @@ impl Command {
             .with_nsid(nsid)
             .with_prps(prp1, 0)
             .with_cdw(10, u32::from(cns))
+    }
+
+    /// Identify with CNS `cns` for namespace `nsid` and controller IDs from `cntid` (the
+    /// lists of controllers and secondary controllers) into the 4 KiB buffer at `prp1`.
+    pub fn identify_from(cns: u8, nsid: u32, cntid: u16, prp1: u64) -> Self {
+        Self::identify(cns, nsid, prp1).with_cdw(10, u32::from(cns) | (u32::from(cntid) << 16))
     }
 
     /// Set Features `fid` with value `cdw11`.

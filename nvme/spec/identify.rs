@@ -67,6 +67,8 @@ fn ascii<const N: usize>(b: &[u8; IDENTIFY_SIZE], o: usize) -> AsciiField<N> {
 pub struct IdentifyController {
     /// PCI vendor ID.
     pub vid: u16,
+    /// PCI subsystem vendor ID.
+    pub ssvid: u16,
     /// Serial number.
     pub serial: AsciiField<20>,
     /// Model number.
@@ -96,8 +98,6 @@ pub struct IdentifyController {
     pub sqes: u8,
     /// Required and maximum completion queue entry size (bits 3:0 and 7:4, log2).
     pub cqes: u8,
-    /// PCI subsystem vendor ID.
-    pub ssvid: u16,
     /// NVM Subsystem NVMe Qualified Name (NUL padded; empty before NVMe 1.2.1).
     pub subnqn: AsciiField<256>,
 }
@@ -107,6 +107,7 @@ impl IdentifyController {
     pub fn parse(b: &[u8; IDENTIFY_SIZE]) -> Self {
         Self {
             vid: u16_at(b, 0),
+            ssvid: u16_at(b, 2),
             serial: ascii(b, 4),
             model: ascii(b, 24),
             firmware: ascii(b, 64),
@@ -121,7 +122,6 @@ impl IdentifyController {
             nn: u32_at(b, 516),
             oncs: u16_at(b, 520),
             vwc: b[525],
-            ssvid: u16_at(b, 2),
             subnqn: ascii(b, 768),
         }
     }
@@ -194,11 +194,11 @@ pub struct IdentifyNamespace {
     pub flbas: u8,
     /// log2 of the logical block size of the format in use.
     pub lba_shift: u8,
-    /// Metadata bytes per logical block of the format in use (0: none).
-    pub metadata_size: u16,
-    /// Namespace Globally Unique Identifier (zero: none).
+    /// Metadata bytes per logical block of the format in use.
+    pub metadata: u16,
+    /// Namespace Globally Unique Identifier (all zero: none).
     pub nguid: [u8; 16],
-    /// IEEE Extended Unique Identifier (zero: none).
+    /// IEEE Extended Unique Identifier (all zero: none).
     pub eui64: [u8; 8],
 }
 
@@ -218,15 +218,19 @@ impl IdentifyNamespace {
         if !(9..=16).contains(&lba_shift) {
             return None;
         }
+        let mut nguid = [0u8; 16];
+        nguid.copy_from_slice(&b[104..120]);
+        let mut eui64 = [0u8; 8];
+        eui64.copy_from_slice(&b[120..128]);
         Some(Self {
             nsze,
             ncap: u64_at(b, 8),
             nlbaf,
             flbas,
             lba_shift,
-            metadata_size: u16_at(b, 128 + 4 * format),
-            nguid: b[104..120].try_into().unwrap_or_default(),
-            eui64: b[120..128].try_into().unwrap_or_default(),
+            metadata: u16_at(b, 128 + 4 * format),
+            nguid,
+            eui64,
         })
     }
 
@@ -241,13 +245,22 @@ impl IdentifyNamespace {
     /// `max_block_size` bytes and no metadata (the driver sends no metadata buffers, and
     /// with extended LBAs the data would interleave with metadata).
     pub fn usable(&self, max_block_size: u32) -> bool {
-        self.metadata_size == 0 && self.block_size() <= max_block_size
+        self.metadata == 0 && self.block_size() <= max_block_size
     }
 
     /// The logical block size in bytes.
     pub fn block_size(&self) -> u32 {
         1 << self.lba_shift
     }
+}
+
+/// The controller IDs of a Controller List (Identify CNS 12h, 13h): a count, then that
+/// many IDs (at most 2047).
+pub fn controller_list(b: &[u8; IDENTIFY_SIZE]) -> impl Iterator<Item = u16> + '_ {
+    let n = usize::from(u16_at(b, 0)).min(IDENTIFY_SIZE / 2 - 1);
+    b[2..2 + 2 * n]
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
 }
 
 /// The namespace IDs listed by Identify CNS 02h (Active Namespace ID list), in order,
@@ -283,8 +296,11 @@ mod tests {
 
     #[test]
     fn controller_fields() {
-        let id = IdentifyController::parse(&qemu_controller());
+        let mut raw = qemu_controller();
+        raw[2..4].copy_from_slice(&0x1af4u16.to_le_bytes());
+        let id = IdentifyController::parse(&raw);
         assert_eq!(id.vid, 0x1b36);
+        assert_eq!(id.ssvid, 0x1af4);
         assert_eq!(std::format!("{}", id.serial), "RNVME0001");
         assert_eq!(std::format!("{}", id.model), "QEMU NVMe Ctrl");
         assert_eq!(std::format!("{}", id.firmware), "10.0.2");
@@ -342,11 +358,16 @@ mod tests {
         b[26] = 1; // format 1 in use
         b[128 + 2] = 9; // format 0: 512 B
         b[132 + 2] = 12; // format 1: 4 KiB
+        b[132..134].copy_from_slice(&8u16.to_le_bytes()); // format 1: 8 metadata bytes
+        b[104..120].copy_from_slice(&[0xab; 16]);
+        b[120..128].copy_from_slice(&[0xcd; 8]);
         let ns = IdentifyNamespace::parse(&b).expect("active namespace");
         assert_eq!(ns.block_size(), 4096);
         assert_eq!(ns.nsze, 524_288);
-        assert!(ns.usable(4096));
-        assert!(!ns.usable(512));
+        assert_eq!(ns.metadata, 8);
+        assert_eq!((ns.nguid, ns.eui64), ([0xab; 16], [0xcd; 8]));
+        // 8 bytes of metadata per block: not served.
+        assert!(!ns.usable(4096));
 
         // Identifiers: the same namespace until they change.
         let mut other = b;
@@ -357,19 +378,30 @@ mod tests {
         let replaced = IdentifyNamespace::parse(&other).expect("active namespace");
         assert_eq!(replaced.nguid[0], 0x42);
         assert!(!ns.same_identity(&replaced));
-        other[104] = 0;
+        other[104] = 0xab;
         other[127] = 1;
         assert!(!ns.same_identity(&IdentifyNamespace::parse(&other).expect("active")));
 
-        // Format 1 with 8 bytes of metadata per block: not served.
-        b[132..134].copy_from_slice(&8u16.to_le_bytes());
+        // Without metadata: served if the blocks fit.
+        b[132..134].copy_from_slice(&0u16.to_le_bytes());
         let ns = IdentifyNamespace::parse(&b).expect("active namespace");
-        assert_eq!(ns.metadata_size, 8);
-        assert!(!ns.usable(4096));
+        assert!(ns.usable(4096));
+        assert!(!ns.usable(512));
 
         b[26] = 2; // format beyond NLBAF
         assert_eq!(IdentifyNamespace::parse(&b), None);
         assert_eq!(IdentifyNamespace::parse(&[0; IDENTIFY_SIZE]), None);
+    }
+
+    #[test]
+    fn controller_list_has_a_count_and_is_bounded() {
+        let mut b = [0u8; IDENTIFY_SIZE];
+        b[0] = 2;
+        b[2..6].copy_from_slice(&[1, 0, 7, 0]);
+        b[6] = 9; // beyond the count
+        assert!(controller_list(&b).eq([1u16, 7]));
+        b[0..2].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert_eq!(controller_list(&b).count(), IDENTIFY_SIZE / 2 - 1);
     }
 
     #[test]

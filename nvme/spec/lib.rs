@@ -18,3 +18,7 @@ pub mod spec;
 /// The modes of a function (`vfio-mode/mode.rs`), also compiled by the module.
 #[path = "../../vfio-mode/mode.rs"]
 pub mod mode;
+
+/// The pure logic of VFIO live migration (`vfio-mode/mig/`), also compiled by the module.
+#[path = "../../vfio-mode/mig/mod.rs"]
+pub mod mig;

@@ -10,27 +10,41 @@ use anyhow::{bail, Result};
 use crate::kernel;
 use crate::module;
 use crate::paths::Paths;
+use crate::qemu;
 use crate::rundir;
 use crate::session::{self, BootOpts};
 use crate::vm::{self, Echo};
 
 /// The benchmarks the guest runner knows, each with the VFs the emulated PF offers for it
-/// (provisioning uses every VF QEMU's model can have).
-pub const BENCHMARKS: &[(&str, u16)] = &[("io", vm::DEFAULT_VFS), ("provision", vm::MAX_VFS)];
+/// (provisioning uses every VF QEMU's model can have; migration two VFs with room for 8
+/// I/O queue pairs each).
+pub const BENCHMARKS: &[(&str, vm::VfSizing)] = &[
+    ("io", vm::VfSizing::default_for(vm::DEFAULT_VFS)),
+    ("provision", vm::VfSizing::default_for(vm::MAX_VFS)),
+    (
+        "migrate",
+        vm::VfSizing {
+            vfs: 2,
+            queues: 9,
+            vectors: 9,
+        },
+    ),
+];
 
 /// Runs benchmark `name`; returns the process exit code.
 pub fn run(paths: &Paths, name: &str, timeout: Duration, verbose: bool) -> Result<i32> {
-    let Some(&(_, vfs)) = BENCHMARKS.iter().find(|(known, _)| *known == name) else {
+    let Some(&(_, sizing)) = BENCHMARKS.iter().find(|(known, _)| *known == name) else {
         let known: Vec<&str> = BENCHMARKS.iter().map(|(n, _)| *n).collect();
         bail!("unknown benchmark {name:?} (known: {})", known.join(", "));
     };
     // Always the release kernel: debug options would distort the comparison.
     let k = kernel::ensure(paths, false)?;
     let (ko, bin) = module::build(paths, &k, true)?.require()?;
+    let q = qemu::ensure(paths)?;
     let rundir = rundir::create(paths)?;
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &["--bench", name]);
     let boot = BootOpts {
-        vfs,
+        sizing,
         // Multi-threaded TCG, as every benchmark result so far was measured: it runs the
         // vCPUs in parallel, and a (rare) hang only costs a rerun of the benchmark.
         mttcg: true,
@@ -38,6 +52,22 @@ pub fn run(paths: &Paths, name: &str, timeout: Duration, verbose: bool) -> Resul
         timeout,
         verbose,
     };
-    let out = session::boot(paths, &k, &rundir, &command, boot)?;
+    let out = session::boot(paths, &k, &q, &rundir, &command, boot)?;
     Ok(session::exit_code(&out, timeout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_benchmark_vm_is_one_qemu_accepts() {
+        for (name, sizing) in BENCHMARKS {
+            let p = vm::NvmeParams::for_sizing(*sizing);
+            assert!(p.check().is_ok(), "{name}: {p:?}");
+        }
+        let (_, m) = BENCHMARKS.iter().find(|(n, _)| *n == "migrate").unwrap();
+        // 8 I/O queue pairs and an admin queue per VF.
+        assert_eq!((m.vfs, m.queues, m.vectors), (2, 9, 9));
+    }
 }

@@ -8,6 +8,7 @@ use anyhow::Result;
 use crate::kernel;
 use crate::module;
 use crate::paths::Paths;
+use crate::qemu;
 use crate::rundir;
 use crate::session::{self, BootOpts};
 use crate::vm::{self, Echo};
@@ -22,10 +23,11 @@ pub struct DemoOpts {
 pub fn run(paths: &Paths, opts: &DemoOpts) -> Result<i32> {
     let k = kernel::ensure(paths, opts.debug)?;
     let (ko, bin) = module::build(paths, &k, true)?.require()?;
+    let q = qemu::ensure(paths)?;
     let rundir = rundir::create(paths)?;
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &["--demo"]);
     let boot = BootOpts {
-        vfs: vm::DEFAULT_VFS,
+        sizing: vm::VfSizing::default_for(vm::DEFAULT_VFS),
         mttcg: false,
         echo: if opts.verbose {
             Echo::All
@@ -35,6 +37,6 @@ pub fn run(paths: &Paths, opts: &DemoOpts) -> Result<i32> {
         timeout: opts.timeout,
         verbose: opts.verbose,
     };
-    let out = session::boot(paths, &k, &rundir, &command, boot)?;
+    let out = session::boot(paths, &k, &q, &rundir, &command, boot)?;
     Ok(session::exit_code(&out, opts.timeout))
 }

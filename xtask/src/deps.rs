@@ -33,7 +33,21 @@ pub const BOOKWORM_PKGS: &[&str] = &[
     "kmod",
     // clippy-driver for the kernel's rustc (`cargo xtask lint`).
     "rust-web-clippy",
+    // Building the L0 QEMU from Debian's source (`cargo xtask qemu`).
+    "ninja-build",
+    "libglib2.0-dev",
+    "libpixman-1-dev",
+    "libfdt-dev",
+    "python3-venv",
+    "pkg-config",
+    "patch",
+    "xz-utils",
+    "bzip2",
 ];
+
+/// Build tools that must come from bookworm-backports, with the lowest version that
+/// will do: QEMU 10 needs meson >= 1.5 (bookworm has 1.0) and pycotap (bookworm has none).
+pub const BACKPORTS_BUILD_PKGS: &[(&str, &str)] = &[("meson", "1.5"), ("python3-pycotap", "1")];
 
 /// QEMU comes from bookworm-backports (10.x: VFIO migration v2).
 pub const QEMU_PKG: &str = "qemu-system-x86";
@@ -47,6 +61,17 @@ Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 ";
+
+/// Whether a deb822 sources file has a `Types:` line with both `deb` and `deb-src`.
+pub fn has_deb_src(text: &str) -> bool {
+    text.lines().any(|l| {
+        let Some(types) = l.trim().strip_prefix("Types:") else {
+            return false;
+        };
+        let t: Vec<&str> = types.split_whitespace().collect();
+        t.contains(&"deb") && t.contains(&"deb-src")
+    })
+}
 
 /// The kernel must be built with Debian's rustc (it has rust-src).
 pub const KERNEL_RUSTC: &str = "/usr/bin/rustc";
@@ -76,6 +101,8 @@ impl PkgState {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     pub missing: Vec<String>,
+    /// Build tools to install (or upgrade) from bookworm-backports.
+    pub backports: Vec<String>,
     /// What to do about qemu-system-x86 (None: 1:10.x is installed).
     pub qemu: Option<QemuAction>,
 }
@@ -88,8 +115,24 @@ pub enum QemuAction {
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.missing.is_empty() && self.qemu.is_none()
+        self.missing.is_empty() && self.backports.is_empty() && self.qemu.is_none()
     }
+}
+
+/// The leading numeric components of a Debian version: `1.7.0-1~bpo12+1` -> [1, 7, 0],
+/// `1:10.0.2+ds-2` -> [10, 0, 2] (the epoch is skipped).
+fn numeric_version(v: &str) -> Vec<u64> {
+    let v = v.split_once(':').map(|(_, rest)| rest).unwrap_or(v);
+    let end = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    v[..end].split('.').map_while(|c| c.parse().ok()).collect()
+}
+
+/// Whether Debian version `v` is at least `min` (numeric components only).
+pub fn version_at_least(v: &str, min: &str) -> bool {
+    let (v, min) = (numeric_version(v), numeric_version(min));
+    !v.is_empty() && v >= min
 }
 
 /// Parse `dpkg-query -W -f='${Package}\t${Status}\t${Version}\n'` output.
@@ -122,6 +165,16 @@ pub fn plan(states: &HashMap<String, PkgState>) -> Plan {
         .filter(|p| !states.get(**p).map(PkgState::installed).unwrap_or(false))
         .map(|p| p.to_string())
         .collect();
+    let backports = BACKPORTS_BUILD_PKGS
+        .iter()
+        .filter(|(p, min)| {
+            !states
+                .get(*p)
+                .map(|s| s.installed() && version_at_least(&s.version, min))
+                .unwrap_or(false)
+        })
+        .map(|(p, _)| p.to_string())
+        .collect();
     let qemu = match states.get(QEMU_PKG) {
         Some(s) if s.installed() && s.version.starts_with(QEMU_VERSION_PREFIX) => None,
         Some(s) if s.installed() => Some(QemuAction::Upgrade {
@@ -129,7 +182,11 @@ pub fn plan(states: &HashMap<String, PkgState>) -> Plan {
         }),
         _ => Some(QemuAction::Install),
     };
-    Plan { missing, qemu }
+    Plan {
+        missing,
+        backports,
+        qemu,
+    }
 }
 
 fn query_packages() -> Result<HashMap<String, PkgState>> {
@@ -137,6 +194,7 @@ fn query_packages() -> Result<HashMap<String, PkgState>> {
     cmd.arg("-W")
         .arg("-f=${Package}\t${Status}\t${Version}\n")
         .args(BOOKWORM_PKGS)
+        .args(BACKPORTS_BUILD_PKGS.iter().map(|(p, _)| p))
         .arg(QEMU_PKG)
         .stderr(std::process::Stdio::null());
     // dpkg-query exits 1 when some package is unknown: that is an answer, not an error.
@@ -167,16 +225,25 @@ fn apt(args: &[&str]) -> Result<()> {
 pub fn ensure(verbose: bool) -> Result<Deps> {
     let t = Instant::now();
     let mut sources_created = false;
-    if !Path::new(SOURCES_FILE).exists() {
+    // The QEMU source package needs deb-src: an older file with binaries only is rewritten.
+    let existing = proc::read_optional(Path::new(SOURCES_FILE))?;
+    if !existing.as_deref().map(has_deb_src).unwrap_or(false) {
         if !is_root() {
-            bail!("{SOURCES_FILE} is missing; run `cargo xtask deps` as root");
+            bail!("{SOURCES_FILE} is missing or has no deb-src; run `cargo xtask deps` as root");
         }
         fs::write(SOURCES_FILE, SOURCES_CONTENT)
             .with_context(|| format!("cannot write {SOURCES_FILE}"))?;
-        println!("[deps] created {SOURCES_FILE} (bookworm-backports, deb + deb-src)");
+        println!(
+            "[deps] {} {SOURCES_FILE} (bookworm-backports, deb + deb-src)",
+            if existing.is_some() {
+                "rewrote"
+            } else {
+                "created"
+            }
+        );
         sources_created = true;
     } else if verbose {
-        println!("[deps] skip {SOURCES_FILE}: exists");
+        println!("[deps] skip {SOURCES_FILE}: has deb and deb-src");
     }
 
     let states = query_packages()?;
@@ -198,8 +265,8 @@ pub fn ensure(verbose: bool) -> Result<Deps> {
             bail!(
                 "missing packages {:?}{}; run `cargo xtask deps` as root",
                 todo.missing,
-                if todo.qemu.is_some() {
-                    " and qemu-system-x86 1:10.x from bookworm-backports"
+                if todo.qemu.is_some() || !todo.backports.is_empty() {
+                    " and packages from bookworm-backports"
                 } else {
                     ""
                 }
@@ -223,6 +290,15 @@ pub fn ensure(verbose: bool) -> Result<Deps> {
         }
         if todo.qemu.is_some() {
             apt(&["install", "-y", "-t", "bookworm-backports", QEMU_PKG])?;
+        }
+        if !todo.backports.is_empty() {
+            println!(
+                "[deps] installing from bookworm-backports: {}",
+                todo.backports.join(" ")
+            );
+            let mut args = vec!["install", "-y", "-t", "bookworm-backports"];
+            args.extend(todo.backports.iter().map(String::as_str));
+            apt(&args)?;
         }
         let after = plan(&query_packages()?);
         if !after.is_empty() {
@@ -311,6 +387,8 @@ mod tests {
         for p in BOOKWORM_PKGS {
             s.push_str(&format!("{p}\tinstall ok installed\t1.0\n"));
         }
+        s.push_str("meson\tinstall ok installed\t1.7.0-1~bpo12+1\n");
+        s.push_str("python3-pycotap\tinstall ok installed\t1.3.1-2~bpo12+1\n");
         s.push_str("qemu-system-x86\tinstall ok installed\t1:10.0.2+ds-2+deb13u1~bpo12+1\n");
         s
     }
@@ -347,6 +425,38 @@ mod tests {
         );
         let none = all_installed().replace("qemu-system-x86\t", "other\t");
         assert_eq!(plan(&parse_dpkg(&none)).qemu, Some(QemuAction::Install));
+    }
+
+    #[test]
+    fn old_meson_and_missing_pycotap_need_backports() {
+        let text = all_installed()
+            .replace("1.7.0-1~bpo12+1", "1.0.1-5")
+            .replace("python3-pycotap\t", "other\t");
+        let p = plan(&parse_dpkg(&text));
+        assert!(p.missing.is_empty());
+        assert_eq!(
+            p.backports,
+            vec!["meson".to_string(), "python3-pycotap".to_string()]
+        );
+        assert!(!p.is_empty());
+    }
+
+    #[test]
+    fn debian_versions_compare_numerically() {
+        assert!(version_at_least("1.7.0-1~bpo12+1", "1.5"));
+        assert!(version_at_least("1.5", "1.5"));
+        assert!(version_at_least("1.10.0", "1.5"));
+        assert!(!version_at_least("1.0.1-5", "1.5"));
+        assert!(version_at_least("1:10.0.2+ds-2", "10"));
+        assert!(!version_at_least("", "1"));
+    }
+
+    #[test]
+    fn sources_need_deb_src() {
+        assert!(has_deb_src(SOURCES_CONTENT));
+        assert!(!has_deb_src(&SOURCES_CONTENT.replace(" deb-src", "")));
+        assert!(!has_deb_src("Types: deb-src\n"));
+        assert!(has_deb_src("Types:  deb-src   deb\nURIs: x\n"));
     }
 
     #[test]

@@ -146,7 +146,7 @@ pub fn ensure(paths: &Paths, debug: bool) -> Result<Kernel> {
     let done = k.dir.join(".done");
     if !done.exists() {
         fs::create_dir_all(&k.dir).with_context(|| format!("cannot create {}", k.dir.display()))?;
-        let _lock = lock(&k.dir.join(".lock"))?;
+        let _lock = lock(&k.dir.join(".lock"), "kernel")?;
         // Another xtask may have finished it while we waited for the lock.
         if !done.exists() {
             cold_build(paths, &version, &files, &wanted, &k)?;
@@ -172,8 +172,9 @@ pub fn ensure(paths: &Paths, debug: bool) -> Result<Kernel> {
     Ok(k)
 }
 
-/// Exclusive lock on `path`, waiting (with a message) when someone holds it.
-fn lock(path: &Path) -> Result<File> {
+/// Exclusive lock on `path`, waiting (with a message) when someone holds it; `what` names
+/// what is being built (`kernel`, `qemu`).
+pub fn lock(path: &Path, what: &str) -> Result<File> {
     let f = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -184,7 +185,7 @@ fn lock(path: &Path) -> Result<File> {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             println!(
-                "[kernel] another xtask is building this kernel ({} is locked); waiting...",
+                "[{what}] another xtask is building this {what} ({} is locked); waiting...",
                 path.display()
             );
             f.lock()

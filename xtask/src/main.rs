@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod deps;
+mod fuzz;
 mod kconfig;
 mod kernel;
 mod lint;
@@ -10,6 +11,7 @@ mod logscan;
 mod module;
 mod paths;
 mod proc;
+mod qemu;
 mod results;
 mod rundir;
 mod session;
@@ -43,8 +45,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install host dependencies: apt packages, QEMU 10 from
-    /// bookworm-backports, bindgen-cli 0.69. Idempotent; installing needs root.
+    /// Install host dependencies: apt packages (with the QEMU build tools), QEMU 10,
+    /// meson and pycotap from bookworm-backports, bindgen-cli 0.69. Idempotent;
+    /// installing needs root.
     Deps,
     /// Build (or reuse) the test kernel from tests/vm/kernel.config and print
     /// the bzImage path.
@@ -56,6 +59,15 @@ enum Cmd {
     Kernel(KernelArgs),
     /// Build the kernel, rnvme.ko (make M=<repo>) and the guest test runner.
     Build(KernelArgs),
+    /// Build (or reuse) the L0 QEMU and print its path.
+    ///
+    /// Fetches Debian's qemu source (bookworm-backports) with apt-get source, applies
+    /// qemu/patches/*.patch in name order (the TP4159 live-migration model), configures
+    /// x86_64-softmmu with TCG only and builds qemu-system-x86_64 into
+    /// $RNVME_CACHE/qemu/<version>-<key>/bin. Cached by a hash of the source version,
+    /// the patches and the configure arguments. `vm`, `test`, `demo` and `bench` run
+    /// their VM under this QEMU.
+    Qemu,
     /// Boot the test VM and run a shell command line inside it; exits with
     /// the command's exit code.
     ///
@@ -86,6 +98,22 @@ enum Cmd {
     /// unbind, `driver_override=vfio-pci`, bind), per VF, plus the latency
     /// of one VF's switch each way; the last line is `provision speedup: X.X`.
     Bench(BenchArgs),
+    /// Fuzz the migration stream parser on the host: the code the kernel's resuming data
+    /// fd runs, with mutated streams (at least a million by default). Prints the inputs
+    /// tried, accepted and refused by reason, and last `fuzz executions: N, accepted: A,
+    /// refused: R, crashes: C`; writes a corpus to $RNVME_CACHE/fuzz-corpus for the
+    /// in-kernel replay test. Not part of `test` (nor of CI).
+    Fuzz(FuzzArgs),
+}
+
+#[derive(Args)]
+struct FuzzArgs {
+    /// Inputs to try.
+    #[arg(long, default_value_t = 1_000_000)]
+    execs: u64,
+    /// PRNG seed; the same seed tries the same inputs.
+    #[arg(long, default_value_t = 0x5eed)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -185,9 +213,15 @@ fn run(cli: Cli) -> Result<i32> {
             module::build(&paths, &k, false)?;
             Ok(0)
         }
+        Cmd::Qemu => {
+            let q = qemu::ensure(&paths)?;
+            println!("{}", q.binary.display());
+            Ok(0)
+        }
         Cmd::Vm(a) => {
             let k = kernel::ensure(&paths, a.debug)?;
             module::build(&paths, &k, false)?;
+            let q = qemu::ensure(&paths)?;
             let rundir = rundir::create(&paths)?;
             let command = if a.cmd.is_empty() {
                 DEFAULT_VM_CMD.to_string()
@@ -195,13 +229,13 @@ fn run(cli: Cli) -> Result<i32> {
                 a.cmd.join(" ")
             };
             let opts = BootOpts {
-                vfs: a.vfs,
+                sizing: vm::VfSizing::default_for(a.vfs),
                 mttcg: false,
                 echo: if a.verbose { Echo::All } else { Echo::FromInit },
                 timeout: Duration::from_secs(a.timeout),
                 verbose: a.verbose,
             };
-            let out = session::boot(&paths, &k, &rundir, &command, opts)?;
+            let out = session::boot(&paths, &k, &q, &rundir, &command, opts)?;
             Ok(session::exit_code(&out, opts.timeout))
         }
         Cmd::Test(a) => test::run(
@@ -214,6 +248,13 @@ fn run(cli: Cli) -> Result<i32> {
             },
         ),
         Cmd::Bench(a) => bench::run(&paths, &a.name, Duration::from_secs(a.timeout), a.verbose),
+        Cmd::Fuzz(a) => fuzz::run(
+            &paths,
+            &fuzz::FuzzOpts {
+                execs: a.execs,
+                seed: a.seed,
+            },
+        ),
         Cmd::Lint => {
             let k = kernel::ensure(&paths, false)?;
             lint::run(&paths, &k)?;

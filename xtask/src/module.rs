@@ -63,10 +63,11 @@ fn build_module(paths: &Paths, k: &Kernel, require: bool) -> Result<Option<PathB
     }
     let t = Instant::now();
     clean_if_other_kernel(paths, k)?;
+    // Through the top-level Makefile, as a user with their own kernel builds it: it checks
+    // the kernel build tree first (scripts/check-kernel.sh), then runs Kbuild.
     let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(&k.build)
-        .arg(format!("M={}", paths.repo.display()))
+    cmd.current_dir(&paths.repo)
+        .arg(format!("KDIR={}", k.build.display()))
         .args(k.make_vars())
         .arg(format!("-j{}", proc::jobs()))
         .arg("modules");
@@ -79,6 +80,42 @@ fn build_module(paths: &Paths, k: &Kernel, require: bool) -> Result<Option<PathB
     record_kernel(paths, k)?;
     println!("[build] {} ({})", ko.display(), proc::secs(t.elapsed()));
     Ok(Some(ko))
+}
+
+/// Installs the built module as `make install` does for a user, but into `root` (a staging
+/// directory, `INSTALL_MOD_PATH`), and checks what arrived: the module under
+/// `lib/modules/<release>/updates/` and its PCI alias in the `modules.alias` that depmod
+/// wrote. Returns a one-line description of the failure, if any.
+pub fn check_install(paths: &Paths, k: &Kernel, root: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(root);
+    let mut cmd = Command::new("make");
+    cmd.current_dir(&paths.repo)
+        .arg(format!("KDIR={}", k.build.display()))
+        .args(k.make_vars())
+        .arg(format!("INSTALL_MOD_PATH={}", root.display()))
+        .arg("install");
+    let log = root.with_extension("log");
+    let status = proc::run_to_file(&mut cmd, &log, None)
+        .map_err(|e| format!("make install: {e:#} (log: {})", log.display()))?;
+    if !status.success() {
+        return Err(format!("make install: {status} (log: {})", log.display()));
+    }
+    let dir = root.join("lib/modules").join(&k.release);
+    let ko = dir.join("updates/rnvme.ko");
+    if !ko.is_file() {
+        return Err(format!("make install put no {}", ko.display()));
+    }
+    let aliases = std::fs::read_to_string(dir.join("modules.alias")).unwrap_or_default();
+    if !aliases
+        .lines()
+        .any(|l| l.starts_with("alias pci:") && l.ends_with(" rnvme"))
+    {
+        return Err(format!(
+            "{} lists no PCI alias of rnvme (depmod did not run?)",
+            dir.join("modules.alias").display()
+        ));
+    }
+    Ok(())
 }
 
 /// Records which kernel build the module objects in the repository were built against.

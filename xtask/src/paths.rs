@@ -75,6 +75,21 @@ impl Paths {
         self.cache.join("kernel").join(format!("{variant}-{key}"))
     }
 
+    /// `<cache>/qemu-src`: Debian's QEMU source tarball, as apt fetched it.
+    pub fn qemu_src_dir(&self) -> PathBuf {
+        self.cache.join("qemu-src")
+    }
+
+    /// `<cache>/qemu/<version>-<key>`
+    pub fn qemu_dir(&self, version: &str, key: &str) -> PathBuf {
+        self.cache.join("qemu").join(format!("{version}-{key}"))
+    }
+
+    /// `<repo>/qemu/patches`: the project's patches to QEMU, applied in name order.
+    pub fn qemu_patches(&self) -> PathBuf {
+        self.repo.join("qemu/patches")
+    }
+
     /// `<cache>/runs`
     pub fn runs_dir(&self) -> PathBuf {
         self.cache.join("runs")

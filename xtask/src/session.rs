@@ -10,13 +10,15 @@ use anyhow::{bail, Context, Result};
 use crate::kernel::Kernel;
 use crate::paths::Paths;
 use crate::proc;
+use crate::qemu::Qemu;
 use crate::rundir;
 use crate::vm::{self, Echo, VmOutcome, VmSpec};
 
 /// Options shared by every VM-booting subcommand.
 #[derive(Debug, Clone, Copy)]
 pub struct BootOpts {
-    pub vfs: u16,
+    /// The VFs the emulated PF offers and their resources.
+    pub sizing: vm::VfSizing,
     /// Multi-threaded TCG (see `VmSpec::mttcg`): only the benchmarks use it.
     pub mttcg: bool,
     pub echo: Echo,
@@ -36,30 +38,34 @@ fn check_init(init: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Write cmd.sh into `rundir` and boot the VM running it.
+/// Write cmd.sh into `rundir` and boot the VM running it under the L0 QEMU `qemu`.
 pub fn boot(
     paths: &Paths,
     k: &Kernel,
+    qemu: &Qemu,
     rundir: &Path,
     command: &str,
     opts: BootOpts,
 ) -> Result<VmOutcome> {
-    vm::check_qemu()?;
+    vm::check_qemu(&qemu.binary)?;
     let init = paths.init_sh();
     check_init(&init)?;
     rundir::write_cmd_sh(rundir, &paths.repo, command)?;
     let spec = VmSpec {
+        qemu: qemu.binary.clone(),
         bzimage: k.bzimage.clone(),
         init,
         rundir: rundir.to_path_buf(),
-        vfs: opts.vfs,
+        sizing: opts.sizing,
         mttcg: opts.mttcg,
     };
     println!(
-        "[vm] booting {} kernel {} (TCG, {} VFs, timeout {} s); run dir {}",
+        "[vm] booting {} kernel {} (QEMU {}-{}, TCG, {} VFs, timeout {} s); run dir {}",
         k.variant.name(),
         k.release,
-        opts.vfs,
+        qemu.version,
+        qemu.key,
+        opts.sizing.vfs,
         opts.timeout.as_secs(),
         rundir.display()
     );

@@ -12,6 +12,7 @@ use crate::kernel;
 use crate::module;
 use crate::paths::Paths;
 use crate::proc;
+use crate::qemu;
 use crate::results::{self, Outcome, Tally};
 use crate::rundir;
 use crate::session::{self, BootOpts};
@@ -30,12 +31,13 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
     let mut tally = Tally::default();
     let all = Instant::now();
 
-    // (1) deps + kernel + module + guest runner. A failure here is counted
-    // and the host tests still run; only the VM phase needs the artifacts.
+    // (1) deps + kernel + module + guest runner + the L0 QEMU. A failure here is
+    // counted and the host tests still run; only the VM phase needs the artifacts.
     let built = kernel::ensure(paths, opts.debug).and_then(|k| {
         let a = module::build(paths, &k, true)?;
         let (ko, bin) = a.require()?;
-        Ok((k, ko, bin))
+        let q = qemu::ensure(paths)?;
+        Ok((k, ko, bin, q))
     });
     let built = match built {
         Ok(b) => Some(b),
@@ -66,16 +68,29 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
         host_tests(paths, &rundir, name, args, &mut tally);
     }
 
-    let Some((k, ko, bin)) = built else {
+    let Some((k, ko, bin, q)) = built else {
         println!("[vm] not run: the build failed");
         return Ok(finish(&tally, all));
     };
+
+    // (2b) the install story: `make install` into a staging root.
+    let t = Instant::now();
+    match module::check_install(paths, &k, &rundir.join("install-root")) {
+        Ok(()) => {
+            println!("PASS install/make-install ({})", proc::secs(t.elapsed()));
+            tally.passed += 1;
+        }
+        Err(e) => {
+            println!("FAIL install/make-install: {e}");
+            tally.fail("install/make-install", &e);
+        }
+    }
 
     // (3) the guest suites, one boot.
     let filter: Vec<&str> = opts.filter.iter().map(String::as_str).collect();
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &filter);
     let boot = BootOpts {
-        vfs: vm::DEFAULT_VFS,
+        sizing: vm::VfSizing::default_for(vm::DEFAULT_VFS),
         mttcg: false,
         echo: if opts.verbose {
             Echo::All
@@ -85,7 +100,7 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
         timeout: opts.timeout,
         verbose: opts.verbose,
     };
-    match session::boot(paths, &k, &rundir, &command, boot) {
+    match session::boot(paths, &k, &q, &rundir, &command, boot) {
         Ok(out) => {
             let guest_fails = guest_results(&rundir, &out.shown, &mut tally);
             shutdown_result(&rundir, &out.lines, &mut tally);

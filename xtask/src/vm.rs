@@ -15,8 +15,8 @@ use anyhow::{bail, Context, Result};
 use crate::logscan;
 use crate::paths::check_vm_safe;
 use crate::proc;
+use crate::qemu;
 
-pub const QEMU: &str = "qemu-system-x86_64";
 /// init.sh prints this before it runs cmd.sh; `Echo::FromInit` starts here.
 pub const INIT_MARKER: &str = "rnvme-init:";
 /// init.sh prints `RNVME-EXIT: <n>` after cmd.sh.
@@ -36,17 +36,39 @@ pub struct NvmeParams {
     pub msix_qsize: u32,
 }
 
+/// How many VFs the emulated PF offers and the flexible resources per VF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VfSizing {
+    /// VFs (0: no SR-IOV).
+    pub vfs: u16,
+    /// Flexible queue resources per VF (the admin queue is one of them).
+    pub queues: u32,
+    /// Flexible interrupt resources per VF.
+    pub vectors: u32,
+}
+
+impl VfSizing {
+    /// `vfs` VFs with 3 queue resources (an admin and two I/O queues) and 2 vectors each.
+    pub const fn default_for(vfs: u16) -> Self {
+        Self {
+            vfs,
+            queues: 3,
+            vectors: 2,
+        }
+    }
+}
+
 impl NvmeParams {
-    /// 3 flexible queues and 2 flexible vectors per VF; the PF keeps 8 I/O
-    /// queue pairs and 9 vectors of its own.
-    pub fn for_vfs(n: u16) -> Self {
-        let n = u32::from(n);
+    /// `s.queues` flexible queues and `s.vectors` flexible vectors per VF; the PF keeps 8
+    /// I/O queue pairs and 9 vectors of its own.
+    pub fn for_sizing(s: VfSizing) -> Self {
+        let n = u32::from(s.vfs);
         NvmeParams {
             max_vfs: n,
-            vq_flexible: 3 * n,
-            vi_flexible: 2 * n,
-            max_ioqpairs: 3 * n + 8,
-            msix_qsize: 2 * n + 9,
+            vq_flexible: s.queues * n,
+            vi_flexible: s.vectors * n,
+            max_ioqpairs: s.queues * n + 8,
+            msix_qsize: s.vectors * n + 9,
         }
     }
 
@@ -92,10 +114,12 @@ impl NvmeParams {
 /// Everything the argv depends on.
 #[derive(Debug, Clone)]
 pub struct VmSpec {
+    /// The L0 QEMU binary (`cargo xtask qemu`).
+    pub qemu: PathBuf,
     pub bzimage: PathBuf,
     pub init: PathBuf,
     pub rundir: PathBuf,
-    pub vfs: u16,
+    pub sizing: VfSizing,
     /// Multi-threaded TCG (one host thread per vCPU). Faster for the benchmarks, but a
     /// halted vCPU occasionally stops getting timer interrupts for good and the run hangs
     /// (see `qemu_args`), so the tests and the demo use single-threaded TCG.
@@ -103,12 +127,15 @@ pub struct VmSpec {
 }
 
 /// The kernel command line. `nohz=off` keeps the periodic tick on idle vCPUs (see
-/// `qemu_args` for the hang it was meant to prevent).
+/// `qemu_args` for the hang it was meant to prevent). `no_timer_check` skips the boot-time
+/// check that the timer interrupt arrives through the (interrupt-remapped) IO-APIC within a
+/// few ticks: under TCG on a loaded host it can miss them and the kernel panics ("timer
+/// doesn't work through Interrupt-remapped IO-APIC"), as seen once in a test run.
 pub fn cmdline(init: &str, rundir: &str) -> String {
     format!(
         "console=ttyS0 root=/dev/root rootfstype=9p \
          rootflags=trans=virtio,version=9p2000.L,msize=512000 ro init={init} \
-         intel_iommu=on panic=-1 kunit.enable=1 nohz=off rnvme_vm.run={rundir}"
+         intel_iommu=on panic=-1 kunit.enable=1 nohz=off no_timer_check rnvme_vm.run={rundir}"
     )
 }
 
@@ -117,7 +144,7 @@ pub fn qemu_args(spec: &VmSpec) -> Result<Vec<String>> {
     let bz = check_vm_safe(&spec.bzimage)?;
     let init = check_vm_safe(&spec.init)?;
     let run = check_vm_safe(&spec.rundir)?;
-    let nvme = NvmeParams::for_vfs(spec.vfs);
+    let nvme = NvmeParams::for_sizing(spec.sizing);
     nvme.check()?;
     // discard=unmap: a deallocated range becomes a hole in the sparse image and reads back
     // as zeros, so the driver's Dataset Management can be verified.
@@ -131,7 +158,7 @@ pub fn qemu_args(spec: &VmSpec) -> Result<Vec<String>> {
         "tcg,thread=single"
     };
     #[rustfmt::skip]
-    let a: Vec<String> = [
+    let mut a: Vec<String> = [
         "-accel", accel,
         "-M", "q35,kernel-irqchip=split",
         "-cpu", "max",
@@ -161,6 +188,8 @@ pub fn qemu_args(spec: &VmSpec) -> Result<Vec<String>> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // The self-built QEMU has no firmware of its own: Debian's SeaBIOS and option ROMs.
+    a.extend(qemu::firmware_args());
     Ok(a)
 }
 
@@ -274,21 +303,22 @@ pub fn run(spec: &VmSpec, echo: Echo, timeout: Duration, verbose: bool) -> Resul
     let args = qemu_args(spec)?;
     let serial_log = spec.rundir.join("serial.log");
     let qemu_log = spec.rundir.join("qemu.log");
+    let program = spec.qemu.display().to_string();
     if verbose {
-        println!("[vm] {QEMU} {}", args.join(" "));
+        println!("[vm] {program} {}", args.join(" "));
     }
     let argv_file = spec.rundir.join("qemu-argv.txt");
-    std::fs::write(&argv_file, format!("{QEMU} {}\n", args.join(" ")))
+    std::fs::write(&argv_file, format!("{program} {}\n", args.join(" ")))
         .with_context(|| format!("cannot write {}", argv_file.display()))?;
 
     let start = Instant::now();
-    let child = Command::new(QEMU)
+    let child = Command::new(&spec.qemu)
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("cannot start {QEMU}"))?;
+        .with_context(|| format!("cannot start {program}"))?;
     let mut guard = KillOnDrop(child);
     let stdout = guard.0.stdout.take().context("no QEMU stdout")?;
     let stderr = guard.0.stderr.take().context("no QEMU stderr")?;
@@ -393,12 +423,12 @@ fn tee_stderr(stderr: impl std::io::Read, mut log: File) {
 }
 
 /// Check the QEMU binary exists (nicer error than a spawn failure).
-pub fn check_qemu() -> Result<()> {
-    let ok = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(QEMU).is_file()))
-        .unwrap_or(false);
-    if !ok {
-        bail!("{QEMU} not found in PATH (run `cargo xtask deps`)");
+pub fn check_qemu(binary: &std::path::Path) -> Result<()> {
+    if !binary.is_file() {
+        bail!(
+            "{} does not exist (run `cargo xtask qemu`)",
+            binary.display()
+        );
     }
     Ok(())
 }
@@ -409,10 +439,11 @@ mod tests {
 
     fn spec(vfs: u16) -> VmSpec {
         VmSpec {
+            qemu: "/c/qemu/10.0.2+ds-k/bin/qemu-system-x86_64".into(),
             bzimage: "/c/kernel/release-k/build/arch/x86/boot/bzImage".into(),
             init: "/work/main/tests/vm/init.sh".into(),
             rundir: "/c/runs/1-2".into(),
-            vfs,
+            sizing: VfSizing::default_for(vfs),
             mttcg: false,
         }
     }
@@ -427,7 +458,7 @@ mod tests {
     #[test]
     fn nvme_rules_hold_for_all_vf_counts() {
         for n in 0..=127u16 {
-            let p = NvmeParams::for_vfs(n);
+            let p = NvmeParams::for_sizing(VfSizing::default_for(n));
             p.check().unwrap();
             if n > 0 {
                 assert!(p.vq_flexible >= 2 * p.max_vfs);
@@ -438,17 +469,17 @@ mod tests {
         }
         let bad = NvmeParams {
             vq_flexible: 3,
-            ..NvmeParams::for_vfs(2)
+            ..NvmeParams::for_sizing(VfSizing::default_for(2))
         };
         assert!(bad.check().is_err());
         let bad = NvmeParams {
             max_ioqpairs: 7,
-            ..NvmeParams::for_vfs(2)
+            ..NvmeParams::for_sizing(VfSizing::default_for(2))
         };
         assert!(bad.check().is_err());
         let bad = NvmeParams {
             msix_qsize: 4,
-            ..NvmeParams::for_vfs(2)
+            ..NvmeParams::for_sizing(VfSizing::default_for(2))
         };
         assert!(bad.check().is_err());
     }
@@ -473,6 +504,9 @@ mod tests {
         assert_eq!(multi[1], "tcg,thread=multi");
         assert!(a.iter().any(|x| x == "-no-reboot"));
         assert!(a.iter().any(|x| x == "-nodefaults"));
+        // Debian's firmware for the self-built L0 QEMU.
+        assert_eq!(value_of(&a, "-L", "/usr/share/qemu"), "/usr/share/qemu");
+        assert_eq!(value_of(&a, "-L", "seabios"), "/usr/share/seabios");
         assert_eq!(
             value_of(&a, "-device", "nvme,id=nvme0"),
             "nvme,id=nvme0,bus=rp1,serial=RNVME0001,subsys=subsys0,sriov_max_vfs=8,\

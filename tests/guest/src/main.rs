@@ -7,6 +7,7 @@
 //! stdout and in `<out>/results.txt`, which `cargo xtask test` collects.
 
 mod bench;
+mod cpio;
 mod demo;
 mod disk;
 mod harness;
@@ -20,6 +21,7 @@ mod pci;
 mod sriov;
 mod tests;
 mod vfio_client;
+mod vfio_migration;
 
 use std::path::PathBuf;
 

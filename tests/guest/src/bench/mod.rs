@@ -4,18 +4,20 @@
 //! the stock kernel in the same boot.
 
 mod io;
+mod migrate;
 mod provision;
 
 use crate::harness::Env;
 
 /// The benchmarks this runner knows.
-pub const KNOWN: &[&str] = &["io", "provision"];
+pub const KNOWN: &[&str] = &["io", "provision", "migrate"];
 
 /// Runs benchmark `name`.
 pub fn run(env: &Env, name: &str) -> Result<(), String> {
     match name {
         "io" => io::run(env),
         "provision" => provision::run(env),
+        "migrate" => migrate::run(env),
         other => Err(format!(
             "unknown benchmark {other:?} (known: {})",
             KNOWN.join(", ")

@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// Suites the module must contain.
-const SUITES: &[&str] = &["rnvme_spec", "rnvme_kapi_io", "rnvme_kapi_pci"];
+const SUITES: &[&str] = &["rnvme_spec", "rnvme_kapi_io", "rnvme_kapi_pci", "rnvme_mig"];
 
 /// The KUnit test.
 pub fn tests() -> Vec<Test> {

@@ -8,6 +8,9 @@ mod debug;
 mod identify;
 mod kunit;
 mod lifecycle;
+mod lm_device;
+pub(crate) mod migration;
+mod migration_qemu;
 mod namespaces;
 mod nvme_class;
 mod passthru;
@@ -15,7 +18,7 @@ mod poll;
 mod recovery;
 mod smoke;
 mod sriov;
-mod vfio;
+pub(crate) mod vfio;
 mod vfio_qemu;
 
 use crate::harness::Test;
@@ -35,6 +38,9 @@ pub fn all() -> Vec<Test> {
     v.extend(sriov::tests());
     v.extend(vfio::tests());
     v.extend(vfio_qemu::tests());
+    v.extend(lm_device::tests());
+    v.extend(migration::tests());
+    v.extend(migration_qemu::tests());
     v.extend(recovery::tests());
     v.extend(lifecycle::tests());
     // Last: the leak scan covers everything the other tests did.

@@ -69,7 +69,7 @@ const NESTED_TIMEOUT: Duration = Duration::from_secs(480);
 const NESTED_DIR: &str = "/tmp/rnvme-l2";
 
 /// The static busybox the nested guest runs as init (package `busybox-static`).
-const BUSYBOX: &str = "/bin/busybox";
+pub(crate) const BUSYBOX: &str = "/bin/busybox";
 
 /// Size of each data chunk the nested guest reads or writes (several pages: PRP lists).
 const CHUNK: usize = 128 * 1024;
@@ -106,7 +106,7 @@ pub fn tests() -> Vec<Test> {
 // --- QEMU in the test VM --------------------------------------------------------------
 
 /// A child process, killed when dropped.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -118,7 +118,7 @@ impl Drop for Proc {
 }
 
 /// Waits at most `timeout` for `child` to exit.
-fn wait_exit(child: &mut Child, timeout: Duration) -> Result<ExitStatus, String> {
+pub(crate) fn wait_exit(child: &mut Child, timeout: Duration) -> Result<ExitStatus, String> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().map_err(|e| format!("wait: {e}"))? {
@@ -132,7 +132,7 @@ fn wait_exit(child: &mut Child, timeout: Duration) -> Result<ExitStatus, String>
 }
 
 /// The last 2000 characters of a log file (what a failure report can show).
-fn log_tail(path: &Path) -> String {
+pub(crate) fn log_tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let text = text.trim();
     let cut = text.char_indices().rev().nth(1999).map_or(0, |(i, _)| i);
@@ -140,10 +140,10 @@ fn log_tail(path: &Path) -> String {
 }
 
 /// QEMU with a QMP connection; killed when dropped.
-struct Vmm {
+pub(crate) struct Vmm {
     /// Dropped (killed) after the QMP connection.
-    qmp: Qmp<Stream<BufReader<UnixStream>, UnixStream>>,
-    proc: Proc,
+    pub(crate) qmp: Qmp<Stream<BufReader<UnixStream>, UnixStream>>,
+    pub(crate) proc: Proc,
     sock: PathBuf,
     /// QEMU's stderr, in the run directory.
     log: PathBuf,
@@ -152,7 +152,19 @@ struct Vmm {
 impl Vmm {
     /// Starts QEMU (TCG, q35, nothing but what `args` add) with a QMP socket; returns once
     /// QMP is up, which is after the machine and its devices were created.
-    fn start(env: &Env, name: &str, args: &[String]) -> Result<Self, String> {
+    pub(crate) fn start(env: &Env, name: &str, args: &[String]) -> Result<Self, String> {
+        Self::spawn(env, name, args, Stdio::null(), Stdio::null())
+    }
+
+    /// Like [`Self::start`], with QEMU's standard input and output as given (a guest serial
+    /// port on `stdio` talks through them).
+    pub(crate) fn spawn(
+        env: &Env,
+        name: &str,
+        args: &[String],
+        stdin: Stdio,
+        stdout: Stdio,
+    ) -> Result<Self, String> {
         let sock = PathBuf::from(format!("/tmp/rnvme-{name}.qmp"));
         let _ = fs::remove_file(&sock);
         let log = env.out.join(format!("qemu-{name}.log"));
@@ -170,8 +182,8 @@ impl Vmm {
         .args(["-display", "none", "-qmp"])
         .arg(format!("unix:{},server=on,wait=off", sock.display()))
         .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdin(stdin)
+        .stdout(stdout)
         .stderr(log_file);
         let mut proc = Proc(cmd.spawn().map_err(|e| format!("{QEMU}: {e}"))?);
         let start = Instant::now();
@@ -225,7 +237,7 @@ impl Vmm {
     }
 
     /// The device with qdev ID `id` as `query-pci` shows it.
-    fn pci_device(&mut self, id: &str) -> Result<qmp::PciDeviceInfo, String> {
+    pub(crate) fn pci_device(&mut self, id: &str) -> Result<qmp::PciDeviceInfo, String> {
         self.qmp
             .execute(&qmp::query_pci {})
             .map_err(|e| format!("query-pci: {e}"))?
@@ -246,7 +258,7 @@ impl Vmm {
     }
 
     /// Quits QEMU through QMP and waits for it to exit successfully.
-    fn quit(mut self) -> Result<(), String> {
+    pub(crate) fn quit(mut self) -> Result<(), String> {
         // QEMU may close the connection before its reply: the exit status decides.
         let _ = self.qmp.execute(&qmp::quit {});
         let status = wait_exit(&mut self.proc.0, STARTUP).map_err(|e| format!("QEMU: {e}"))?;
@@ -271,7 +283,7 @@ impl Drop for Vmm {
 }
 
 /// The `-device` argument that assigns `vf`.
-fn vfio_device(vf: &Function) -> String {
+pub(crate) fn vfio_device(vf: &Function) -> String {
     format!("vfio-pci,host={},id={VF_ID}", vf.bdf)
 }
 
@@ -292,7 +304,7 @@ fn bar_size(f: &Function, n: usize) -> Result<u64, String> {
 
 /// Checks QEMU realized `vf` as [`VF_ID`]: the VF's IDs, an NVMe class, its BAR 0 and its
 /// host address.
-fn check_realized(vmm: &mut Vmm, vf: &Function) -> Result<(), String> {
+pub(crate) fn check_realized(vmm: &mut Vmm, vf: &Function) -> Result<(), String> {
     let d = vmm.pci_device(VF_ID)?;
     let vendor = i64::from(vf.hex_attr("vendor")?);
     let device = i64::from(vf.hex_attr("device")?);
@@ -336,7 +348,7 @@ fn group_dev(vf: &Function) -> Result<PathBuf, String> {
 }
 
 /// Kernel problem reports among log lines.
-fn problems(lines: &[String]) -> Vec<&String> {
+pub(crate) fn problems(lines: &[String]) -> Vec<&String> {
     const MARKERS: &[&str] = &[
         "WARNING:",
         "Oops",
@@ -353,7 +365,7 @@ fn problems(lines: &[String]) -> Vec<&String> {
 }
 
 /// Fails when the kernel logged a problem since `mark`.
-fn no_problems_since(mark: u64) -> Result<(), String> {
+pub(crate) fn no_problems_since(mark: u64) -> Result<(), String> {
     let log = kmsg::since(mark)?;
     let bad = problems(&log);
     ensure(bad.is_empty(), || format!("the kernel reported {bad:?}"))
@@ -637,8 +649,9 @@ say "PASS at $($B cut -d ' ' -f 1 /proc/uptime) s"
 bye
 "#;
 
-fn nested_guest_io(env: &Env) -> Result<Vec<Report>, String> {
-    // The nested guest runs the test VM's own kernel and its C nvme modules.
+/// The nested guests' kernel (the test VM's own) and the directory of its C nvme modules;
+/// with the static busybox they run.
+pub(crate) fn nested_kernel(env: &Env) -> Result<(PathBuf, PathBuf), String> {
     let build = env
         .modroot
         .parent()
@@ -663,6 +676,12 @@ fn nested_guest_io(env: &Env) -> Result<Vec<Report>, String> {
     ensure(Path::new(BUSYBOX).is_file(), || {
         format!("{BUSYBOX} is missing (package busybox-static; run cargo xtask deps)")
     })?;
+    Ok((bzimage, mods))
+}
+
+fn nested_guest_io(env: &Env) -> Result<Vec<Report>, String> {
+    // The nested guest runs the test VM's own kernel and its C nvme modules.
+    let (bzimage, mods) = nested_kernel(env)?;
     with_vfs(env, 1, true, |_pf, vfs| {
         let vf = &vfs[0];
         wait_vf_disk(vf)?;
@@ -700,7 +719,7 @@ fn nested_guest_io(env: &Env) -> Result<Vec<Report>, String> {
         let cmdline = format!(
             "console=ttyS0 root=/dev/root rootfstype=9p \
              rootflags=trans=virtio,version=9p2000.L,msize=512000 ro init={BUSYBOX} \
-             panic=-1 kunit.enable=0 nohz=off loglevel=5 -- sh {NESTED_DIR}/init.sh"
+             panic=-1 kunit.enable=0 nohz=off no_timer_check loglevel=5 -- sh {NESTED_DIR}/init.sh"
         );
         let args = [
             "-S",

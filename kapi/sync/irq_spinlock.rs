@@ -13,7 +13,7 @@ use core::{
 
 use kernel::{bindings, ffi, init::PinInit, pin_init, prelude::*, types::Opaque};
 
-use super::bindings::sys;
+use crate::kapi::bindings::sys;
 
 /// A spinlock taken with local interrupts disabled (`spin_lock_irqsave`), so that it can
 /// be used both in process context and in interrupt handlers.

@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Live migration of a running guest with QEMU: two QEMU 10 instances inside the test VM,
+//! the source with VF 1 (`-device vfio-pci,host=<VF1>,enable-migration=on`), the
+//! destination with VF 2 and `-incoming defer`, both VFs in vfio mode and attached to the
+//! shared namespace. A nested guest (the test kernel and its C nvme driver, from an
+//! initramfs: QEMU refuses to migrate a guest with a 9p export mounted) writes and reads
+//! back chunks in a loop; QMP (the `qapi` crate) migrates it over a unix socket while it
+//! does. The guest goes on writing on the destination, until the test tells it to stop
+//! through the destination's serial port; then every chunk it wrote, before and after the
+//! migration, must read back through VF 2 in block mode.
+//!
+//! Nested TCG makes this slow (minutes), so it is opt-in: group `slow` and `migration-qemu`.
+
+use std::{
+    fs,
+    io::Write,
+    path::PathBuf,
+    process::Stdio,
+    thread,
+    time::{Duration, Instant},
+};
+
+use qapi::qmp;
+
+use crate::{
+    cpio::Cpio,
+    disk::{pattern, Direct},
+    harness::{ensure, Env, Report, Test, SLOW},
+    kmsg,
+    pci::Function,
+    tests::{
+        migration::with_vf_pair,
+        vfio::{set_mode, wait_vf_disk},
+        vfio_qemu::{
+            check_realized, log_tail, nested_kernel, no_problems_since, problems, wait_exit, Vmm,
+            BUSYBOX,
+        },
+    },
+};
+
+/// Bytes of each chunk the nested guest writes (several pages: PRP lists).
+const CHUNK: usize = 128 * 1024;
+/// Where its chunks go, in chunks.
+const FIRST_CHUNK: u64 = 64;
+/// At most this many chunks (the namespace is 256 MiB).
+const MAX_CHUNKS: u64 = 1024;
+/// Distinct chunk patterns the guest cycles through.
+const PATTERNS: u64 = 8;
+/// Chunks the guest must have written on the source before the migration starts, and on
+/// the destination after it before it is stopped.
+const BEFORE: u64 = 2;
+const AFTER: u64 = 3;
+/// Memory of the nested guest.
+const L2_MEMORY: &str = "160M";
+/// How long the nested guest may take to boot and write its first chunks, the migration
+/// to complete, and the rest (nested TCG).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(480);
+const MIGRATE_TIMEOUT: Duration = Duration::from_secs(600);
+const AFTER_TIMEOUT: Duration = Duration::from_secs(300);
+/// The migration socket.
+const MIGRATION_SOCK: &str = "/tmp/rnvme-migration.sock";
+/// The test VM's pattern the nested guest checks first.
+const L1_SEED: u64 = 0x4c31;
+
+/// The real-QEMU migration test.
+pub fn tests() -> Vec<Test> {
+    vec![Test {
+        name: "migration/qemu-live-migration",
+        groups: &[SLOW, "migration-qemu"],
+        run: qemu_live_migration,
+    }]
+}
+
+/// The seed of chunk `i`'s pattern.
+fn chunk_seed(i: u64) -> u64 {
+    0x1000 + i % PATTERNS
+}
+
+/// PID 1 of the nested guest (busybox sh from the initramfs): loads the C nvme driver,
+/// checks what the test VM wrote, then writes chunk after chunk, reading each back, until
+/// `stop` arrives on its console (only the destination's console can send it).
+const INIT: &str = r#"B=/bin/busybox
+say() { $B echo "RNVME-L2: $*"; }
+bye() { $B poweroff -f; }
+fail() { say "FAIL $*"; bye; }
+$B mount -t proc proc /proc || fail "mount /proc"
+$B mount -t sysfs sysfs /sys || fail "mount /sys"
+$B mount -t devtmpfs devtmpfs /dev || fail "mount /dev"
+$B insmod /nvme-core.ko || fail "insmod nvme-core.ko"
+$B insmod /nvme.ko || fail "insmod nvme.ko"
+disk=
+i=0
+while [ -z "$disk" ]; do
+	disk=$($B ls /sys/block | $B grep '^nvme' | $B head -n 1)
+	if [ -z "$disk" ]; then
+		[ $i -ge 600 ] && fail "no nvme disk after 60 s"
+		$B usleep 100000
+		i=$((i + 1))
+	fi
+done
+dev=/dev/$disk
+$B dd if=$dev iflag=direct bs=@BS@ count=1 2>/dev/null | $B cmp -s - /from-l1.bin ||
+	fail "what the test VM wrote reads back different"
+say "read-ok"
+i=0
+while [ $i -lt @MAX@ ]; do
+	p=/chunk-$((i % @PATTERNS@)).bin
+	$B dd if=$p of=$dev oflag=direct bs=@BS@ seek=$((@FIRST@ + i)) conv=notrunc 2>/dev/null ||
+		fail "write of chunk $i"
+	$B dd if=$dev iflag=direct bs=@BS@ skip=$((@FIRST@ + i)) count=1 2>/dev/null | $B cmp -s - $p ||
+		fail "chunk $i reads back different"
+	say "wrote $i"
+	i=$((i + 1))
+	if read -t 1 cmd; then
+		[ "$cmd" = stop ] && break
+	fi
+done
+say "PASS $i chunks"
+bye
+"#;
+
+/// The nested guest's initramfs: busybox, the C nvme modules, the init script and the data.
+fn initramfs(mods: &std::path::Path, from_l1: &[u8]) -> Result<Vec<u8>, String> {
+    let read = |p: PathBuf| fs::read(&p).map_err(|e| format!("{}: {e}", p.display()));
+    let init = INIT
+        .replace("@BS@", &CHUNK.to_string())
+        .replace("@MAX@", &MAX_CHUNKS.to_string())
+        .replace("@PATTERNS@", &PATTERNS.to_string())
+        .replace("@FIRST@", &FIRST_CHUNK.to_string());
+    let mut c = Cpio::new();
+    for d in ["bin", "dev", "proc", "sys"] {
+        c.dir(d);
+    }
+    // init's console: its stdin, stdout and stderr.
+    c.chardev("dev/console", 5, 1);
+    c.file("bin/busybox", 0o755, &read(PathBuf::from(BUSYBOX))?)
+        .symlink("bin/sh", "busybox")
+        .file("init.sh", 0o755, init.as_bytes())
+        .file("nvme-core.ko", 0o644, &read(mods.join("nvme-core.ko"))?)
+        .file("nvme.ko", 0o644, &read(mods.join("nvme.ko"))?)
+        .file("from-l1.bin", 0o644, from_l1);
+    for k in 0..PATTERNS {
+        c.file(
+            &format!("chunk-{k}.bin"),
+            0o644,
+            &pattern(CHUNK, chunk_seed(k)),
+        );
+    }
+    Ok(c.finish())
+}
+
+/// The `RNVME-L2:` messages in a console log.
+fn said(console: &std::path::Path) -> Vec<String> {
+    fs::read_to_string(console)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            l.find("RNVME-L2: ")
+                .map(|i| l[i + 10..].trim_end().to_string())
+        })
+        .collect()
+}
+
+/// The number of the last chunk a console reports written, if any.
+fn last_written(console: &std::path::Path) -> Option<u64> {
+    said(console)
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("wrote ").and_then(|n| n.parse().ok()))
+}
+
+/// Waits up to `timeout` for `f` to hold, failing early if the guest reported a failure.
+fn wait_console(
+    console: &std::path::Path,
+    timeout: Duration,
+    what: &str,
+    f: impl Fn(&[String]) -> bool,
+) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let s = said(console);
+        if f(&s) {
+            return Ok(());
+        }
+        if let Some(fail) = s.iter().find(|l| l.starts_with("FAIL")) {
+            return Err(format!("the nested guest said {fail:?}"));
+        }
+        if start.elapsed() >= timeout {
+            return Err(format!(
+                "{what}: not after {} s; the guest said {s:?}; console tail: {}",
+                timeout.as_secs(),
+                log_tail(console)
+            ));
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// QEMU's arguments for the nested guest with `vf` assigned, its console on `serial`.
+fn guest_args(bzimage: &str, initrd: &str, vf: &Function, serial: &str) -> Vec<String> {
+    [
+        "-m",
+        L2_MEMORY,
+        "-smp",
+        "1",
+        "-no-reboot",
+        "-serial",
+        serial,
+        "-kernel",
+        bzimage,
+        "-initrd",
+        initrd,
+        "-append",
+        "console=ttyS0 rdinit=/bin/sh panic=-1 kunit.enable=0 nohz=off no_timer_check loglevel=5 -- /init.sh",
+        // The iommufd backend: with the legacy type1 container QEMU asks the kernel for a
+        // dirty bitmap of every DMA mapping, and the kernel refuses it for the VF's BAR
+        // mapped around the MSI-X table (not page sized), which fails the migration. An
+        // iommufd without dirty tracking makes QEMU count all guest memory dirty instead.
+        "-object",
+        "iommufd,id=iommufd0",
+        "-device",
+        &format!(
+            "{},iommufd=iommufd0,enable-migration=on",
+            crate::tests::vfio_qemu::vfio_device(vf)
+        ),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The migration's status, from `query-migrate`.
+fn migration_status(vmm: &mut Vmm) -> Result<qmp::MigrationInfo, String> {
+    vmm.qmp
+        .execute(&qmp::query_migrate {})
+        .map_err(|e| format!("query-migrate: {e}"))
+}
+
+fn qemu_live_migration(env: &Env) -> Result<Vec<Report>, String> {
+    let (bzimage, mods) = nested_kernel(env)?;
+    with_vf_pair(env, |_pf, src, dst| {
+        let from_l1 = pattern(CHUNK, L1_SEED);
+        {
+            let disk = wait_vf_disk(src)?;
+            let mut d = Direct::open_path(&disk)?;
+            d.write_at(0, &from_l1)?;
+            // Whatever the guest does not write must not look written.
+            for i in 0..MAX_CHUNKS.min(64) {
+                d.write_at((FIRST_CHUNK + i) * CHUNK as u64, &pattern(CHUNK, 0xdead))?;
+            }
+        }
+        set_mode(src, "vfio")?;
+        set_mode(dst, "vfio")?;
+        let mark = kmsg::mark()?;
+
+        let dir = env.out.join("migration-l2");
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let initrd = dir.join("initramfs.cpio");
+        fs::write(&initrd, initramfs(&mods, &from_l1)?)
+            .map_err(|e| format!("{}: {e}", initrd.display()))?;
+        let src_console = dir.join("source-console.log");
+        let dst_console = dir.join("destination-console.log");
+        let bz = bzimage.to_string_lossy().to_string();
+        let rd = initrd.to_string_lossy().to_string();
+
+        // The destination first, waiting for the stream; its console is its stdio, so that
+        // the test can type on it.
+        let mut dst_args = guest_args(&bz, &rd, dst, "stdio");
+        dst_args.extend(["-incoming", "defer"].map(String::from));
+        let dst_out = fs::File::create(&dst_console).map_err(|e| format!("{e}"))?;
+        let mut dvmm = Vmm::spawn(
+            env,
+            "migration-dst",
+            &dst_args,
+            Stdio::piped(),
+            dst_out.into(),
+        )?;
+        check_realized(&mut dvmm, dst)?;
+
+        let started = Instant::now();
+        let src_args = guest_args(&bz, &rd, src, &format!("file:{}", src_console.display()));
+        let mut svmm = Vmm::start(env, "migration-src", &src_args)?;
+        check_realized(&mut svmm, src)?;
+        wait_console(
+            &src_console,
+            BOOT_TIMEOUT,
+            "the source guest's first chunks",
+            |s| s.iter().any(|l| l == &format!("wrote {}", BEFORE - 1)),
+        )?;
+        let booted = started.elapsed();
+
+        // Every guest page counts as dirty in every round (no device dirty tracking), so
+        // one round must be allowed to finish the migration.
+        svmm.qmp
+            .execute(&qmp::migrate_set_parameters(qmp::MigrateSetParameters {
+                downtime_limit: Some(60_000),
+                ..Default::default()
+            }))
+            .map_err(|e| format!("migrate-set-parameters: {e}"))?;
+        let _ = fs::remove_file(MIGRATION_SOCK);
+        let uri = format!("unix:{MIGRATION_SOCK}");
+        dvmm.qmp
+            .execute(&qmp::migrate_incoming {
+                uri: Some(uri.clone()),
+                channels: None,
+                exit_on_error: None,
+            })
+            .map_err(|e| format!("migrate-incoming: {e}"))?;
+        let before = last_written(&src_console).unwrap_or(0);
+        let migrating = Instant::now();
+        svmm.qmp
+            .execute(&qmp::migrate {
+                uri: Some(uri),
+                channels: None,
+                detach: None,
+                resume: None,
+            })
+            .map_err(|e| format!("migrate: {e}"))?;
+        let info = loop {
+            let info = migration_status(&mut svmm)?;
+            match info.status {
+                Some(qmp::MigrationStatus::completed) => break info,
+                Some(qmp::MigrationStatus::failed | qmp::MigrationStatus::cancelled) => {
+                    return Err(format!(
+                        "the migration ended {:?}: {:?}; source: {}; destination: {}",
+                        info.status,
+                        info.error_desc,
+                        log_tail(&env.out.join("qemu-migration-src.log")),
+                        log_tail(&env.out.join("qemu-migration-dst.log"))
+                    ))
+                }
+                _ if migrating.elapsed() >= MIGRATE_TIMEOUT => {
+                    return Err(format!("the migration did not complete: {info:?}"))
+                }
+                _ => thread::sleep(Duration::from_millis(250)),
+            }
+        };
+        let took = migrating.elapsed();
+        let at_switch = last_written(&src_console).unwrap_or(0);
+        println!(
+            "# nested guest up after {:.1} s; migration {:.1} s (QEMU: downtime {:?} ms, \
+             {:?} bytes of RAM); chunks written on the source: {}",
+            booted.as_secs_f64(),
+            took.as_secs_f64(),
+            info.downtime,
+            info.ram.as_ref().map(|r| r.transferred),
+            at_switch + 1,
+        );
+        ensure(at_switch >= before, || {
+            "the source guest went backwards".into()
+        })?;
+
+        // The guest goes on on the destination, with its data where it left it.
+        wait_console(
+            &dst_console,
+            AFTER_TIMEOUT,
+            "chunks written on the destination",
+            |s| {
+                s.iter()
+                    .filter_map(|l| l.strip_prefix("wrote ").and_then(|n| n.parse::<u64>().ok()))
+                    .any(|n| n >= at_switch + AFTER)
+            },
+        )?;
+        let stdin = dvmm
+            .proc
+            .0
+            .stdin
+            .as_mut()
+            .ok_or("no stdin of the destination")?;
+        stdin
+            .write_all(b"stop\n")
+            .map_err(|e| format!("typing stop: {e}"))?;
+        wait_console(&dst_console, AFTER_TIMEOUT, "the guest's end", |s| {
+            s.iter().any(|l| l.starts_with("PASS"))
+        })?;
+        let status = wait_exit(&mut dvmm.proc.0, AFTER_TIMEOUT)?;
+        ensure(status.success(), || {
+            format!("the destination QEMU: {status}")
+        })?;
+        let said_dst = said(&dst_console);
+        let total: u64 = said_dst
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix("PASS ")
+                    .and_then(|r| r.split(' ').next()?.parse().ok())
+            })
+            .ok_or_else(|| format!("no chunk count in {said_dst:?}"))?;
+        // The source stays paused after a completed migration: it must not run the guest
+        // (its console ends where the destination's begins).
+        let after_src = last_written(&src_console).unwrap_or(0);
+        ensure(after_src == at_switch, || {
+            format!("the source guest wrote chunk {after_src} after the switch at {at_switch}")
+        })?;
+        svmm.quit()?;
+        drop(dvmm);
+        for (name, console) in [("source", &src_console), ("destination", &dst_console)] {
+            let text = fs::read_to_string(console).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(String::from).collect();
+            let bad = problems(&lines);
+            ensure(bad.is_empty(), || {
+                format!("the {name} guest's kernel reported {bad:?}")
+            })?;
+        }
+        no_problems_since(mark)?;
+
+        // Every chunk reads back through the destination VF in block mode.
+        set_mode(dst, "nvme")?;
+        let disk = wait_vf_disk(dst)?;
+        let mut d = Direct::open_path(&disk)?;
+        for i in 0..total {
+            let got = d.read_at((FIRST_CHUNK + i) * CHUNK as u64, CHUNK)?;
+            ensure(got == pattern(CHUNK, chunk_seed(i)), || {
+                format!("chunk {i} of {total} does not read back after the migration")
+            })?;
+        }
+        ensure(d.read_at(0, CHUNK)? == from_l1, || {
+            "the test VM's data changed".into()
+        })?;
+        println!(
+            "# {total} chunks verified ({} before the switch, {} after)",
+            at_switch + 1,
+            total - at_switch - 1
+        );
+        Ok(())
+    })
+}
