@@ -240,9 +240,7 @@ impl NsDisks {
                 continue;
             };
             let old = d.id.get();
-            if (id.nsze, id.lba_shift, id.metadata)
-                == (old.nsze, old.lba_shift, old.metadata)
-            {
+            if (id.nsze, id.lba_shift, id.metadata) == (old.nsze, old.lba_shift, old.metadata) {
                 continue;
             }
             if id.usable(PAGE_SIZE as u32) {
