@@ -25,6 +25,7 @@ pub(crate) mod instance;
 pub(crate) mod io;
 pub(crate) mod irq;
 pub(crate) mod miscdevice;
+pub(crate) mod nvme_class;
 pub(crate) mod params;
 #[macro_use]
 pub(crate) mod kunit;

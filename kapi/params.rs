@@ -6,6 +6,12 @@
 
 use crate::kapi::bindings::sys;
 
+/// `rnvme.poll_queues`: polled I/O queues per controller (0 to 8), read at probe.
+pub(crate) fn poll_queues() -> u32 {
+    // SAFETY: reads a module variable with `READ_ONCE`; no preconditions.
+    unsafe { sys::rnvme_param_poll_queues() }
+}
+
 /// `rnvme.vf_queues`: queue resources (admin queue included) per VF; 0 for an even split.
 /// Never 1 (a secondary controller needs an I/O queue too).
 pub(crate) fn vf_queues() -> u16 {

@@ -3,7 +3,7 @@
 //! An NVMe controller behind a PCI function: register BAR, enable/disable/shutdown, the
 //! admin queue, the I/O queues and one disk per namespace.
 
-use kernel::{c_str, fmt, prelude::*, str::CString, sync::Arc};
+use kernel::{c_str, fmt, prelude::*, str::CString, sync::Arc, types::ARef};
 
 use crate::{
     admin::AdminQueue,
@@ -16,11 +16,13 @@ use crate::{
     io_queue::{IoQueue, IoQueues, QueueIrq},
     kapi::{
         block::mq::TagSet,
-        device::{dev_err, dev_info, dev_warn, Core},
+        device::{dev_err, dev_info, dev_warn, Core, Device},
         dma::{CoherentAllocation, DmaMask, DmaPool},
         instance::InstanceId,
         irq,
         miscdevice::{MiscFile, MiscRegistration},
+        nvme_class::{ClassRegistration, CtrlDevice, CtrlInfo},
+        params,
         pci::{self, IrqTypes, IrqVectors},
     },
     mode::Mode,
@@ -29,6 +31,7 @@ use crate::{
     spec::{
         command::cns,
         identify::{IdentifyController, IDENTIFY_SIZE},
+        queue::split_queues,
         regs::{Cap, Csts, Vs, REGS_SIZE},
     },
 };
@@ -45,6 +48,16 @@ const IO_TIMEOUT_MS: u32 = 30_000;
 /// Bytes per controller memory page (CC.MPS = 0).
 const PAGE_SIZE: usize = 4096;
 
+/// The prefix of the controller's device names: `nvme` while the module holds the `nvme`
+/// class, else `rnvme` (`nvme_class` parameter).
+fn prefix() -> &'static str {
+    if ClassRegistration::active() {
+        "nvme"
+    } else {
+        "rnvme"
+    }
+}
+
 /// An enabled NVMe controller with its queues and disks.
 ///
 /// The shared state (registers, admin queue, state machine, reset) lives in [`CtrlCore`];
@@ -54,6 +67,8 @@ const PAGE_SIZE: usize = 4096;
 /// memory, BAR), then the vectors.
 pub(crate) struct Controller {
     chardev: Option<Pin<KBox<MiscRegistration>>>,
+    /// The controller's devices in the `nvme` classes (`nvme_class` parameter).
+    class_dev: Option<CtrlDevice<CtrlCore>>,
     irqs: KVec<Pin<KBox<irq::Registration<QueueIrq>>>>,
     admin_irq: Option<Pin<KBox<irq::Registration<AdminIrq>>>>,
     core: Arc<CtrlCore>,
@@ -134,6 +149,7 @@ impl Controller {
         )?;
         let mut ctrl = Self {
             chardev: None,
+            class_dev: None,
             irqs: KVec::new(),
             admin_irq: None,
             core,
@@ -152,7 +168,7 @@ impl Controller {
         let identify_buf = CoherentAllocation::<u8>::alloc_coherent(dev, IDENTIFY_SIZE)?;
         let id = ctrl.identify(&identify_buf)?;
         ctrl.setup_io(pdev, &id, identify_buf)?;
-        let name = CString::try_from_fmt(fmt!("rnvme{}", ctrl.instance.get()))?;
+        let name = CString::try_from_fmt(fmt!("{}{}", prefix(), ctrl.instance.get()))?;
         let file: Arc<dyn MiscFile> = Arc::new(CtrlFile::new(ctrl.core.clone()), GFP_KERNEL)?;
         ctrl.chardev = Some(KBox::pin_init(
             MiscRegistration::register(name, file),
@@ -198,19 +214,24 @@ impl Controller {
     ) -> Result {
         let core = self.core.clone();
         let cpus = crate::kapi::cpu::nr_cpu_ids();
-        let wanted = cpus.clamp(1, MAX_IO_QUEUES) as u16;
-        let granted = core.set_num_queues(wanted)?;
+        let poll_wanted = params::poll_queues();
+        let wanted = cpus.clamp(1, MAX_IO_QUEUES) + poll_wanted;
+        let granted = core.set_num_queues(wanted as u16)?;
+        // Polled queues come on top of the interrupt-driven ones, but at least one
+        // interrupt-driven queue stays.
+        let split = split_queues(granted, poll_wanted);
         // No handler uses the probe vector: it can go.
         drop(self.vectors.take());
 
-        // Vector 0 serves the admin queue; the I/O queues get one each, spread over the
-        // CPUs. A function with a single vector shares it between the admin queue and
-        // one I/O queue.
-        let vectors = pdev.alloc_irq_vectors(1, granted + 1, IrqTypes::ALL, Some(1))?;
-        let (nr_queues, first_vector) = match vectors.count() {
+        // Vector 0 serves the admin queue; the interrupt-driven I/O queues get one each,
+        // spread over the CPUs. A function with a single vector shares it between the
+        // admin queue and one I/O queue. Polled queues need no vector.
+        let vectors = pdev.alloc_irq_vectors(1, split.interrupt + 1, IrqTypes::ALL, Some(1))?;
+        let (nr_interrupt, first_vector) = match vectors.count() {
             1 => (1, None),
-            n => (granted.min(n - 1), Some(1)),
+            n => (split.interrupt.min(n - 1), Some(1)),
         };
+        let nr_queues = nr_interrupt + split.poll;
         self.vectors = Some(vectors.clone());
 
         let depth = IO_QUEUE_DEPTH.min(core.cap().max_queue_entries()) as u16;
@@ -221,7 +242,8 @@ impl Controller {
         for qid in 1..=nr_queues as u16 {
             let sq = SubmissionQueue::new(dev, qid, depth, stride)?;
             let cq = CompletionQueue::new(dev, qid, depth, stride)?;
-            let vector = first_vector.map_or(0, |first| first + u32::from(qid) - 1) as u16;
+            let vector = (u32::from(qid) <= nr_interrupt)
+                .then(|| first_vector.map_or(0, |first| first + u32::from(qid) - 1) as u16);
             let queue = Arc::pin_init(
                 IoQueue::new(qid, vector, core.bar().clone(), sq, cq),
                 GFP_KERNEL,
@@ -238,11 +260,14 @@ impl Controller {
                 dev: dev.as_normal().into(),
                 prp_pool: DmaPool::new(dev, c_str!("rnvme-prp"), PAGE_SIZE, PAGE_SIZE)?,
                 first_vector,
+                nr_interrupt,
             },
             GFP_KERNEL,
         )?;
+        // With polled queues the tag set has the default, read (empty) and poll maps.
+        let maps = if split.poll > 0 { 3 } else { 1 };
         let tagset = Arc::pin_init(
-            TagSet::new(nr_queues, depth - 1, IO_TIMEOUT_MS, io.clone()),
+            TagSet::new(nr_queues, depth - 1, maps, IO_TIMEOUT_MS, io.clone()),
             GFP_KERNEL,
         )?;
 
@@ -257,7 +282,10 @@ impl Controller {
         )?;
         self.admin_irq = Some(reg);
         for queue in io.queues.iter() {
-            let request = vectors.request(u32::from(queue.vector()))?;
+            let Some(vector) = queue.vector() else {
+                continue;
+            };
+            let request = vectors.request(u32::from(vector))?;
             let handler = QueueIrq {
                 queue: queue.clone(),
                 tagset: tagset.clone(),
@@ -299,18 +327,48 @@ impl Controller {
         });
         dev_info!(
             core.pdev(),
-            "{} I/O queue(s) of {} entries, {} interrupt vector(s)\n",
+            "{} I/O queue(s) of {} entries ({} polled), {} interrupt vector(s)\n",
             nr_queues,
             depth,
+            split.poll,
             vectors.count()
         );
 
         let max_transfer = id
             .max_transfer_bytes(core.cap().min_page_size())
             .map_or(MAX_TRANSFER, |b| b.min(MAX_TRANSFER as usize) as u32);
+        // In the `nvme` class the disks hang below the controller's class device, where
+        // libnvme looks for them.
+        let nvme_names = ClassRegistration::active();
+        if nvme_names {
+            let mut nqn = [0u8; 256];
+            let nqn_len = id.subsystem_nqn(&mut nqn);
+            let info = CtrlInfo {
+                instance: self.instance.get(),
+                model: id.model.trimmed(),
+                serial: id.serial.trimmed(),
+                firmware: id.firmware.trimmed(),
+                subsysnqn: &nqn[..nqn_len],
+                cntlid: id.cntlid,
+                queue_count: nr_queues as u16 + 1,
+                sqsize: depth - 1,
+            };
+            self.class_dev = Some(CtrlDevice::new(
+                pdev.as_dev().as_normal(),
+                &info,
+                core.clone(),
+            )?);
+        }
+        let parent: ARef<Device> = match &self.class_dev {
+            Some(c) => c.device().into(),
+            None => pdev.as_dev().as_normal().into(),
+        };
         core.set_disk_template(DiskTemplate {
             tagset,
             instance: self.instance.get(),
+            prefix: prefix(),
+            nvme_names,
+            parent,
             max_transfer,
             write_cache: id.has_volatile_write_cache(),
             oncs: id.oncs,

@@ -6,8 +6,9 @@
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use kernel::{
-    new_mutex, new_work,
+    c_str, new_mutex, new_work,
     prelude::*,
+    str::CStr,
     sync::{Arc, Mutex},
     types::ARef,
     workqueue::{self, impl_has_work, Work, WorkItem},
@@ -26,7 +27,9 @@ use crate::{
         delay::read_poll_timeout,
         device::{dev_err, dev_info, dev_warn},
         dma::CoherentAllocation,
-        irq, pci,
+        irq,
+        nvme_class::CtrlStateSource,
+        pci,
         workqueue::cancel_arc_work_sync,
     },
     namespaces::{DiskTemplate, NsDisks},
@@ -35,6 +38,7 @@ use crate::{
         command::{num_queues_allocated, Command, SQE_SIZE_LOG2},
         completion::{Completion, CQE_SIZE_LOG2},
         identify::IDENTIFY_SIZE,
+        passthru::AdminEffects,
         regs::{Acq, Aqa, Asq, Cap, Cc, Csts, CC_SHN_NORMAL, CSTS_SHST_COMPLETE, REGS_SIZE},
     },
     sriov::Sriov,
@@ -123,6 +127,17 @@ impl WorkItem for CtrlCore {
 
     fn run(this: Arc<CtrlCore>) {
         this.reset();
+    }
+}
+
+impl CtrlStateSource for CtrlCore {
+    fn state_name(&self) -> &'static CStr {
+        match self.state() {
+            CtrlState::Live => c_str!("live"),
+            CtrlState::Resetting => c_str!("resetting"),
+            CtrlState::Dead => c_str!("dead"),
+            CtrlState::Removing => c_str!("deleting"),
+        }
     }
 }
 
@@ -249,11 +264,13 @@ impl CtrlCore {
         self.wait_ready(true)
     }
 
-    /// Shuts the controller down in an orderly way (CC.SHN normal).
-    pub(crate) fn shutdown(&self) {
+    /// Shuts the controller down in an orderly way (CC.SHN normal); returns the status the
+    /// controller then reports (SHST complete once it finished).
+    pub(crate) fn shutdown(&self) -> Csts {
         let bar = &**self.bar;
-        if Csts::read(bar).is_all_ones() {
-            return;
+        let csts = Csts::read(bar);
+        if csts.is_all_ones() {
+            return csts;
         }
         Cc::alter(bar, |cc| cc.set_shn(CC_SHN_NORMAL));
         let done = read_poll_timeout(
@@ -268,6 +285,7 @@ impl CtrlCore {
                 SHUTDOWN_TIMEOUT_MS
             );
         }
+        Csts::read(bar)
     }
 
     /// Sends an admin command and waits for it; returns the completion's DW0.
@@ -331,15 +349,46 @@ impl CtrlCore {
     /// Adds disks for new active namespaces and removes those of namespaces that went away.
     pub(crate) fn rescan(&self) -> Result {
         let report = self.namespaces.lock().scan(self)?;
-        if report.added + report.removed > 0 {
+        if report.added + report.removed + report.revalidated > 0 {
             dev_info!(
                 self.pdev,
-                "namespace scan: {} disk(s) added, {} removed\n",
+                "namespace scan: {} disk(s) added, {} removed, {} changed\n",
                 report.added,
-                report.removed
+                report.removed,
+                report.revalidated
             );
         }
         Ok(())
+    }
+
+    /// Runs admin passthrough `f` with what its `effects` ask for: with every disk's queue
+    /// frozen for a command that changes namespace data or format (and the disks
+    /// revalidated before I/O flows again, so nothing is issued with the old format), and
+    /// followed by a rescan for one that may change namespaces (as the C driver's
+    /// `nvme_passthru_end`).
+    pub(crate) fn passthru_with_effects<R>(
+        &self,
+        effects: AdminEffects,
+        f: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
+        let out = if effects.freeze_io {
+            let disks = self.namespaces.lock();
+            let frozen = disks.freeze_all()?;
+            let out = f();
+            if let Err(e) = disks.revalidate(self) {
+                dev_err!(self.pdev, "revalidating the namespaces failed: {:?}\n", e);
+            }
+            drop(frozen);
+            out
+        } else {
+            f()
+        };
+        if effects.rescan {
+            if let Err(e) = self.rescan() {
+                dev_err!(self.pdev, "namespace scan failed: {:?}\n", e);
+            }
+        }
+        out
     }
 
     /// Runs `f` with the request queue of namespace `nsid`'s disk (`EINVAL` if there is
@@ -396,7 +445,7 @@ impl CtrlCore {
     }
 
     /// Creates I/O completion queue and submission queue `queue` on the controller, the
-    /// completion queue interrupting on the queue's vector.
+    /// completion queue interrupting on the queue's vector (none for a polled queue).
     pub(crate) fn create_io_queue(&self, queue: &IoQueue, depth: u16) -> Result {
         let qid = queue.qid();
         let (sq_dma, cq_dma) = queue.dma();
@@ -472,7 +521,11 @@ impl CtrlCore {
         // once bus mastering stops, and nothing more will complete.
         let _ = self.disable();
         for q in link.queues.iter() {
-            irq::synchronize(q.irq());
+            // A polled queue has no interrupt; a polling task takes the queue's completion
+            // lock, as this drain does.
+            if q.vector().is_some() {
+                irq::synchronize(q.irq());
+            }
             q.drain(&link.tagset);
         }
         link.tagset
@@ -532,14 +585,18 @@ impl CtrlCore {
         if let Some(link) = io.as_ref() {
             link.tagset.quiesce();
         }
-        if self.status().rdy() {
-            self.shutdown();
-        }
+        // The status right after CC.SHN is the one that tells whether the shutdown
+        // completed (SHST); disabling the controller afterwards clears it.
+        let csts = if self.status().rdy() {
+            self.shutdown()
+        } else {
+            self.status()
+        };
         if let Some(link) = io.as_ref() {
             self.stop_and_cancel(link, Cancel::Fail);
             link.tagset.unquiesce();
         }
-        dev_info!(self.pdev, "shut down (CSTS {:#x})\n", self.status().0);
+        dev_info!(self.pdev, "shut down (CSTS {:#x})\n", csts.0);
     }
 
     /// Starts unbinding: waits for a running reset, then lets I/O drain.

@@ -16,8 +16,8 @@ use crate::{
     kapi::{
         block::{
             mq::{
-                CompleteAction, DiskQueue, Operations, QueueMap, ReqOp, Request, RequestSg,
-                TimeoutAction,
+                BatchTarget, CompleteAction, DiskQueue, HctxType, Operations, QueueMap, ReqOp,
+                Request, RequestSg, TagSet, TimeoutAction,
             },
             BlkStatus,
         },
@@ -359,9 +359,30 @@ impl Operations for IoOps {
     }
 
     fn map_queues(io: ArcBorrow<'_, IoQueues>, map: &QueueMap) {
-        match io.first_vector {
-            Some(first) => map.follow_irqs(io.core.pdev(), first),
-            None => map.spread(),
+        // Interrupt-driven queues first (hardware contexts 0..nr_interrupt), then the
+        // polled ones; reads share the default queues, as in the C driver.
+        let nr = io.nr_interrupt;
+        let polled = map.nr_hw_queues().saturating_sub(nr);
+        let mut result = match io.first_vector {
+            Some(first) => map.follow_irqs(HctxType::Default, nr, 0, io.core.pdev(), first),
+            None => map.spread(HctxType::Default, nr, 0),
+        };
+        if map.nr_maps() > HctxType::Poll as u32 {
+            result = result
+                .and_then(|()| map.spread(HctxType::Read, 0, nr))
+                .and_then(|()| map.spread(HctxType::Poll, polled, nr));
+        }
+        if let Err(e) = result {
+            dev_warn!(io.core.pdev(), "cannot map the I/O queues: {:?}\n", e);
+        }
+    }
+
+    fn poll(tagset: &TagSet<Self>, hctx_idx: u32, batch: &mut BatchTarget<'_, Self>) -> u32 {
+        let io = tagset.data();
+        match io.queues.get(hctx_idx as usize) {
+            // Only polled queues: an interrupt-driven one is reaped by its handler.
+            Some(queue) if queue.vector().is_none() => queue.drain_into(tagset, batch) as u32,
+            _ => 0,
         }
     }
 

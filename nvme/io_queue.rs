@@ -16,7 +16,7 @@ use crate::{
     dbbuf::{DbBuf, Shadow},
     io_ops::IoOps,
     kapi::{
-        block::mq::{CompletionBatch, TagSet},
+        block::mq::{BatchTarget, CompletionBatch, TagSet},
         device::Device,
         dma::DmaPool,
         irq::{Handler, IrqReturn},
@@ -34,8 +34,9 @@ const COMPLETION_BATCH: usize = 32;
 #[pin_data]
 pub(crate) struct IoQueue {
     qid: u16,
-    /// The interrupt vector (MSI-X table index) of the completion queue.
-    vector: u16,
+    /// The interrupt vector (MSI-X table index) of the completion queue; `None` for a
+    /// polled queue, which has no interrupt.
+    vector: Option<u16>,
     bar: Arc<pci::Bar<REGS_SIZE>>,
     /// Only taken by submission (`queue_rq`, never in interrupt context) and by recovery,
     /// so, as in the C driver, a plain spinlock: interrupts stay enabled.
@@ -55,7 +56,7 @@ impl IoQueue {
     /// A queue pair whose rings the controller has already created.
     pub(crate) fn new(
         qid: u16,
-        vector: u16,
+        vector: Option<u16>,
         bar: Arc<pci::Bar<REGS_SIZE>>,
         sq: SubmissionQueue,
         cq: CompletionQueue,
@@ -114,17 +115,27 @@ impl IoQueue {
     /// returns how many completions there were. Tags not in flight (bogus or duplicate
     /// completions) are dropped.
     pub(crate) fn drain(&self, tagset: &TagSet<IoOps>) -> usize {
-        let hctx = u32::from(self.qid) - 1;
         let mut batch = CompletionBatch::new();
+        self.drain_into(tagset, &mut batch.as_target())
+        // Dropping the batch ends the requests that completed successfully.
+    }
+
+    /// Like [`Self::drain`], with the successful completions going to `batch` (e.g. the
+    /// batch of a polling task, which ends them).
+    pub(crate) fn drain_into(
+        &self,
+        tagset: &TagSet<IoOps>,
+        batch: &mut BatchTarget<'_, IoOps>,
+    ) -> usize {
+        let hctx = u32::from(self.qid) - 1;
         self.process_completions(|cqe| {
-            tagset.complete_tag(hctx, cqe.cid, &mut batch, |rq| {
+            tagset.complete_tag(hctx, cqe.cid, batch, |rq| {
                 let status = cqe.status();
                 rq.data()
                     .set_completion(status, u64::from(cqe.result) | u64::from(cqe.dw1) << 32);
                 status.is_success()
             });
         })
-        // Dropping the batch ends the requests that completed successfully.
     }
 
     /// The queue identifier.
@@ -132,8 +143,8 @@ impl IoQueue {
         self.qid
     }
 
-    /// The interrupt vector of the completion queue.
-    pub(crate) fn vector(&self) -> u16 {
+    /// The interrupt vector of the completion queue (`None`: a polled queue).
+    pub(crate) fn vector(&self) -> Option<u16> {
         self.vector
     }
 
@@ -202,6 +213,9 @@ pub(crate) struct IoQueues {
     /// The vector of the first I/O queue when each queue has its own, spread over the
     /// CPUs; `None` when a single vector serves everything.
     pub(crate) first_vector: Option<u32>,
+    /// How many of `queues` (the first ones) complete through interrupts; the rest are
+    /// polled queues, served by the tag set's poll map.
+    pub(crate) nr_interrupt: u32,
 }
 
 /// The interrupt handler of one I/O queue.

@@ -2,13 +2,18 @@
 
 //! An NVMe namespace as a disk.
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use crate::spec::identify::IdentifyNamespace;
 
 /// What the I/O path needs to know about a namespace.
-#[derive(Clone, Copy, Debug)]
+///
+/// The logical block size changes when the namespace is formatted; the disk's queue is
+/// frozen meanwhile (see `namespaces.rs`), so no request sees the change half-way.
+#[derive(Debug)]
 pub(crate) struct Namespace {
     nsid: u32,
-    id: IdentifyNamespace,
+    lba_shift: AtomicU32,
     write_zeroes: bool,
     discard: bool,
 }
@@ -16,10 +21,10 @@ pub(crate) struct Namespace {
 impl Namespace {
     /// Namespace `nsid` as Identify Namespace described it; `oncs` is the controller's
     /// Optional NVM Command Support (bit 2 Dataset Management, bit 3 Write Zeroes).
-    pub(crate) fn new(nsid: u32, id: IdentifyNamespace, oncs: u16) -> Self {
+    pub(crate) fn new(nsid: u32, id: &IdentifyNamespace, oncs: u16) -> Self {
         Self {
             nsid,
-            id,
+            lba_shift: AtomicU32::new(u32::from(id.lba_shift)),
             write_zeroes: oncs & (1 << 3) != 0,
             discard: oncs & (1 << 2) != 0,
         }
@@ -37,17 +42,13 @@ impl Namespace {
 
     /// log2 of the logical block size (9 to 12 for the block layer).
     pub(crate) fn lba_shift(&self) -> u32 {
-        u32::from(self.id.lba_shift)
+        self.lba_shift.load(Ordering::Relaxed)
     }
 
-    /// Logical block size in bytes.
-    pub(crate) fn block_size(&self) -> u32 {
-        self.id.block_size()
-    }
-
-    /// Capacity in 512-byte sectors.
-    pub(crate) fn capacity_sectors(&self) -> u64 {
-        self.id.nsze << (self.lba_shift() - 9)
+    /// Switches to the logical block size of a new format. Only call this while the disk's
+    /// queue is frozen.
+    pub(crate) fn set_lba_shift(&self, shift: u8) {
+        self.lba_shift.store(u32::from(shift), Ordering::Relaxed);
     }
 
     /// Whether Write Zeroes is supported.

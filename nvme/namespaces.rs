@@ -3,14 +3,16 @@
 //! The disks of a controller: one per usable active namespace, found by the scan at probe
 //! and kept current by rescans (namespace-change events, `NVME_IOCTL_RESCAN`).
 
-use kernel::{prelude::*, sync::Arc};
+use core::cell::Cell;
+
+use kernel::{prelude::*, sync::Arc, types::ARef};
 
 use crate::{
     core::CtrlCore,
     io_ops::{IoOps, MAX_SEGMENTS},
     kapi::{
-        block::mq::{DiskQueue, GenDisk, GenDiskBuilder, TagSet},
-        device::dev_info,
+        block::mq::{DiskQueue, FrozenQueue, GenDisk, GenDiskBuilder, TagSet},
+        device::{dev_err, dev_info, dev_warn, Device},
         dma::CoherentAllocation,
     },
     namespace::Namespace,
@@ -34,8 +36,14 @@ const PAGE_SIZE: usize = 4096;
 pub(crate) struct DiskTemplate {
     /// The tag set of the controller's I/O queues.
     pub(crate) tagset: Arc<TagSet<IoOps>>,
-    /// The controller's instance number: disks are `rnvme<instance>n<nsid>`.
+    /// The controller's instance number: disks are `<prefix><instance>n<nsid>`.
     pub(crate) instance: u32,
+    /// `rnvme`, or `nvme` when the module holds the `nvme` class.
+    pub(crate) prefix: &'static str,
+    /// Whether the disks are named as in the `nvme` class, with its namespace attributes.
+    pub(crate) nvme_names: bool,
+    /// The disks' parent device: the PCI function, or the controller's class device.
+    pub(crate) parent: ARef<Device>,
     /// Largest transfer of one request, in bytes.
     pub(crate) max_transfer: u32,
     /// Whether the controller has a volatile write cache.
@@ -46,10 +54,19 @@ pub(crate) struct DiskTemplate {
     pub(crate) identify_buf: CoherentAllocation<u8>,
 }
 
+/// One disk: its namespace as the I/O path sees it, and the Identify Namespace data it was
+/// last set up from (to notice a new size or format).
+struct NsDisk {
+    nsid: u32,
+    disk: GenDisk<IoOps>,
+    ns: Arc<Namespace>,
+    id: Cell<IdentifyNamespace>,
+}
+
 /// The disks of a controller, in namespace ID order.
 pub(crate) struct NsDisks {
     template: Option<DiskTemplate>,
-    disks: KVec<(u32, GenDisk<IoOps>)>,
+    disks: KVec<NsDisk>,
 }
 
 /// What a scan changed.
@@ -59,6 +76,8 @@ pub(crate) struct ScanReport {
     pub(crate) added: usize,
     /// Disks removed.
     pub(crate) removed: usize,
+    /// Disks whose size or format changed.
+    pub(crate) revalidated: usize,
 }
 
 impl NsDisks {
@@ -84,19 +103,31 @@ impl NsDisks {
 
     /// Whether any disk is open (mounted, or opened by a process).
     pub(crate) fn in_use(&self) -> bool {
-        self.disks.iter().any(|(_, disk)| disk.openers() > 0)
+        self.disks.iter().any(|d| d.disk.openers() > 0)
     }
 
     /// The request queue of namespace `nsid`'s disk.
     pub(crate) fn queue_of(&self, nsid: u32) -> Option<&DiskQueue<IoOps>> {
         self.disks
             .iter()
-            .find(|(n, _)| *n == nsid)
-            .map(|(_, disk)| disk.queue())
+            .find(|d| d.nsid == nsid)
+            .map(|d| d.disk.queue())
+    }
+
+    /// Freezes every disk's queue (no request in flight, none dispatched) until the guards
+    /// are dropped.
+    pub(crate) fn freeze_all(&self) -> Result<KVec<FrozenQueue<'_>>> {
+        let mut frozen = KVec::with_capacity(self.disks.len(), GFP_KERNEL)?;
+        for d in self.disks.iter() {
+            // Cannot fail: the capacity is reserved.
+            frozen.push(d.disk.freeze(), GFP_KERNEL)?;
+        }
+        Ok(frozen)
     }
 
     /// Brings the disks in line with the controller's active namespaces: removes the disks
-    /// of namespaces that went away and adds disks for new ones.
+    /// of namespaces that went away, revalidates the others (a new size or format) and adds
+    /// disks for new ones.
     pub(crate) fn scan(&mut self, core: &CtrlCore) -> Result<ScanReport> {
         let Some(template) = &self.template else {
             return Ok(ScanReport::default());
@@ -110,53 +141,80 @@ impl NsDisks {
 
         let mut report = ScanReport::default();
         let mut kept = KVec::with_capacity(self.disks.len(), GFP_KERNEL)?;
-        for (nsid, disk) in core::mem::take(&mut self.disks) {
-            if active.contains(&nsid) {
-                // Cannot fail: the capacity is reserved.
-                kept.push((nsid, disk), GFP_KERNEL)?;
+        for d in core::mem::take(&mut self.disks) {
+            let why = if !active.contains(&d.nsid) {
+                Some("is gone")
+            } else if replaced(core, buf, &d) {
+                // Another namespace under the same NSID: its disk is added below.
+                Some("was replaced (new identifiers)")
             } else {
-                dev_info!(
-                    core.pdev(),
-                    "namespace {} is gone: removing disk rnvme{}n{}\n",
-                    nsid,
-                    template.instance,
-                    nsid
-                );
-                drop(disk);
-                report.removed += 1;
+                None
+            };
+            match why {
+                // Cannot fail: the capacity is reserved.
+                None => kept.push(d, GFP_KERNEL)?,
+                Some(why) => {
+                    dev_info!(
+                        core.pdev(),
+                        "namespace {} {}: removing disk {}{}n{}\n",
+                        d.nsid,
+                        why,
+                        template.prefix,
+                        template.instance,
+                        d.nsid
+                    );
+                    drop(d);
+                    report.removed += 1;
+                }
             }
         }
         self.disks = kept;
+        report.revalidated = self.revalidate(core)?;
 
+        let Some(template) = &self.template else {
+            return Ok(report);
+        };
+        let buf = &template.identify_buf;
         for nsid in active {
-            if self.disks.iter().any(|(n, _)| *n == nsid) {
+            if self.disks.iter().any(|d| d.nsid == nsid) {
                 continue;
             }
             let raw = core.identify(buf, cns::NAMESPACE, nsid)?;
             let id = IdentifyNamespace::parse(as_identify(&raw)?);
-            let Some(id) = id.filter(|id| id.block_size() as usize <= PAGE_SIZE) else {
-                dev_info!(core.pdev(), "namespace {}: not usable, ignored\n", nsid);
+            let Some(id) = id.filter(|id| id.usable(PAGE_SIZE as u32)) else {
+                dev_info!(
+                    core.pdev(),
+                    "namespace {}: not usable (inactive, blocks over 4 KiB or metadata), ignored\n",
+                    nsid
+                );
                 continue;
             };
-            let ns = Namespace::new(nsid, id, template.oncs);
+            let ns = Arc::new(Namespace::new(nsid, &id, template.oncs), GFP_KERNEL)?;
+            log_format(core, nsid, &id);
+            let disk = limits(template, &id)?.build(
+                format_args!("{}{}n{}", template.prefix, template.instance, nsid),
+                template.tagset.clone(),
+                ns.clone(),
+                &template.parent,
+            )?;
             dev_info!(
                 core.pdev(),
-                "namespace {}: {} blocks of {} bytes ({} MiB)\n",
+                "namespace {} is disk {}{}n{}\n",
                 nsid,
-                id.nsze,
-                id.block_size(),
-                id.nsze.saturating_mul(u64::from(id.block_size())) >> 20
-            );
-            let disk = add_disk(template, &ns, core)?;
-            dev_info!(
-                core.pdev(),
-                "namespace {} is disk rnvme{}n{}\n",
-                nsid,
+                template.prefix,
                 template.instance,
                 nsid
             );
-            let at = self.disks.iter().position(|(n, _)| *n > nsid);
-            self.disks.push((nsid, disk), GFP_KERNEL)?;
+            let at = self.disks.iter().position(|d| d.nsid > nsid);
+            self.disks.push(
+                NsDisk {
+                    nsid,
+                    disk,
+                    ns,
+                    id: Cell::new(id),
+                },
+                GFP_KERNEL,
+            )?;
             if let Some(at) = at {
                 self.disks[at..].rotate_right(1);
             }
@@ -164,6 +222,79 @@ impl NsDisks {
         }
         Ok(report)
     }
+
+    /// Reads Identify Namespace again for every disk and applies a new size or format:
+    /// capacity, logical and physical block size and the limits that follow from them,
+    /// changed with the disk's queue frozen. A format the driver cannot serve (metadata,
+    /// blocks over 4 KiB) leaves the disk with capacity 0, as the C driver does, until
+    /// the namespace is formatted back. Returns how many disks changed.
+    pub(crate) fn revalidate(&self, core: &CtrlCore) -> Result<usize> {
+        let Some(template) = &self.template else {
+            return Ok(0);
+        };
+        let mut changed = 0;
+        for d in self.disks.iter() {
+            let raw = core.identify(&template.identify_buf, cns::NAMESPACE, d.nsid)?;
+            // An inactive namespace: the scan removes its disk.
+            let Some(id) = IdentifyNamespace::parse(as_identify(&raw)?) else {
+                continue;
+            };
+            let old = d.id.get();
+            if (id.nsze, id.lba_shift, id.metadata) == (old.nsze, old.lba_shift, old.metadata) {
+                continue;
+            }
+            if id.usable(PAGE_SIZE as u32) {
+                d.disk
+                    .update(&limits(template, &id)?, || d.ns.set_lba_shift(id.lba_shift))
+                    .inspect_err(|e| {
+                        dev_err!(
+                            core.pdev(),
+                            "namespace {}: cannot apply its new format: {:?}\n",
+                            d.nsid,
+                            e
+                        )
+                    })?;
+                dev_info!(core.pdev(), "namespace {} changed:\n", d.nsid);
+                log_format(core, d.nsid, &id);
+            } else {
+                d.disk.set_capacity(0);
+                dev_warn!(
+                    core.pdev(),
+                    "namespace {}: format of {} byte blocks with {} metadata bytes not supported: capacity 0\n",
+                    d.nsid,
+                    id.block_size(),
+                    id.metadata
+                );
+            }
+            d.id.set(id);
+            changed += 1;
+        }
+        Ok(changed)
+    }
+}
+
+/// Whether the active namespace of disk `d` now has other identifiers than the one the
+/// disk was made for. A failed Identify keeps the disk (the next scan looks again).
+fn replaced(core: &CtrlCore, buf: &CoherentAllocation<u8>, d: &NsDisk) -> bool {
+    let Ok(raw) = core.identify(buf, cns::NAMESPACE, d.nsid) else {
+        return false;
+    };
+    let Ok(raw) = as_identify(&raw) else {
+        return false;
+    };
+    IdentifyNamespace::parse(raw).is_some_and(|id| !id.same_identity(&d.id.get()))
+}
+
+/// Logs a namespace's size and block size.
+fn log_format(core: &CtrlCore, nsid: u32, id: &IdentifyNamespace) {
+    dev_info!(
+        core.pdev(),
+        "namespace {}: {} blocks of {} bytes ({} MiB)\n",
+        nsid,
+        id.nsze,
+        id.block_size(),
+        id.nsze.saturating_mul(u64::from(id.block_size())) >> 20
+    );
 }
 
 /// Views an Identify buffer as the fixed-size structure the parsers take.
@@ -171,25 +302,23 @@ pub(crate) fn as_identify(raw: &[u8]) -> Result<&[u8; IDENTIFY_SIZE]> {
     raw.try_into().map_err(|_| EINVAL)
 }
 
-/// Creates and adds the disk of namespace `ns`.
-fn add_disk(template: &DiskTemplate, ns: &Namespace, core: &CtrlCore) -> Result<GenDisk<IoOps>> {
-    GenDiskBuilder::new()
-        .logical_block_size(ns.block_size())?
-        .capacity_sectors(ns.capacity_sectors())
+/// The geometry and limits of the disk of a namespace that Identify Namespace describes
+/// as `id` (usable by the driver).
+fn limits(template: &DiskTemplate, id: &IdentifyNamespace) -> Result<GenDiskBuilder> {
+    let shift = u32::from(id.lba_shift);
+    let ns = Namespace::new(0, id, template.oncs);
+    Ok(GenDiskBuilder::new()
+        .logical_block_size(id.block_size())?
+        .capacity_sectors(id.nsze << (shift - 9))
         .max_hw_sectors(template.max_transfer >> 9)
         .max_segments(MAX_SEGMENTS as u16)
         .virt_boundary_mask(PAGE_SIZE - 1)
         .write_cache(template.write_cache)
         .max_discard_sectors(if ns.discard() { MAX_DISCARD_SECTORS } else { 0 })
         .max_write_zeroes_sectors(if ns.write_zeroes() {
-            (65536u32 << ns.lba_shift()) >> 9
+            (65536u32 << shift) >> 9
         } else {
             0
         })
-        .build(
-            format_args!("rnvme{}n{}", template.instance, ns.nsid()),
-            template.tagset.clone(),
-            Arc::new(*ns, GFP_KERNEL)?,
-            core.pdev().as_dev(),
-        )
+        .nvme_namespace_attributes(template.nvme_names))
 }

@@ -59,7 +59,7 @@ mod vfio_kunit_tests;
 
 use kernel::prelude::*;
 
-use kapi::{pci, vfio};
+use kapi::{nvme_class, pci, vfio};
 
 module! {
     type: RnvmeModule,
@@ -75,10 +75,15 @@ module! {
 struct RnvmeModule {
     _driver: Pin<KBox<pci::Registration<driver::NvmeDriver>>>,
     _vfio_driver: Pin<KBox<vfio::Registration<vfio_mode::VfioVf>>>,
+    /// Last: the classes outlive every controller device in them.
+    _class: nvme_class::ClassRegistration,
 }
 
 impl kernel::Module for RnvmeModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        // The `nvme` classes first (if `nvme_class` asks for them): probes name their
+        // devices after them.
+        let class = nvme_class::ClassRegistration::new()?;
         // The vfio-mode driver first: the PCI core offers a new device to drivers in
         // registration order, so a VF coming up in vfio mode is bound at the first
         // attempt instead of after a declined block probe.
@@ -93,6 +98,7 @@ impl kernel::Module for RnvmeModule {
         Ok(Self {
             _driver: driver,
             _vfio_driver: vfio_driver,
+            _class: class,
         })
     }
 }

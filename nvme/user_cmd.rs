@@ -18,7 +18,7 @@ use crate::{
     nvme_error::NvmeError,
     spec::{
         command::admin,
-        passthru::{DataDirection, Ioctl, Passthru, PASSTHRU64_SIZE},
+        passthru::{admin_effects, DataDirection, Ioctl, Passthru, PASSTHRU64_SIZE},
     },
 };
 
@@ -121,26 +121,29 @@ fn admin_cmd(core: &CtrlCore, ioc: Ioctl, arg: usize) -> Result<isize> {
     }
     let len = p.data_len as usize;
     let (mut data_in, mut data_out) = UserSlice::new(p.addr as usize, len).reader_writer();
-    let outcome = core.admin_bounced(
-        p.cmd,
-        p.data_len,
-        |buf| {
-            if p.dir.copies_in() {
-                let mut tmp = KVec::from_elem(0u8, len, GFP_KERNEL)?;
-                data_in.read_slice(&mut tmp)?;
-                buf.write_from(0, &tmp)?;
-            }
-            Ok(())
-        },
-        |buf| {
-            if p.dir.copies_out() {
-                let mut tmp = KVec::from_elem(0u8, len, GFP_KERNEL)?;
-                buf.read_into(0, &mut tmp)?;
-                data_out.write_slice(&tmp)?;
-            }
-            Ok(())
-        },
-    );
+    let effects = admin_effects(p.cmd.opcode());
+    let outcome = core.passthru_with_effects(effects, || {
+        Ok(core.admin_bounced(
+            p.cmd,
+            p.data_len,
+            |buf| {
+                if p.dir.copies_in() {
+                    let mut tmp = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+                    data_in.read_slice(&mut tmp)?;
+                    buf.write_from(0, &tmp)?;
+                }
+                Ok(())
+            },
+            |buf| {
+                if p.dir.copies_out() {
+                    let mut tmp = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+                    buf.read_into(0, &mut tmp)?;
+                    data_out.write_slice(&tmp)?;
+                }
+                Ok(())
+            },
+        ))
+    })?;
     let (ret, result) = match outcome {
         Ok(cqe) => (0, u64::from(cqe.result)),
         Err(NvmeError::Status(status)) => (isize::from(status.0 as i16), 0),

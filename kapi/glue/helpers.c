@@ -203,14 +203,21 @@ struct request *rnvme_blk_mq_tag_to_rq(struct blk_mq_tag_set *set, unsigned int 
 }
 
 /*
- * Maps CPUs to the hardware queues of @set's default map: following the affinity of
- * @pdev's interrupt vectors from @first_vector on, or spread evenly when @pdev is NULL.
+ * Gives map @type of @set the @nr_queues hardware queues from @offset on and maps the
+ * CPUs to them: following the affinity of @pdev's interrupt vectors from @first_vector
+ * on, or spread evenly when @pdev is NULL. A map of no queues is left empty (blk-mq then
+ * uses the default map for that type). The caller checked @type and the queue range.
  */
-void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, struct pci_dev *pdev,
+void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, unsigned int type,
+			     unsigned int nr_queues, unsigned int offset, struct pci_dev *pdev,
 			     unsigned int first_vector)
 {
-	struct blk_mq_queue_map *map = &set->map[HCTX_TYPE_DEFAULT];
+	struct blk_mq_queue_map *map = &set->map[type];
 
+	map->nr_queues = nr_queues;
+	map->queue_offset = offset;
+	if (!nr_queues)
+		return;
 	if (pdev)
 		blk_mq_pci_map_queues(map, pdev, first_vector);
 	else
@@ -319,6 +326,12 @@ const struct block_device_operations rnvme_bdev_fops = {
 	.ioctl = rnvme_bdev_ioctl,
 	.compat_ioctl = blkdev_compat_ptr_ioctl,
 };
+
+/* queue_limits_start_update() is a static inline: takes the limits lock, copies them. */
+struct queue_limits rnvme_queue_limits_start_update(struct request_queue *q)
+{
+	return queue_limits_start_update(q);
+}
 
 /* blk_mq_alloc_disk() is a macro that gives each call site its own lockdep class. */
 struct gendisk *rnvme_blk_mq_alloc_disk(struct blk_mq_tag_set *set, struct queue_limits *lim,
@@ -484,6 +497,44 @@ MODULE_PARM_DESC(vf_queues,
 module_param_cb(vf_vectors, &rnvme_vf_vectors_ops, &rnvme_vf_vectors, 0644);
 MODULE_PARM_DESC(vf_vectors,
 		 "Interrupt vectors per VF when VFs are enabled: 0 for an even split (default), or 1 to 2048");
+
+/*
+ * Polled I/O queues (no interrupt) per controller, used by polled requests (io_uring with
+ * IORING_SETUP_IOPOLL); read when a controller is probed, as the C driver's poll_queues.
+ */
+#define RNVME_MAX_POLL_QUEUES 8
+static unsigned int rnvme_poll_queues;
+
+static int rnvme_param_set_poll_queues(const char *val, const struct kernel_param *kp)
+{
+	unsigned int v;
+	int ret = kstrtouint(val, 0, &v);
+
+	if (ret) {
+		pr_err("rnvme: poll_queues: \"%s\" is not a number\n", val);
+		return ret;
+	}
+	if (v > RNVME_MAX_POLL_QUEUES) {
+		pr_err("rnvme: poll_queues: %u is more than %u\n", v, RNVME_MAX_POLL_QUEUES);
+		return -EINVAL;
+	}
+	WRITE_ONCE(rnvme_poll_queues, v);
+	return 0;
+}
+
+static const struct kernel_param_ops rnvme_poll_queues_ops = {
+	.set = rnvme_param_set_poll_queues,
+	.get = param_get_uint,
+};
+
+module_param_cb(poll_queues, &rnvme_poll_queues_ops, &rnvme_poll_queues, 0644);
+MODULE_PARM_DESC(poll_queues,
+		 "Polled I/O queues (no interrupt) per controller probed from now on, for polled I/O: 0 (default) to 8");
+
+unsigned int rnvme_param_poll_queues(void)
+{
+	return READ_ONCE(rnvme_poll_queues);
+}
 
 unsigned short rnvme_param_vf_queues(void)
 {

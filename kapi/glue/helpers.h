@@ -13,6 +13,7 @@
 
 struct blk_mq_tag_set;
 struct gendisk;
+struct pci_device_id;
 struct file_operations;
 struct block_device_operations;
 struct device;
@@ -41,7 +42,8 @@ int rnvme_pcim_enable_device_mem(struct pci_dev *pdev);
 
 struct request *rnvme_blk_mq_tag_to_rq(struct blk_mq_tag_set *set, unsigned int hctx_idx,
 				       unsigned int tag);
-void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, struct pci_dev *pdev,
+void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, unsigned int type,
+			     unsigned int nr_queues, unsigned int offset, struct pci_dev *pdev,
 			     unsigned int first_vector);
 dma_addr_t rnvme_blk_rq_map_single(struct request *rq, struct device *dev,
 				   enum dma_data_direction dir, unsigned int *len);
@@ -87,11 +89,14 @@ void rnvme_vfio_driver_init(struct pci_driver *drv);
 bool rnvme_vfio_in_use(struct pci_dev *pdev,
 		       int (*probe)(struct pci_dev *, const struct pci_device_id *));
 unsigned int rnvme_iommu_group_size(struct pci_dev *pdev);
+unsigned int rnvme_param_poll_queues(void);
 unsigned short rnvme_param_vf_queues(void);
 unsigned short rnvme_param_vf_vectors(void);
 unsigned int rnvme_disk_openers(struct gendisk *disk);
 extern const struct block_device_operations rnvme_bdev_fops;
 extern const struct file_operations rnvme_misc_fops;
+struct request_queue;
+struct queue_limits rnvme_queue_limits_start_update(struct request_queue *q);
 struct gendisk *rnvme_blk_mq_alloc_disk(struct blk_mq_tag_set *set, struct queue_limits *lim,
 					void *queuedata);
 
@@ -120,6 +125,32 @@ void rnvme_dma_wmb(void);
 
 int rnvme_instance_get(void);
 void rnvme_instance_put(int id);
+
+/* kapi/glue/nvme_class.c: the nvme and nvme-subsystem classes (nvme_class=on|auto). */
+struct attribute_group;
+struct rnvme_nvme_ctrl;
+/* What a controller's class and subsystem devices show (fixed at creation). */
+struct rnvme_nvme_ctrl_info {
+	unsigned int instance;
+	char model[41];
+	char serial[21];
+	char firmware[9];
+	char subsysnqn[257];
+	char address[32];
+	u16 cntlid;
+	u16 queue_count;
+	u16 sqsize;
+};
+int rnvme_nvme_class_register(void);
+void rnvme_nvme_class_unregister(void);
+bool rnvme_nvme_class_is_active(void);
+struct rnvme_nvme_ctrl *rnvme_nvme_ctrl_create(struct device *parent,
+					       const struct rnvme_nvme_ctrl_info *info,
+					       const char *(*state)(const void *data),
+					       const void *state_data);
+void rnvme_nvme_ctrl_destroy(struct rnvme_nvme_ctrl *c);
+struct device *rnvme_nvme_ctrl_device(struct rnvme_nvme_ctrl *c);
+extern const struct attribute_group *rnvme_nvme_ns_groups[];
 
 void rnvme_kunit_fail(const char *file, int line, const void *fmt_args);
 

@@ -37,6 +37,12 @@ pub mod admin {
     pub const ASYNC_EVENT: u8 = 0x0c;
     /// Namespace Attachment.
     pub const NS_ATTACH: u8 = 0x15;
+    /// Namespace Management.
+    pub const NS_MGMT: u8 = 0x0d;
+    /// Format NVM.
+    pub const FORMAT_NVM: u8 = 0x80;
+    /// Sanitize.
+    pub const SANITIZE: u8 = 0x84;
     /// Virtualization Management.
     pub const VIRT_MGMT: u8 = 0x1c;
     /// Doorbell Buffer Config.
@@ -292,13 +298,18 @@ impl Command {
     }
 
     /// Create I/O Completion Queue `qid` of `entries` entries at `prp1` (physically
-    /// contiguous), interrupting on vector `vector`.
-    pub fn create_cq(qid: u16, entries: u16, prp1: u64, vector: u16) -> Self {
+    /// contiguous), interrupting on vector `vector`, or without interrupts (a polled
+    /// queue) for `None`.
+    pub fn create_cq(qid: u16, entries: u16, prp1: u64, vector: Option<u16>) -> Self {
+        // PC (bit 0), IEN (bit 1), IV (bits 31:16).
+        let cdw11 = match vector {
+            Some(v) => 0b11 | (u32::from(v) << 16),
+            None => 0b1,
+        };
         Self::new(admin::CREATE_CQ)
             .with_prps(prp1, 0)
             .with_cdw(10, u32::from(qid) | (u32::from(entries - 1) << 16))
-            // PC (bit 0), IEN (bit 1), IV (bits 31:16).
-            .with_cdw(11, 0b11 | (u32::from(vector) << 16))
+            .with_cdw(11, cdw11)
     }
 
     /// Create I/O Submission Queue `qid` of `entries` entries at `prp1` (physically
@@ -437,10 +448,12 @@ mod tests {
 
     #[test]
     fn create_queue_encoding() {
-        let cq = Command::create_cq(3, 256, 0xabc000, 2);
+        let cq = Command::create_cq(3, 256, 0xabc000, Some(2));
         assert_eq!(cq.opcode(), admin::CREATE_CQ);
         assert_eq!(cq.dw[10], 3 | (255 << 16));
         assert_eq!(cq.dw[11], 0b11 | (2 << 16));
+        // A polled completion queue: physically contiguous, no interrupts.
+        assert_eq!(Command::create_cq(4, 256, 0xabc000, None).dw[11], 0b1);
         let sq = Command::create_sq(3, 256, 0xdef000, 3);
         assert_eq!(sq.dw[10], 3 | (255 << 16));
         assert_eq!(sq.dw[11], 1 | (3 << 16));

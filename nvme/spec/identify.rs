@@ -98,6 +98,8 @@ pub struct IdentifyController {
     pub sqes: u8,
     /// Required and maximum completion queue entry size (bits 3:0 and 7:4, log2).
     pub cqes: u8,
+    /// NVM Subsystem NVMe Qualified Name (NUL padded; empty before NVMe 1.2.1).
+    pub subnqn: AsciiField<256>,
 }
 
 impl IdentifyController {
@@ -120,7 +122,38 @@ impl IdentifyController {
             nn: u32_at(b, 516),
             oncs: u16_at(b, 520),
             vwc: b[525],
+            subnqn: ascii(b, 768),
         }
+    }
+
+    /// The subsystem NQN the C driver shows: SUBNQN, or for a controller without one the
+    /// NQN it builds from the vendor IDs, serial and model number (space padded as in
+    /// Identify). Written to `out`; returns its length.
+    pub fn subsystem_nqn(&self, out: &mut [u8; 256]) -> usize {
+        let nqn = self.subnqn.trimmed();
+        if !nqn.is_empty() {
+            out[..nqn.len()].copy_from_slice(nqn);
+            return nqn.len();
+        }
+        const PREFIX: &[u8] = b"nqn.2014.08.org.nvmexpress:";
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut n = 0;
+        let mut put = |bytes: &[u8]| {
+            for &b in bytes {
+                if n < out.len() {
+                    out[n] = b;
+                    n += 1;
+                }
+            }
+        };
+        put(PREFIX);
+        for v in [self.vid, self.ssvid] {
+            let digits = [12, 8, 4, 0].map(|s| HEX[usize::from((v >> s) & 0xf)]);
+            put(&digits);
+        }
+        put(&self.serial.0);
+        put(&self.model.0);
+        n
     }
 
     /// Maximum transfer of one command in bytes for a controller whose minimum page size
@@ -199,6 +232,20 @@ impl IdentifyNamespace {
             nguid,
             eui64,
         })
+    }
+
+    /// Whether `other` describes the same namespace as far as its identifiers tell (NGUID
+    /// and EUI-64, as the C driver compares them): a namespace deleted and created again
+    /// under the same NSID has new ones.
+    pub fn same_identity(&self, other: &Self) -> bool {
+        self.nguid == other.nguid && self.eui64 == other.eui64
+    }
+
+    /// Whether the driver can serve the namespace as a disk: logical blocks of at most
+    /// `max_block_size` bytes and no metadata (the driver sends no metadata buffers, and
+    /// with extended LBAs the data would interleave with metadata).
+    pub fn usable(&self, max_block_size: u32) -> bool {
+        self.metadata == 0 && self.block_size() <= max_block_size
     }
 
     /// The logical block size in bytes.
@@ -282,6 +329,27 @@ mod tests {
     }
 
     #[test]
+    fn subsystem_nqn_is_subnqn_or_built_like_the_c_driver() {
+        let mut b = [0u8; IDENTIFY_SIZE];
+        b[0..2].copy_from_slice(&0x1b36u16.to_le_bytes());
+        b[2..4].copy_from_slice(&0x1af4u16.to_le_bytes());
+        b[4..24].copy_from_slice(b"SER1                ");
+        b[24..64].copy_from_slice(b"MODEL                                   ");
+        let mut out = [0u8; 256];
+        let n = IdentifyController::parse(&b).subsystem_nqn(&mut out);
+        let built = [
+            &b"nqn.2014.08.org.nvmexpress:1b361af4"[..],
+            &b[4..24],
+            &b[24..64],
+        ]
+        .concat();
+        assert_eq!(&out[..n], &built[..]);
+        b[768..768 + 25].copy_from_slice(b"nqn.2019-08.org.qemu:sub0");
+        let n = IdentifyController::parse(&b).subsystem_nqn(&mut out);
+        assert_eq!(&out[..n], b"nqn.2019-08.org.qemu:sub0");
+    }
+
+    #[test]
     fn namespace_uses_the_selected_lba_format() {
         let mut b = [0u8; IDENTIFY_SIZE];
         b[0..8].copy_from_slice(&524_288u64.to_le_bytes());
@@ -298,6 +366,27 @@ mod tests {
         assert_eq!(ns.nsze, 524_288);
         assert_eq!(ns.metadata, 8);
         assert_eq!((ns.nguid, ns.eui64), ([0xab; 16], [0xcd; 8]));
+        // 8 bytes of metadata per block: not served.
+        assert!(!ns.usable(4096));
+
+        // Identifiers: the same namespace until they change.
+        let mut other = b;
+        other[26] = 0;
+        let reformatted = IdentifyNamespace::parse(&other).expect("active namespace");
+        assert!(ns.same_identity(&reformatted));
+        other[104] = 0x42;
+        let replaced = IdentifyNamespace::parse(&other).expect("active namespace");
+        assert_eq!(replaced.nguid[0], 0x42);
+        assert!(!ns.same_identity(&replaced));
+        other[104] = 0xab;
+        other[127] = 1;
+        assert!(!ns.same_identity(&IdentifyNamespace::parse(&other).expect("active")));
+
+        // Without metadata: served if the blocks fit.
+        b[132..134].copy_from_slice(&0u16.to_le_bytes());
+        let ns = IdentifyNamespace::parse(&b).expect("active namespace");
+        assert!(ns.usable(4096));
+        assert!(!ns.usable(512));
 
         b[26] = 2; // format beyond NLBAF
         assert_eq!(IdentifyNamespace::parse(&b), None);

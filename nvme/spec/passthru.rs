@@ -5,7 +5,7 @@
 //!
 //! Everything here is untrusted input: every field is checked before a command is built.
 
-use super::command::Command;
+use super::command::{admin, Command};
 
 /// `_IOC` number type of the NVMe ioctls (`'N'`).
 pub const IOCTL_TYPE: u32 = b'N' as u32;
@@ -219,9 +219,52 @@ impl Passthru {
     }
 }
 
+/// What an admin passthrough command does beyond its own data, as far as the driver must
+/// act on it (the C driver's known command effects: NVMe Base Specification, Commands
+/// Supported and Effects log, LBCC, NCC, NIC and CSE).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdminEffects {
+    /// It changes the data or format of namespaces (CSE): no I/O may run meanwhile, and
+    /// none may be issued with the old format after it.
+    pub freeze_io: bool,
+    /// It may change the namespace inventory or a namespace's size or format (NIC, NCC,
+    /// LBCC): the driver rescans and revalidates its disks afterwards.
+    pub rescan: bool,
+}
+
+/// The effects of admin opcode `opcode` the driver acts on.
+pub fn admin_effects(opcode: u8) -> AdminEffects {
+    match opcode {
+        admin::FORMAT_NVM | admin::SANITIZE => AdminEffects {
+            freeze_io: true,
+            rescan: true,
+        },
+        admin::NS_MGMT | admin::NS_ATTACH => AdminEffects {
+            freeze_io: false,
+            rescan: true,
+        },
+        _ => AdminEffects::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_freezes_and_rescans_namespace_commands_rescan() {
+        let format = admin_effects(0x80);
+        assert!(format.freeze_io && format.rescan);
+        assert!(admin_effects(0x84).freeze_io);
+        for op in [0x0d, 0x15] {
+            let e = admin_effects(op);
+            assert!(e.rescan && !e.freeze_io, "{op:#x}");
+        }
+        // Identify, Get Log Page, Set Features: nothing to do.
+        for op in [0x06, 0x02, 0x09] {
+            assert_eq!(admin_effects(op), AdminEffects::default(), "{op:#x}");
+        }
+    }
 
     #[test]
     fn rescan_and_reset_numbers_match_the_uapi() {

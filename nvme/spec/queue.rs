@@ -161,8 +161,42 @@ impl CqCursor {
     }
 }
 
+/// How the I/O queues a controller granted are used: interrupt-driven queues (served by
+/// the default queue map) and polled queues (no interrupt, served by the poll map).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueSplit {
+    /// Queues that complete through interrupts.
+    pub interrupt: u32,
+    /// Queues without interrupts, reaped by polling tasks.
+    pub poll: u32,
+}
+
+/// Splits `granted` I/O queues (at least 1) between up to `poll_wanted` polled queues and
+/// interrupt-driven ones: like the C driver, at least one interrupt-driven queue stays,
+/// because requests that are not polled need one.
+pub fn split_queues(granted: u32, poll_wanted: u32) -> QueueSplit {
+    let granted = granted.max(1);
+    let poll = poll_wanted.min(granted - 1);
+    QueueSplit {
+        interrupt: granted - poll,
+        poll,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn poll_queues_leave_an_interrupt_queue() {
+        use super::{split_queues, QueueSplit};
+        let q = |interrupt, poll| QueueSplit { interrupt, poll };
+        assert_eq!(split_queues(3, 0), q(3, 0));
+        assert_eq!(split_queues(3, 1), q(2, 1));
+        assert_eq!(split_queues(3, 2), q(1, 2));
+        assert_eq!(split_queues(3, 5), q(1, 2));
+        assert_eq!(split_queues(1, 1), q(1, 0));
+        assert_eq!(split_queues(0, 1), q(1, 0));
+    }
+
     use super::*;
 
     #[test]

@@ -15,6 +15,7 @@ mod qemu;
 mod results;
 mod rundir;
 mod session;
+mod shutdown;
 mod test;
 mod vm;
 

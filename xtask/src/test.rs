@@ -16,6 +16,7 @@ use crate::qemu;
 use crate::results::{self, Outcome, Tally};
 use crate::rundir;
 use crate::session::{self, BootOpts};
+use crate::shutdown;
 use crate::vm::{self, Echo};
 
 pub struct TestOpts {
@@ -102,6 +103,7 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
     match session::boot(paths, &k, &q, &rundir, &command, boot) {
         Ok(out) => {
             let guest_fails = guest_results(&rundir, &out.shown, &mut tally);
+            shutdown_result(&rundir, &out.lines, &mut tally);
             if let Some(err) = out.run_error(opts.timeout) {
                 eprintln!("[vm] error: {err}");
                 out.print_tail(60);
@@ -177,6 +179,23 @@ fn host_tests(paths: &Paths, rundir: &Path, name: &str, args: &[&str], tally: &m
     if !status.success() {
         proc::print_tail(&log, 40);
     }
+}
+
+/// When the guest's last test armed the shutdown check (it left rnvme bound and wrote the
+/// PF's address), judges the reboot's part of the serial log.
+fn shutdown_result(rundir: &Path, lines: &[String], tally: &mut Tally) {
+    let path = rundir.join(shutdown::EXPECTED_FILE);
+    let bdf = match proc::read_optional(&path) {
+        Ok(Some(t)) => t.trim().to_string(),
+        Ok(None) => return,
+        Err(e) => {
+            tally.fail(shutdown::NAME, &format!("{e:#}"));
+            return;
+        }
+    };
+    let r = shutdown::check(lines, &bdf);
+    println!("{}", r.line());
+    tally.add(&r);
 }
 
 /// Read results.txt into the tally, printing results not already shown.

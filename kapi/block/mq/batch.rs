@@ -30,6 +30,15 @@ impl<T: Operations> CompletionBatch<T> {
             _p: PhantomData,
         }
     }
+
+    /// The batch as the target of [`super::TagSet::complete_tag`].
+    pub(crate) fn as_target(&mut self) -> BatchTarget<'_, T> {
+        // INVARIANT: our own batch, valid for the borrow, with the invariants above.
+        BatchTarget {
+            iob: &mut self.iob,
+            _p: PhantomData,
+        }
+    }
 }
 
 impl<T: Operations> Drop for CompletionBatch<T> {
@@ -40,5 +49,34 @@ impl<T: Operations> Drop for CompletionBatch<T> {
         // SAFETY: the batch holds completed requests of a tag set for `T` (type
         // invariant); they are released and ended exactly once here.
         unsafe { OperationsVTable::<T>::complete_batch_callback(&mut self.iob) };
+    }
+}
+
+/// Where [`super::TagSet::complete_tag`] puts successfully completed requests: the
+/// driver's own [`CompletionBatch`], or the batch blk-mq hands to
+/// [`Operations::poll`] (which its caller ends, e.g. io_uring after a polling pass), or
+/// none (each request is then completed on its own).
+///
+/// # Invariants
+///
+/// `iob` is null or a valid `io_comp_batch` for the lifetime `'a`, whose owner ends every
+/// request on it through its `complete` callback; `blk_mq_add_to_batch` only adds a
+/// request to it when that callback is null or `OperationsVTable::<T>`'s.
+pub(crate) struct BatchTarget<'a, T: Operations> {
+    pub(super) iob: *mut bindings::io_comp_batch,
+    _p: PhantomData<(&'a mut bindings::io_comp_batch, T)>,
+}
+
+impl<T: Operations> BatchTarget<'_, T> {
+    /// # Safety
+    ///
+    /// `iob` must be null or a batch blk-mq passed to the `poll` callback of a tag set for
+    /// `T`, valid for the lifetime `'a`.
+    pub(super) unsafe fn from_raw<'a>(iob: *mut bindings::io_comp_batch) -> BatchTarget<'a, T> {
+        // INVARIANT: guaranteed by the caller; blk-mq's poll callers end their batch.
+        BatchTarget {
+            iob,
+            _p: PhantomData,
+        }
     }
 }

@@ -33,6 +33,7 @@ pub(crate) struct GenDiskBuilder {
     write_cache: bool,
     max_discard_sectors: u32,
     max_write_zeroes_sectors: u32,
+    nvme_namespace_attributes: bool,
 }
 
 impl Default for GenDiskBuilder {
@@ -54,7 +55,15 @@ impl GenDiskBuilder {
             write_cache: false,
             max_discard_sectors: 0,
             max_write_zeroes_sectors: 0,
+            nvme_namespace_attributes: false,
         }
+    }
+
+    /// Gives the disk the namespace attributes of the `nvme` class (`nsid`, see
+    /// [`crate::kapi::nvme_class`]); its name must end in `n<nsid>`.
+    pub(crate) fn nvme_namespace_attributes(mut self, on: bool) -> Self {
+        self.nvme_namespace_attributes = on;
+        self
     }
 
     /// Logical block size: a power of two from 512 to `PAGE_SIZE`.
@@ -110,6 +119,28 @@ impl GenDiskBuilder {
         self
     }
 
+    /// Sets the limits this builder describes in `lim`.
+    fn apply(&self, lim: &mut bindings::queue_limits) {
+        lim.logical_block_size = self.logical_block_size;
+        lim.physical_block_size = self.physical_block_size;
+        lim.io_min = self.physical_block_size;
+        lim.max_hw_sectors = self.max_hw_sectors;
+        lim.max_segments = self.max_segments;
+        lim.virt_boundary_mask = self.virt_boundary_mask as _;
+        lim.max_hw_discard_sectors = self.max_discard_sectors;
+        lim.max_write_zeroes_sectors = self.max_write_zeroes_sectors;
+        lim.discard_granularity = if self.max_discard_sectors > 0 {
+            self.logical_block_size
+        } else {
+            0
+        };
+        if self.write_cache {
+            lim.features |= BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
+        } else {
+            lim.features &= !(BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA);
+        }
+    }
+
     /// Creates the disk `name` on `tagset`, with `queue_data` for its requests and `parent`
     /// as its parent device, and adds it to the system.
     pub(crate) fn build<T: Operations>(
@@ -121,19 +152,7 @@ impl GenDiskBuilder {
     ) -> Result<GenDisk<T>> {
         // SAFETY: all-zero `queue_limits` means "block layer defaults" for every field.
         let mut lim: bindings::queue_limits = unsafe { core::mem::zeroed() };
-        lim.logical_block_size = self.logical_block_size;
-        lim.physical_block_size = self.physical_block_size;
-        lim.max_hw_sectors = self.max_hw_sectors;
-        lim.max_segments = self.max_segments;
-        lim.virt_boundary_mask = self.virt_boundary_mask as _;
-        lim.max_hw_discard_sectors = self.max_discard_sectors;
-        lim.max_write_zeroes_sectors = self.max_write_zeroes_sectors;
-        if self.max_discard_sectors > 0 {
-            lim.discard_granularity = self.logical_block_size;
-        }
-        if self.write_cache {
-            lim.features |= BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
-        }
+        self.apply(&mut lim);
 
         let queuedata = queue_data.into_foreign();
         // SAFETY: the tag set is allocated; `lim` is valid for the call.
@@ -174,9 +193,15 @@ impl GenDiskBuilder {
         // SAFETY: `gendisk` is valid; `set_capacity` takes its own lock.
         unsafe { bindings::set_capacity(gendisk, self.capacity_sectors) };
 
-        // SAFETY: `gendisk` is valid and complete; `parent` is a valid device.
+        let groups = if self.nvme_namespace_attributes {
+            crate::kapi::nvme_class::namespace_groups()
+        } else {
+            core::ptr::null()
+        };
+        // SAFETY: `gendisk` is valid and complete; `parent` is a valid device; `groups` is
+        // null or a static NULL-terminated array.
         kernel::error::to_result(unsafe {
-            bindings::device_add_disk(parent.as_raw(), gendisk, core::ptr::null_mut())
+            bindings::device_add_disk(parent.as_raw(), gendisk, groups.cast_mut())
         })?;
         cleanup.dismiss();
 
@@ -270,6 +295,67 @@ impl<T: Operations> GenDisk<T> {
     pub(crate) fn queue(&self) -> &DiskQueue<T> {
         // SAFETY: the disk was added (type invariant) and its queue lives until `Drop`.
         unsafe { DiskQueue::from_raw((*self.gendisk).queue) }
+    }
+
+    /// Freezes the disk's queue: waits until no request of it is in flight, and holds new
+    /// ones back until the returned guard is dropped. Freezes nest.
+    pub(crate) fn freeze(&self) -> FrozenQueue<'_> {
+        // SAFETY: the disk was added (type invariant), so its queue is valid until `Drop`.
+        let q = unsafe { (*self.gendisk).queue };
+        // SAFETY: `q` is valid; the guard unfreezes it exactly once.
+        unsafe { bindings::blk_mq_freeze_queue(q) };
+        // INVARIANT: frozen above; the borrow keeps the disk, hence the queue, alive.
+        FrozenQueue {
+            q,
+            _disk: core::marker::PhantomData,
+        }
+    }
+
+    /// Gives the disk the geometry and limits of `b` (logical and physical block size,
+    /// transfer, discard and write-zeroes limits, capacity) with its queue frozen, so that
+    /// no request runs across the change; `while_frozen` runs after the limits are set and
+    /// before requests flow again (e.g. to switch the driver's own block size). Userspace
+    /// is told of the new capacity (a change uevent). Fails, changing nothing, if the block
+    /// layer refuses the limits.
+    pub(crate) fn update(&self, b: &GenDiskBuilder, while_frozen: impl FnOnce()) -> Result {
+        let frozen = self.freeze();
+        // SAFETY: the queue is valid (frozen above); `start_update` takes its limits lock,
+        // which `queue_limits_commit_update` releases whatever it returns.
+        let mut lim = unsafe { sys::rnvme_queue_limits_start_update(frozen.q) };
+        b.apply(&mut lim);
+        // SAFETY: as above, with `lim` from `start_update`.
+        kernel::error::to_result(unsafe {
+            bindings::queue_limits_commit_update(frozen.q, &mut lim)
+        })?;
+        while_frozen();
+        // SAFETY: the disk was added (type invariant); the call takes its own locks.
+        unsafe { bindings::set_capacity_and_notify(self.gendisk, b.capacity_sectors) };
+        drop(frozen);
+        Ok(())
+    }
+
+    /// Sets the disk's capacity in 512-byte sectors (0: no I/O is possible) and tells
+    /// userspace (a change uevent).
+    pub(crate) fn set_capacity(&self, sectors: u64) {
+        // SAFETY: the disk was added (type invariant); the call takes its own locks.
+        unsafe { bindings::set_capacity_and_notify(self.gendisk, sectors) };
+    }
+}
+
+/// A frozen request queue of a disk (see [`GenDisk::freeze`]); unfrozen on drop.
+///
+/// # Invariants
+///
+/// `q` is the queue of a disk borrowed for `'a`, frozen once by this guard.
+pub(crate) struct FrozenQueue<'a> {
+    q: *mut bindings::request_queue,
+    _disk: core::marker::PhantomData<&'a ()>,
+}
+
+impl Drop for FrozenQueue<'_> {
+    fn drop(&mut self) {
+        // SAFETY: frozen by this guard and still valid (type invariant).
+        unsafe { bindings::blk_mq_unfreeze_queue(self.q) };
     }
 }
 

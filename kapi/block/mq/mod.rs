@@ -19,11 +19,11 @@ mod request;
 mod sg;
 mod tag_set;
 
-pub(crate) use batch::CompletionBatch;
+pub(crate) use batch::{BatchTarget, CompletionBatch};
 pub(crate) use driver_request::{DiskQueue, DriverRequest};
-pub(crate) use gen_disk::{GenDisk, GenDiskBuilder};
+pub(crate) use gen_disk::{FrozenQueue, GenDisk, GenDiskBuilder};
 pub(crate) use operations::{CompleteAction, Operations, TimeoutAction};
-pub(crate) use queue_map::QueueMap;
+pub(crate) use queue_map::{HctxType, QueueMap};
 pub(crate) use request::{ReqOp, Request};
 pub(crate) use sg::RequestSg;
 pub(crate) use tag_set::TagSet;

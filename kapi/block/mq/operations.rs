@@ -7,7 +7,8 @@ use core::{marker::PhantomData, ptr};
 use kernel::{bindings, error::from_result, ffi, init::PinInit, prelude::*, types::ForeignOwnable};
 
 use super::{
-    driver_request::DiskQueue, queue_map::QueueMap, request::Request, tag_set::tag_set_data,
+    batch::BatchTarget, driver_request::DiskQueue, queue_map::QueueMap, request::Request,
+    tag_set::tag_set_data,
 };
 use crate::kapi::{bindings::sys, block::BlkStatus};
 
@@ -77,9 +78,22 @@ pub(crate) trait Operations: Sized + 'static {
     ) -> TimeoutAction;
 
     /// Maps CPUs to hardware queues, when the tag set is allocated and when CPUs come or
-    /// go. By default they are spread evenly.
+    /// go. By default the CPUs are spread evenly over all queues of the default map.
     fn map_queues(_data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>, map: &QueueMap) {
-        map.spread();
+        // Cannot fail: the default map exists and every queue is in range.
+        let _ = map.spread(super::HctxType::Default, map.nr_hw_queues(), 0);
+    }
+
+    /// Reaps the completions of hardware queue `hctx_idx` of `tagset`, a queue of the poll map
+    /// ([`super::HctxType::Poll`]), for a task polling for its requests; successful ones go
+    /// to `batch`, which the caller ends. Returns how many requests completed. Only called
+    /// for tag sets with a poll map; by default nothing completes.
+    fn poll(
+        _tagset: &super::TagSet<Self>,
+        _hctx_idx: u32,
+        _batch: &mut BatchTarget<'_, Self>,
+    ) -> u32 {
+        0
     }
 
     /// Handles ioctl `cmd` (user argument `arg`) on one of the tag set's disks, after the
@@ -203,6 +217,25 @@ impl<T: Operations> OperationsVTable<T> {
 
     /// # Safety
     ///
+    /// Called by blk-mq with a valid hardware context of a poll map of a tag set built by
+    /// [`super::TagSet::new`] for `T`, and a null or valid completion batch.
+    unsafe extern "C" fn poll_callback(
+        hctx: *mut bindings::blk_mq_hw_ctx,
+        iob: *mut bindings::io_comp_batch,
+    ) -> ffi::c_int {
+        // SAFETY: `hctx` is valid; its queue's tag set is the `inner` field of a live
+        // `TagSet<T>` (`TagSet::new`), which outlives every hardware context of it.
+        let (tagset, idx) = unsafe {
+            let set = (*(*hctx).queue).tag_set;
+            (super::TagSet::<T>::from_raw(set), (*hctx).queue_num)
+        };
+        // SAFETY: `iob` is null or the caller's batch, valid for this call.
+        let mut batch = unsafe { BatchTarget::<T>::from_raw(iob) };
+        ffi::c_int::try_from(T::poll(tagset, idx, &mut batch)).unwrap_or(ffi::c_int::MAX)
+    }
+
+    /// # Safety
+    ///
     /// Called by blk-mq once per request of the tag set, before it is used.
     unsafe extern "C" fn init_request_callback(
         _set: *mut bindings::blk_mq_tag_set,
@@ -241,7 +274,7 @@ impl<T: Operations> OperationsVTable<T> {
         set_rq_budget_token: None,
         get_rq_budget_token: None,
         timeout: Some(Self::timeout_callback),
-        poll: None,
+        poll: Some(Self::poll_callback),
         complete: Some(Self::complete_callback),
         init_hctx: None,
         exit_hctx: None,

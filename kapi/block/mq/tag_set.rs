@@ -13,7 +13,7 @@ use kernel::{
     types::{ForeignOwnable, Opaque},
 };
 
-use super::{batch::CompletionBatch, operations::OperationsVTable, Operations, Request};
+use super::{batch::BatchTarget, operations::OperationsVTable, Operations, Request};
 use crate::kapi::bindings::sys;
 
 /// Returns the data of the tag set `set`.
@@ -48,11 +48,13 @@ unsafe impl<T: Operations> Send for TagSet<T> {}
 unsafe impl<T: Operations> Sync for TagSet<T> {}
 
 impl<T: Operations> TagSet<T> {
-    /// Allocates a tag set of `nr_hw_queues` hardware queues of `queue_depth` requests,
-    /// with request timeout `timeout_ms` and the shared `data`.
+    /// Allocates a tag set of `nr_hw_queues` hardware queues of `queue_depth` requests in
+    /// `num_maps` queue maps (1: the default map only; 3: default, read and poll, see
+    /// [`super::HctxType`]), with request timeout `timeout_ms` and the shared `data`.
     pub(crate) fn new(
         nr_hw_queues: u32,
         queue_depth: u16,
+        num_maps: u32,
         timeout_ms: u32,
         data: T::TagSetData,
     ) -> impl PinInit<Self, Error> {
@@ -64,6 +66,9 @@ impl<T: Operations> TagSet<T> {
         };
         let init = move |slot: *mut Opaque<bindings::blk_mq_tag_set>| {
             let cmd_size = u32::try_from(mem::size_of::<T::RequestData>()).map_err(|_| EINVAL)?;
+            if !(1..=bindings::hctx_type_HCTX_MAX_TYPES).contains(&num_maps) {
+                return Err(EINVAL);
+            }
             let set = Opaque::raw_get(slot);
             let driver_data = data.into_foreign();
             // SAFETY: `set` is valid for writes; all-zero is a valid initial tag set, and
@@ -72,7 +77,7 @@ impl<T: Operations> TagSet<T> {
                 core::ptr::write_bytes(set, 0, 1);
                 (*set).ops = OperationsVTable::<T>::build();
                 (*set).nr_hw_queues = nr_hw_queues;
-                (*set).nr_maps = 1;
+                (*set).nr_maps = num_maps;
                 (*set).queue_depth = u32::from(queue_depth);
                 (*set).cmd_size = cmd_size;
                 (*set).numa_node = bindings::NUMA_NO_NODE;
@@ -95,6 +100,22 @@ impl<T: Operations> TagSet<T> {
         })
     }
 
+    /// The tag set whose C object is `set`.
+    ///
+    /// # Safety
+    ///
+    /// `set` must be the `inner` object of a `TagSet<T>` that stays alive for `'a`.
+    pub(super) unsafe fn from_raw<'a>(set: *mut bindings::blk_mq_tag_set) -> &'a Self {
+        // SAFETY: `set` points to the `inner` field of a live `TagSet<T>` (caller), so
+        // going back by that field's offset gives the whole object.
+        unsafe {
+            &*set
+                .cast::<u8>()
+                .sub(mem::offset_of!(Self, inner))
+                .cast::<Self>()
+        }
+    }
+
     pub(super) fn as_raw(&self) -> *mut bindings::blk_mq_tag_set {
         self.inner.get()
     }
@@ -109,13 +130,14 @@ impl<T: Operations> TagSet<T> {
     /// records the result in the request's data and returns whether the request
     /// succeeded; then the request is completed (and later ended by
     /// [`Operations::complete`]), or, if it succeeded and is completed on this CPU, added
-    /// to `batch` to be ended with the others. Returns `false`, without calling `f`, when
+    /// to `batch` to be ended with the others (a polled request is always completed on the
+    /// polling CPU). Returns `false`, without calling `f`, when
     /// no request with that tag is in flight, as for a bogus or duplicate completion.
     pub(crate) fn complete_tag(
         &self,
         hctx_idx: u32,
         tag: u16,
-        batch: &mut CompletionBatch<T>,
+        batch: &mut BatchTarget<'_, T>,
         f: impl FnOnce(&Request<T>) -> bool,
     ) -> bool {
         // SAFETY: the tag set is valid; the helper checks both indices.
@@ -138,11 +160,12 @@ impl<T: Operations> TagSet<T> {
             if bindings::blk_mq_complete_request_remote(rq) {
                 return true;
             }
-            // INVARIANT: a completed request of this tag set, with our batch callback.
+            // INVARIANT: a completed request of this tag set, with our batch callback; a
+            // null batch adds nothing.
             if ok
                 && sys::rnvme_blk_mq_add_to_batch(
                     rq,
-                    &mut batch.iob,
+                    batch.iob,
                     Some(OperationsVTable::<T>::complete_batch_callback),
                 )
             {

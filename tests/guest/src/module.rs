@@ -38,6 +38,14 @@ pub fn insmod(ko: &Path) -> Result<(), String> {
     run("insmod", &[&ko.to_string_lossy()]).map(|_| ())
 }
 
+/// Loads the module file `ko` with module parameters (`name=value`).
+pub fn insmod_with(ko: &Path, params: &[&str]) -> Result<(), String> {
+    let ko = ko.to_string_lossy();
+    let mut args = vec![ko.as_ref()];
+    args.extend_from_slice(params);
+    run("insmod", &args).map(|_| ())
+}
+
 /// Unloads module `name`.
 pub fn rmmod(name: &str) -> Result<(), String> {
     run("rmmod", &[name]).map(|_| ())

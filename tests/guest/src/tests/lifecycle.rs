@@ -27,6 +27,35 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
+/// The test that runs after every other: it leaves rnvme bound for the guest's reboot.
+pub fn shutdown_tests() -> Vec<Test> {
+    vec![Test {
+        name: "lifecycle/reboot-with-driver-bound",
+        groups: &["lifecycle", "shutdown"],
+        run: reboot_with_driver_bound,
+    }]
+}
+
+/// Arms `cargo xtask test`'s shutdown check (`lifecycle/shutdown-at-reboot`): loads rnvme,
+/// checks that it serves the PF, and records the PF's address in `shutdown-expected`. The
+/// guest's init then reboots through the kernel, which calls rnvme's PCI `shutdown`
+/// callback (CC.SHN), and xtask looks for its "shut down" line with SHST complete in the
+/// serial log after the exit marker. The only test that leaves the module loaded.
+fn reboot_with_driver_bound(env: &Env) -> Result<Vec<Report>, String> {
+    let pf = load_fresh(env)?;
+    ensure(pf.driver().as_deref() == Some(RNVME), || {
+        format!("{} is bound to {:?}", pf.bdf, pf.driver())
+    })?;
+    // The disk has seen a write before the reboot (CC.SHN makes the controller flush its
+    // volatile cache).
+    let mut disk = crate::disk::Direct::open()?;
+    disk.write_at(0, &crate::disk::pattern(4096, 0x5d))?;
+    drop(disk);
+    let path = env.out.join("shutdown-expected");
+    fs::write(&path, &pf.bdf).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(vec![])
+}
+
 /// Waits up to `timeout` for the function's driver to become `want`.
 fn wait_for_driver(f: &pci::Function, want: Option<&str>, timeout: Duration) -> bool {
     let step = Duration::from_millis(50);

@@ -12,7 +12,9 @@ mod lm_device;
 pub(crate) mod migration;
 mod migration_qemu;
 mod namespaces;
+mod nvme_class;
 mod passthru;
+mod poll;
 mod recovery;
 mod smoke;
 mod sriov;
@@ -29,7 +31,9 @@ pub fn all() -> Vec<Test> {
     v.extend(kunit::tests());
     v.extend(chardev::tests());
     v.extend(block::tests());
+    v.extend(poll::tests());
     v.extend(namespaces::tests());
+    v.extend(nvme_class::tests());
     v.extend(passthru::tests());
     v.extend(sriov::tests());
     v.extend(vfio::tests());
@@ -41,5 +45,7 @@ pub fn all() -> Vec<Test> {
     v.extend(lifecycle::tests());
     // Last: the leak scan covers everything the other tests did.
     v.extend(debug::tests());
+    // After the leak scan: leaves rnvme bound for the reboot's shutdown check.
+    v.extend(lifecycle::shutdown_tests());
     v
 }
