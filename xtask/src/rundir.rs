@@ -60,11 +60,23 @@ fn prune(runs: &Path, keep: usize) {
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     for old in select_old(&names, keep) {
+        // A run whose xtask still lives is in use (another test run on this machine, from
+        // another checkout): never delete it under its VM.
+        if owner_alive(&old) {
+            continue;
+        }
         let p = runs.join(&old);
         if let Err(e) = fs::remove_dir_all(&p) {
             eprintln!("[vm] warning: cannot remove old run {}: {e}", p.display());
         }
     }
+}
+
+/// Whether the process that created run directory `name` (`<time>-<pid>`) still runs.
+fn owner_alive(name: &str) -> bool {
+    name.split_once('-')
+        .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists())
 }
 
 /// The shell command line that runs the guest runner `bin` on module `ko` (with the test
@@ -137,6 +149,13 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_run_of_a_live_process_is_in_use() {
+        assert!(owner_alive(&format!("1700000000-{}", std::process::id())));
+        assert!(!owner_alive("1700000000-notapid"));
+        assert!(!owner_alive("junk"));
+    }
 
     #[test]
     fn selects_oldest_runs() {
