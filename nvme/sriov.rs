@@ -544,7 +544,10 @@ impl CtrlCore {
         let mut told = KVec::new();
         for vf in sriov.vfio_vfs.iter().flatten() {
             if told.push(vf.clone(), GFP_KERNEL).is_err() {
-                dev_err!(self.pdev(), "cannot tell the vfio-mode VFs about the reset\n");
+                dev_err!(
+                    self.pdev(),
+                    "cannot tell the vfio-mode VFs about the reset\n"
+                );
                 break;
             }
         }
