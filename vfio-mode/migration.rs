@@ -152,16 +152,12 @@ impl MigTarget {
         section(SectionKind::Compat, &payload)
     }
 
-    /// Reads the controller state out (the controller is suspended) and returns the
-    /// controller state section followed by the end section.
-    fn state_sections(&self) -> Result<KVec<u8>> {
-        let state = self
-            .pf
-            .lm_get_state(self.scid, self.index)
-            .map_err(|e| self.device_error("Get Controller State", e))?;
+    /// The controller state section around `state` (read from the suspended controller),
+    /// followed by the end section.
+    fn state_sections(&self, state: &[u8]) -> Result<KVec<u8>> {
         // The stream carries only what a destination can check: never pass on a state the
         // driver itself cannot read.
-        if let Err(e) = ControllerState::parse(&state) {
+        if let Err(e) = ControllerState::parse(state) {
             dev_err!(
                 self.vf,
                 "VF {}: controller state unreadable: {:?}\n",
@@ -172,7 +168,7 @@ impl MigTarget {
         }
         let mut payload = KVec::with_capacity(STATE_PREFIX_SIZE + state.len(), GFP_KERNEL)?;
         payload.extend_from_slice(&StatePayload::prefix(&self.fixed.format), GFP_KERNEL)?;
-        payload.extend_from_slice(&state, GFP_KERNEL)?;
+        payload.extend_from_slice(state, GFP_KERNEL)?;
         let mut out = section(SectionKind::ControllerState, &payload)?;
         out.extend_from_slice(&section(SectionKind::End, &[])?, GFP_KERNEL)?;
         Ok(out)
@@ -300,21 +296,13 @@ impl VfMigration {
     /// controller stopped answering, so that only a reset helps).
     fn run(&self, inner: &mut MigInner, step: Step) -> Result<Option<MigrationFile>> {
         let t = &self.target;
-        let device = |inner: &mut MigInner, what: &str, r: Result<(), NvmeError>| {
-            r.map_err(|e| {
-                if matches!(e, NvmeError::Timeout | NvmeError::Dead) {
-                    inner.state = MigState::Error;
-                }
-                t.device_error(what, e)
-            })
-        };
         match step {
             Step::Suspend => {
-                device(inner, "Suspend", t.pf.lm_suspend(t.scid))?;
+                self.device(inner, "Suspend", t.pf.lm_suspend(t.scid))?;
                 inner.device_suspended = true;
             }
             Step::Resume => {
-                device(inner, "Resume", t.pf.lm_resume(t.scid))?;
+                self.device(inner, "Resume", t.pf.lm_resume(t.scid))?;
                 inner.device_suspended = false;
             }
             Step::Nothing => {}
@@ -330,12 +318,14 @@ impl VfMigration {
                 }
             }
             Step::SaveState { fresh: false } => {
-                let tail = t.state_sections()?;
+                let state = self.save_state(inner)?;
+                let tail = t.state_sections(&state)?;
                 inner.saving.as_ref().ok_or(EINVAL)?.append(&tail)?;
             }
             Step::SaveState { fresh: true } => {
+                let state = self.save_state(inner)?;
                 let mut all = t.compat_section()?;
-                all.extend_from_slice(&t.state_sections()?, GFP_KERNEL)?;
+                all.extend_from_slice(&t.state_sections(&state)?, GFP_KERNEL)?;
                 let saving = SavingFile::new(all, true)?;
                 let fd = MigrationFile::new(saving.clone(), false)?;
                 inner.saving = Some(saving);
@@ -357,7 +347,7 @@ impl VfMigration {
                 let resuming = inner.resuming.as_ref().ok_or(EINVAL)?;
                 let (format, state) = resuming.take_state()?;
                 let index = t.formats.index_of(&format).ok_or_else(eopnotsupp)?;
-                device(
+                self.device(
                     inner,
                     "Set Controller State",
                     t.pf.lm_set_state(t.scid, index, &state),
@@ -374,6 +364,25 @@ impl VfMigration {
             }
         }
         Ok(None)
+    }
+
+    /// The result of a TP4159 command sent for this VF: a controller that stopped answering
+    /// (timeout, or a dead PF) leaves the migration in ERROR, which only a reset leaves; a
+    /// command the controller refused leaves the state as it was.
+    fn device<T>(&self, inner: &mut MigInner, what: &str, r: Result<T, NvmeError>) -> Result<T> {
+        r.map_err(|e| {
+            if matches!(e, NvmeError::Timeout | NvmeError::Dead) {
+                inner.state = MigState::Error;
+            }
+            self.target.device_error(what, e)
+        })
+    }
+
+    /// Reads the controller state of the suspended controller.
+    fn save_state(&self, inner: &mut MigInner) -> Result<KVec<u8>> {
+        let t = &self.target;
+        let r = t.pf.lm_get_state(t.scid, t.index);
+        self.device(inner, "Get Controller State", r)
     }
 
     /// `migration_get_state`.
@@ -466,6 +475,9 @@ impl VfioVfState for VfMigration {
 /// The saving data fd: the stream, and how far it has been read.
 #[pin_data]
 struct SavingFile {
+    /// Serialises reads (taken before `data`, never under the state mutex).
+    #[pin]
+    reader: Mutex<()>,
     #[pin]
     data: Mutex<SaveData>,
 }
@@ -484,6 +496,7 @@ impl SavingFile {
         cursor.extend(initial.len(), complete);
         Arc::pin_init(
             try_pin_init!(Self {
+                reader <- new_mutex!((), "SavingFile::reader"),
                 data <- new_mutex!(SaveData { buf: initial, cursor, disabled: false }, "SavingFile::data"),
             }),
             GFP_KERNEL,
@@ -512,19 +525,29 @@ impl SavingFile {
 
 impl MigrationFileOps for SavingFile {
     fn read(&self, out: &mut UserSliceWriter) -> Result<usize> {
-        let mut d = self.data.lock();
-        if d.disabled {
-            return Err(ENODEV);
-        }
-        match d.cursor.peek(out.len()) {
-            ReadOutcome::Data { start, end } => {
-                out.write_slice(&d.buf[start..end])?;
-                d.cursor.consume(end - start);
-                Ok(end - start)
+        // The copy to the user runs outside `data`, which the state mutex nests: a fault in
+        // the copy takes the mm's locks. `reader` keeps the bytes handed out and the cursor
+        // in step.
+        let _reader = self.reader.lock();
+        let bytes = {
+            let d = self.data.lock();
+            if d.disabled {
+                return Err(ENODEV);
             }
-            ReadOutcome::TemporaryEnd => Err(enomsg()),
-            ReadOutcome::End => Ok(0),
-        }
+            match d.cursor.peek(out.len()) {
+                ReadOutcome::Data { start, end } => {
+                    let mut bytes = KVec::with_capacity(end - start, GFP_KERNEL)?;
+                    bytes.extend_from_slice(&d.buf[start..end], GFP_KERNEL)?;
+                    bytes
+                }
+                ReadOutcome::TemporaryEnd => return Err(enomsg()),
+                ReadOutcome::End => return Ok(0),
+            }
+        };
+        // A fault here consumes nothing: the next read gets the same bytes.
+        out.write_slice(&bytes)?;
+        self.data.lock().cursor.consume(bytes.len());
+        Ok(bytes.len())
     }
 
     fn precopy_info(&self) -> Result<PrecopyInfo> {
@@ -624,6 +647,17 @@ impl ResumingFile {
         }
     }
 
+    /// Logs a stream that outgrew [`MAX_STREAM`] and returns the error the user sees.
+    fn too_long(&self) -> Error {
+        dev_err!(
+            self.vf,
+            "VF {}: migration stream longer than {} bytes\n",
+            self.vfn,
+            MAX_STREAM
+        );
+        EFBIG
+    }
+
     /// The controller state of a complete, checked stream and the format it is in.
     fn take_state(&self) -> Result<(StateFormat, KVec<u8>)> {
         let d = self.data.lock();
@@ -639,6 +673,14 @@ impl ResumingFile {
 
 impl MigrationFileOps for ResumingFile {
     fn write(&self, input: &mut UserSliceReader) -> Result<usize> {
+        let n = input.len();
+        if n > MAX_STREAM {
+            return Err(self.too_long());
+        }
+        // Copied aside first, outside `data` (which the state mutex nests; a fault in the
+        // copy takes the mm's locks): a fault halfway leaves the stream as it was.
+        let mut bytes = KVec::from_elem(0u8, n, GFP_KERNEL)?;
+        input.read_slice(&mut bytes)?;
         let mut guard = self.data.lock();
         let d = &mut *guard;
         if d.disabled {
@@ -647,19 +689,9 @@ impl MigrationFileOps for ResumingFile {
         if d.resume.refused() {
             return Err(EINVAL);
         }
-        let n = input.len();
         if d.buf.len().saturating_add(n) > MAX_STREAM {
-            dev_err!(
-                self.vf,
-                "VF {}: migration stream longer than {} bytes\n",
-                self.vfn,
-                MAX_STREAM
-            );
-            return Err(EFBIG);
+            return Err(self.too_long());
         }
-        // Copied aside first: a fault halfway leaves the stream as it was.
-        let mut bytes = KVec::from_elem(0u8, n, GFP_KERNEL)?;
-        input.read_slice(&mut bytes)?;
         d.buf.extend_from_slice(&bytes, GFP_KERNEL)?;
         let dest = d.local.destination();
         d.resume
