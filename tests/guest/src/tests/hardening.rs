@@ -12,7 +12,7 @@ use crate::{
     kmsg,
     tests::{
         hardening_cancel, hardening_datafd, hardening_ioctls, hardening_params, hardening_reset,
-        hardening_sysfs, vfio_qemu::problems,
+        hardening_removal, hardening_sysfs, vfio_qemu::problems,
     },
 };
 
@@ -25,6 +25,7 @@ pub fn tests() -> Vec<Test> {
     v.extend(hardening_datafd::tests());
     v.extend(hardening_reset::tests());
     v.extend(hardening_cancel::tests());
+    v.extend(hardening_removal::tests());
     v
 }
 
@@ -48,6 +49,11 @@ impl Campaign {
             tried: 0,
             errors: 0,
         })
+    }
+
+    /// Where in the kernel log the campaign started.
+    pub(crate) fn mark(&self) -> u64 {
+        self.mark
     }
 
     /// Counts one input and whether it got an error.

@@ -10,6 +10,7 @@ mod hardening_cancel;
 mod hardening_datafd;
 mod hardening_ioctls;
 mod hardening_params;
+mod hardening_removal;
 mod hardening_reset;
 mod hardening_sysfs;
 mod identify;
