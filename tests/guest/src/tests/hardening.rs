@@ -11,8 +11,8 @@ use crate::{
     harness::{ensure, Test},
     kmsg,
     tests::{
-        hardening_cancel, hardening_datafd, hardening_ioctls, hardening_params, hardening_reset,
-        hardening_removal, hardening_sysfs, vfio_qemu::problems,
+        hardening_cancel, hardening_corpus, hardening_datafd, hardening_ioctls, hardening_params,
+        hardening_removal, hardening_reset, hardening_sysfs, vfio_qemu::problems,
     },
 };
 
@@ -25,6 +25,7 @@ pub fn tests() -> Vec<Test> {
     v.extend(hardening_datafd::tests());
     v.extend(hardening_reset::tests());
     v.extend(hardening_cancel::tests());
+    v.extend(hardening_corpus::tests());
     v.extend(hardening_removal::tests());
     v
 }
@@ -94,7 +95,10 @@ pub(crate) fn hostile_values(valid: &[&str]) -> Vec<Hostile> {
         ("a NUL", b"\0".to_vec()),
         ("spaces", b"   ".to_vec()),
         ("2^64", b"18446744073709551616".to_vec()),
-        ("a 40-digit number", b"9999999999999999999999999999999999999999".to_vec()),
+        (
+            "a 40-digit number",
+            b"9999999999999999999999999999999999999999".to_vec(),
+        ),
         ("65536", b"65536".to_vec()),
         ("-1", b"-1".to_vec()),
         ("-4096", b"-4096".to_vec()),

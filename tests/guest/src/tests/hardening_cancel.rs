@@ -157,7 +157,9 @@ fn cancel_at_every_state(env: &Env) -> Result<Vec<Report>, String> {
             if let Some(f) = fd.as_mut() {
                 if *at == State::StopCopy {
                     let mut some = [0u8; 64];
-                    let n = f.read(&mut some).map_err(|e| format!("STOP_COPY read: {e}"))?;
+                    let n = f
+                        .read(&mut some)
+                        .map_err(|e| format!("STOP_COPY read: {e}"))?;
                     ensure(n > 0, || "STOP_COPY read nothing".into())?;
                 } else {
                     let (_, end) = read_all(f, 100).map_err(|e| format!("PRE_COPY read: {e}"))?;
@@ -170,7 +172,9 @@ fn cancel_at_every_state(env: &Env) -> Result<Vec<Report>, String> {
             let r = set_state(&a, State::Running);
             c.count(&r);
             let got = r.map_err(|e| format!("{at:?} -> RUNNING: {e}"))?;
-            ensure(got.is_none(), || format!("{at:?} -> RUNNING opened a data fd"))?;
+            ensure(got.is_none(), || {
+                format!("{at:?} -> RUNNING opened a data fd")
+            })?;
             let st = state(&a).map_err(|e| e.to_string())?;
             ensure(st == State::Running, || {
                 format!("cancelled in {at:?}: state {st:?}")
@@ -206,7 +210,7 @@ fn cancel_at_every_state(env: &Env) -> Result<Vec<Report>, String> {
 }
 
 /// A full stream of `c`'s controller (cancelled afterwards: `c` runs on).
-fn capture(c: &Client) -> Result<Vec<u8>, String> {
+pub(crate) fn capture(c: &Client) -> Result<Vec<u8>, String> {
     let mut f = set_state(c, State::PreCopy)
         .map_err(|e| format!("PRE_COPY: {e}"))?
         .ok_or("no saving fd")?;

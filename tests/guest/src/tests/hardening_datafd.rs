@@ -108,7 +108,9 @@ fn data_fd(env: &Env) -> Result<Vec<Report>, String> {
         let mut c = Campaign::start("migration data fd")?;
         let mut check = |what: &str, got: Result<isize, i32>, want: Result<isize, i32>| {
             c.count(&got);
-            ensure(got == want, || format!("{what}: got {got:?}, want {want:?}"))
+            ensure(got == want, || {
+                format!("{what}: got {got:?}, want {want:?}")
+            })
         };
 
         // The saving fd in PRE_COPY.
@@ -206,11 +208,7 @@ fn data_fd(env: &Env) -> Result<Vec<Report>, String> {
         let mut info = [24u8; 24];
         info[1..].fill(0);
         let got = errno_unprivileged(fd, PRECOPY_INFO, &mut info)?;
-        check(
-            "precopy info unprivileged",
-            got.map_or(Ok(0), Err),
-            Ok(0),
-        )?;
+        check("precopy info unprivileged", got.map_or(Ok(0), Err), Ok(0))?;
         // Nothing was consumed: the whole compatibility section is still there.
         let (compat, end) = read_all(&mut out, 100).map_err(|e| format!("PRE_COPY read: {e}"))?;
         ensure(
@@ -298,7 +296,9 @@ fn data_fd(env: &Env) -> Result<Vec<Report>, String> {
         write_all(&mut into, &compat, 7).map_err(|e| format!("compat write: {e}"))?;
         set_state(&a, State::StopCopy).map_err(|e| format!("STOP_COPY: {e}"))?;
         let (rest, end) = read_all(&mut out, 4096).map_err(|e| format!("STOP_COPY read: {e}"))?;
-        ensure(end == ReadEnd::End, || format!("STOP_COPY read ended {end:?}"))?;
+        ensure(end == ReadEnd::End, || {
+            format!("STOP_COPY read ended {end:?}")
+        })?;
         write_all(&mut into, &rest, 1000).map_err(|e| format!("state write: {e}"))?;
         set_state(&b, State::Stop).map_err(|e| format!("RESUMING -> STOP: {e}"))?;
         set_state(&b, State::Running).map_err(|e| format!("STOP -> RUNNING: {e}"))?;

@@ -60,7 +60,10 @@ enum Want {
 
 /// Whether an unprivileged caller is refused (`EACCES`) where root is not.
 fn privileged(req: libc::c_ulong) -> bool {
-    matches!(req, ADMIN_CMD | ADMIN64_CMD | IO_CMD | IO64_CMD | RESET | RESCAN)
+    matches!(
+        req,
+        ADMIN_CMD | ADMIN64_CMD | IO_CMD | IO64_CMD | RESET | RESCAN
+    )
 }
 
 /// The table: number, name, on the controller device, on the disk.
@@ -153,12 +156,7 @@ fn table() -> Vec<(libc::c_ulong, &'static str, Want, Want)> {
             Errno(libc::ENOTTY),
             Errno(libc::ENOTTY),
         ),
-        (
-            BLKGETSIZE64,
-            "BLKGETSIZE64",
-            Errno(libc::ENOTTY),
-            Output,
-        ),
+        (BLKGETSIZE64, "BLKGETSIZE64", Errno(libc::ENOTTY), Output),
     ]
 }
 

@@ -10,12 +10,7 @@
 //! nothing stays loaded. Afterwards the defaults are in place and the PF's disk and a VF
 //! work.
 
-use std::{
-    ffi::OsStr,
-    os::unix::ffi::OsStrExt,
-    path::PathBuf,
-    process::Command,
-};
+use std::{ffi::OsStr, os::unix::ffi::OsStrExt, path::PathBuf, process::Command};
 
 use crate::{
     disk::{pattern, Direct},
@@ -91,10 +86,7 @@ fn param_path(name: &str) -> PathBuf {
 fn kstrto(s: &[u8], max: u64) -> Option<u64> {
     let s = s.strip_suffix(b"\n").unwrap_or(s);
     let s = s.strip_prefix(b"+").unwrap_or(s);
-    let (radix, digits) = if let Some(h) = s
-        .strip_prefix(b"0x")
-        .or_else(|| s.strip_prefix(b"0X"))
-    {
+    let (radix, digits) = if let Some(h) = s.strip_prefix(b"0x").or_else(|| s.strip_prefix(b"0X")) {
         (16, h)
     } else if s.len() > 1 && s[0] == b'0' {
         (8, &s[1..])
@@ -232,11 +224,19 @@ fn at_load_time(env: &Env) -> Result<Vec<Report>, String> {
                 .output()
                 .map_err(|e| format!("insmod: {e}"))?;
             let loaded = module::is_loaded(RNVME);
-            let shown = if loaded { read_param(p.name).ok() } else { None };
+            let shown = if loaded {
+                read_param(p.name).ok()
+            } else {
+                None
+            };
             if loaded {
                 module::rmmod(RNVME)?;
             }
-            let r = if out.status.success() { Ok(()) } else { Err(()) };
+            let r = if out.status.success() {
+                Ok(())
+            } else {
+                Err(())
+            };
             c.count(&r);
             // A numeric parameter takes what its parser takes (`vf_queues=409`, a prefix);
             // an empty value is no value.
@@ -247,7 +247,10 @@ fn at_load_time(env: &Env) -> Result<Vec<Report>, String> {
             if let Some(v) = valid {
                 accepted += 1;
                 ensure(r.is_ok() && shown == Some(v.to_string()), || {
-                    format!("insmod with {}={what}: {r:?}, reads {shown:?}, want {v}", p.name)
+                    format!(
+                        "insmod with {}={what}: {r:?}, reads {shown:?}, want {v}",
+                        p.name
+                    )
                 })?;
                 continue;
             }
@@ -260,7 +263,12 @@ fn at_load_time(env: &Env) -> Result<Vec<Report>, String> {
                     l.starts_with("rnvme:")
                         && (l.contains(p.name) || l.contains("Unknown parameter"))
                 }),
-                || format!("insmod with {}={what}: no message naming it in {log:?}", p.name),
+                || {
+                    format!(
+                        "insmod with {}={what}: no message naming it in {log:?}",
+                        p.name
+                    )
+                },
             )?;
         }
     }
@@ -274,7 +282,10 @@ fn at_load_time(env: &Env) -> Result<Vec<Report>, String> {
         for p in PARAMS {
             let v = read_param(p.name)?;
             ensure(v == p.default, || {
-                format!("{} is {v:?} after the campaign, want {:?}", p.name, p.default)
+                format!(
+                    "{} is {v:?} after the campaign, want {:?}",
+                    p.name, p.default
+                )
             })?;
         }
         let data = pattern(4096, 0x10ad);

@@ -70,9 +70,10 @@ fn removal(env: &Env) -> Result<Vec<Report>, String> {
         removed?;
         back?;
         // What was written before is intact, through the PF and a VF.
-        ensure(Direct::open()?.read_at(MARK_AT, on_pf.len())? == on_pf, || {
-            "the PF disk's data changed across the removal".into()
-        })?;
+        ensure(
+            Direct::open()?.read_at(MARK_AT, on_pf.len())? == on_pf,
+            || "the PF disk's data changed across the removal".into(),
+        )?;
         set_numvfs(pf, 2)?;
         let vfs = crate::sriov::vfs(pf)?;
         check_mode(&vfs[0], "nvme")?;
@@ -124,7 +125,11 @@ fn remove_under_users(pf: &Function, vfs: &[Function], on_vf: &[u8]) -> Result<(
     let ios = || {
         std::fs::read_to_string(&stat)
             .ok()
-            .and_then(|s| s.split_whitespace().nth(4).and_then(|w| w.parse::<u64>().ok()))
+            .and_then(|s| {
+                s.split_whitespace()
+                    .nth(4)
+                    .and_then(|w| w.parse::<u64>().ok())
+            })
             .unwrap_or(0)
     };
     let started = wait_until(SETTLE, || ios() > 0);
@@ -137,9 +142,8 @@ fn remove_under_users(pf: &Function, vfs: &[Function], on_vf: &[u8]) -> Result<(
     });
     let result = (|| -> Result<(), String> {
         ensure(started, || "fio never wrote to VF 1's disk".into())?;
-        let blocked = |l: &String| {
-            l.contains(&vf2.bdf) && l.contains("blocked until released by user")
-        };
+        let blocked =
+            |l: &String| l.contains(&vf2.bdf) && l.contains("blocked until released by user");
         ensure(
             wait_until(SETTLE, || {
                 kmsg::since(c.mark()).is_ok_and(|log| log.iter().any(blocked))
@@ -168,9 +172,10 @@ fn remove_under_users(pf: &Function, vfs: &[Function], on_vf: &[u8]) -> Result<(
     c.count(&r);
     result?;
     ensure(r.is_ok(), || format!("echo 1 > remove: {r:?}"))?;
-    ensure(!pf.dir().exists() && !vf1.dir().exists() && !vf2.dir().exists(), || {
-        "a function is still there after the removal".into()
-    })?;
+    ensure(
+        !pf.dir().exists() && !vf1.dir().exists() && !vf2.dir().exists(),
+        || "a function is still there after the removal".into(),
+    )?;
     c.finish()
 }
 
@@ -184,7 +189,8 @@ fn rescan(pf: &Function) -> Result<(), String> {
         wait_until(SETTLE, || pf.driver().as_deref() == Some(RNVME)),
         || format!("{} did not come back bound to rnvme", pf.bdf),
     )?;
-    ensure(wait_until(SETTLE, || FsPath::new("/dev/rnvme0n1").exists()), || {
-        "the PF's disk did not come back".into()
-    })
+    ensure(
+        wait_until(SETTLE, || FsPath::new("/dev/rnvme0n1").exists()),
+        || "the PF's disk did not come back".into(),
+    )
 }

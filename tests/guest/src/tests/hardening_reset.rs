@@ -191,7 +191,9 @@ fn check_data(vf: &Function, mode: &str, want: &[u8]) -> Result<(), String> {
         c.create_io_queue()?;
         let lba = c.lba_size(2)?;
         let got = c.read_page(2, 0, lba)?;
-        ensure(got == want, || "the VF's data read through VFIO changed".into())
+        ensure(got == want, || {
+            "the VF's data read through VFIO changed".into()
+        })
     }
 }
 
@@ -231,9 +233,10 @@ fn reset_during_switch(env: &Env) -> Result<Vec<Report>, String> {
                 .recv_timeout(SETTLE)
                 .map_err(|_| format!("round {i}: echo {to} > mode did not return"))?;
             c.count(&s);
-            ensure(matches!(r, Ok(()) | Err(libc::EBUSY | libc::ENODEV)), || {
-                format!("round {i}: reset of {dev} while switching to {to}: {r:?}")
-            })?;
+            ensure(
+                matches!(r, Ok(()) | Err(libc::EBUSY | libc::ENODEV)),
+                || format!("round {i}: reset of {dev} while switching to {to}: {r:?}"),
+            )?;
             let now = shown_mode(&vf)?;
             match s {
                 Ok(()) => {

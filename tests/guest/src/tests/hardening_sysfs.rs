@@ -97,16 +97,18 @@ fn writable_attributes(env: &Env) -> Result<Vec<Report>, String> {
         ensure(shown == "[nvme] vfio\n", || {
             format!("sriov_vf_mode shows {shown:?}")
         })?;
-        ensure(Direct::open_path(&disk)?.read_at(0, data.len())? == data, || {
-            "the VF disk's data changed during the campaign".into()
-        })?;
+        ensure(
+            Direct::open_path(&disk)?.read_at(0, data.len())? == data,
+            || "the VF disk's data changed during the campaign".into(),
+        )?;
         set_mode(vf, "vfio")?;
         check_mode(vf, "vfio")?;
         set_mode(vf, "nvme")?;
         let disk = wait_vf_disk(vf)?;
-        ensure(Direct::open_path(&disk)?.read_at(0, data.len())? == data, || {
-            "the VF disk's data changed across the switch after the campaign".into()
-        })
+        ensure(
+            Direct::open_path(&disk)?.read_at(0, data.len())? == data,
+            || "the VF disk's data changed across the switch after the campaign".into(),
+        )
     })
 }
 

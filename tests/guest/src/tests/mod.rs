@@ -7,6 +7,7 @@ mod chardev;
 mod debug;
 mod hardening;
 mod hardening_cancel;
+mod hardening_corpus;
 mod hardening_datafd;
 mod hardening_ioctls;
 mod hardening_params;
