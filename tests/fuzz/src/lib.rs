@@ -39,6 +39,6 @@ impl Iterator for Inputs<'_> {
             mutate(&mut self.rng, &mut input, other);
         }
         self.i += 1;
-        Some((input, self.rng.next()))
+        Some((input, self.rng.next_u64()))
     }
 }

@@ -108,9 +108,8 @@ fn expected(p: &Param, bytes: &[u8]) -> Result<Option<u64>, &'static [i32]> {
     if bytes.is_empty() {
         return Ok(None);
     }
-    if bytes.len() > 4096 {
-        return Err(&[libc::E2BIG]);
-    }
+    // sysfs passes the first page of a longer write on.
+    let bytes = &bytes[..bytes.len().min(4096)];
     let c_string = bytes.split(|b| *b == 0).next().unwrap_or_default();
     // u16 parameters overflow at 65536 (ERANGE); the driver's range is EINVAL.
     let width = if p.name == "poll_queues" {
