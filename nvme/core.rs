@@ -422,7 +422,8 @@ impl CtrlCore {
         Ok(dw0 & 1 == 0)
     }
 
-    /// Resets the controller now, from a user request; fails with `EBUSY` unless live.
+    /// Resets the controller now, from a user request; fails with `EBUSY` unless live, and
+    /// with `ENODEV` if the driver began unbinding meanwhile.
     pub(crate) fn reset_now(&self) -> Result {
         if self.state() != CtrlState::Live {
             return Err(EBUSY);
@@ -430,6 +431,9 @@ impl CtrlCore {
         self.reset();
         match self.state() {
             CtrlState::Live => Ok(()),
+            // The driver began unbinding meanwhile (a mode switch, a removal): the
+            // controller is going away, it did not fail.
+            CtrlState::Removing => Err(ENODEV),
             _ => Err(EIO),
         }
     }
