@@ -258,6 +258,12 @@ fn reset_during_switch(env: &Env) -> Result<Vec<Report>, String> {
         }
         c.finish()?;
         println!("# {switched} switches completed, {refused} refused during a reset");
+        // No request may have waited for its timeout: a VF that came up while the PF was
+        // reset must not be left with a controller the reset disabled under it.
+        let stalled = count_since(c.mark(), "timed out")?;
+        ensure(stalled == 0, || {
+            format!("{stalled} request(s) timed out during the switches (a VF probed during a PF reset)")
+        })?;
         ensure(switched >= 1, || "no switch completed".into())?;
         // It still switches without a reset, its data intact.
         if shown_mode(&vf)? == "vfio" {
