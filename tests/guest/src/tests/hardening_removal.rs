@@ -87,12 +87,26 @@ fn removal(env: &Env) -> Result<Vec<Report>, String> {
             std::fs::read_to_string(format!("/sys/block/{}/size", d.trim_start_matches("/dev/")))
                 .unwrap_or_default()
         };
+        let devt = |d: &str| {
+            use std::os::unix::fs::MetadataExt;
+            let rdev = std::fs::metadata(d).map(|m| m.rdev()).unwrap_or(0);
+            let name = d.trim_start_matches("/dev/");
+            let sys = std::fs::read_to_string(format!("/sys/block/{name}/dev")).unwrap_or_default();
+            format!(
+                "node {}:{}, sysfs {}",
+                libc::major(rdev),
+                libc::minor(rdev),
+                sys.trim()
+            )
+        };
         let got = Direct::open_path(&disk)?
             .read_at(MARK_AT, on_vf.len())
             .map_err(|e| {
                 format!(
-                    "VF 1 after the rescan: {e} ({disk} has {} sectors)",
-                    size(&disk).trim()
+                    "VF 1 after the rescan: {e} ({disk} has {} sectors, {}); the removal: {:?}",
+                    size(&disk).trim(),
+                    devt(&disk),
+                    removed
                 )
             })?;
         namespace_2(false)?;
@@ -126,6 +140,9 @@ fn remove_under_users(pf: &Function, vfs: &[Function], on_vf: &[u8]) -> Result<(
             "--size=16M",
             "--time_based",
             "--runtime=600",
+            // Once the disk is gone, fio must not create a regular file in its place (the
+            // default: it did, wrote on into /dev, and the new disk found its name taken).
+            "--allow_file_create=0",
             &format!("--filename={disk}"),
             "--output=/dev/null",
         ])
