@@ -178,7 +178,10 @@ fn at_run_time(env: &Env) -> Result<Vec<Report>, String> {
             })?;
         }
         c.finish()?;
-        println!("# of which {accepted} were valid values before an embedded NUL, taken as such");
+        println!(
+            "# of which {accepted} were valid numbers (a prefix such as 409, a number before a \
+             NUL), taken as such"
+        );
         // The driver works with what is left: the PF's disk, and a VF with the default split.
         let data = pattern(64 << 10, 0x9a7a);
         let mut d = Direct::open()?;
