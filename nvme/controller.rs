@@ -85,6 +85,9 @@ impl Controller {
     pub(crate) fn new(pdev: &pci::Device<Core>, physfn: Option<Arc<CtrlCore>>) -> Result<Self> {
         // A VF's secondary controller must be online before anything else: going online
         // resets the VF's controller and sets its vector count.
+        // A reset of the PF waits until the VF is attached (`CtrlCore::vf_bringup`).
+        let pf_core = physfn.clone();
+        let _bringup = pf_core.as_ref().map(|pf| pf.vf_bringup.lock());
         let physfn = match physfn {
             Some(pf) => {
                 let vfn = pdev.vf_number()?;

@@ -115,6 +115,12 @@ pub(crate) struct CtrlCore {
     /// while a VF is unbound and bound again, so never taken under a VF's device lock.
     #[pin]
     pub(crate) vf_switch: Mutex<()>,
+    /// Serialises a reset of this (physical) function against the bring-up of its VFs'
+    /// controllers (from Online to attached, [`CtrlCore::sriov_attach`]): a reset takes
+    /// the secondary controllers offline and then resets only the VFs attached, so a VF
+    /// enabled under it would be left disabled. Taken before a VF's own locks.
+    #[pin]
+    pub(crate) vf_bringup: Mutex<()>,
 }
 
 impl_has_work! {
@@ -163,6 +169,7 @@ impl CtrlCore {
             namespaces <- new_mutex!(NsDisks::new(), "CtrlCore::namespaces"),
             sriov <- new_mutex!(Sriov::new(), "CtrlCore::sriov"),
             vf_switch <- new_mutex!((), "CtrlCore::vf_switch"),
+            vf_bringup <- new_mutex!((), "CtrlCore::vf_bringup"),
         })
     }
 
@@ -422,7 +429,8 @@ impl CtrlCore {
         Ok(dw0 & 1 == 0)
     }
 
-    /// Resets the controller now, from a user request; fails with `EBUSY` unless live.
+    /// Resets the controller now, from a user request; fails with `EBUSY` unless live, and
+    /// with `ENODEV` if the driver began unbinding meanwhile.
     pub(crate) fn reset_now(&self) -> Result {
         if self.state() != CtrlState::Live {
             return Err(EBUSY);
@@ -430,6 +438,9 @@ impl CtrlCore {
         self.reset();
         match self.state() {
             CtrlState::Live => Ok(()),
+            // The driver began unbinding meanwhile (a mode switch, a removal): the
+            // controller is going away, it did not fail.
+            CtrlState::Removing => Err(ENODEV),
             _ => Err(EIO),
         }
     }
@@ -477,6 +488,8 @@ impl CtrlCore {
     /// request in flight, re-enables it and recreates the I/O queues. On failure the
     /// controller is declared dead and every request fails.
     fn reset(&self) {
+        // Not while a VF's controller is being brought up: it would miss the restore.
+        let _bringup = self.vf_bringup.lock();
         if !self.transition(CtrlState::Live, CtrlState::Resetting) {
             return;
         }

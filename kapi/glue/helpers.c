@@ -459,11 +459,15 @@ static int rnvme_param_set_vf_queues(const char *val, const struct kernel_param 
 	u16 v;
 	int ret = kstrtou16(val, 0, &v);
 
-	if (ret)
+	if (ret) {
+		pr_err("rnvme: vf_queues: \"%s\" is not a number up to 4096\n", val);
 		return ret;
+	}
 	/* A secondary controller needs its admin queue and at least one I/O queue. */
-	if (v == 1 || v > 4096)
+	if (v == 1 || v > 4096) {
+		pr_err("rnvme: vf_queues: %u is not 0 or 2 to 4096\n", v);
 		return -EINVAL;
+	}
 	WRITE_ONCE(rnvme_vf_queues, v);
 	return 0;
 }
@@ -473,10 +477,14 @@ static int rnvme_param_set_vf_vectors(const char *val, const struct kernel_param
 	u16 v;
 	int ret = kstrtou16(val, 0, &v);
 
-	if (ret)
+	if (ret) {
+		pr_err("rnvme: vf_vectors: \"%s\" is not a number up to 2048\n", val);
 		return ret;
-	if (v > 2048)
+	}
+	if (v > 2048) {
+		pr_err("rnvme: vf_vectors: %u is more than 2048\n", v);
 		return -EINVAL;
+	}
 	WRITE_ONCE(rnvme_vf_vectors, v);
 	return 0;
 }

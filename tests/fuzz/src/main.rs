@@ -12,9 +12,6 @@
 //! refused (by reason), and can write a corpus (a few inputs per verdict) for the
 //! in-kernel replay test.
 
-mod mutate;
-mod seeds;
-
 use std::{
     collections::BTreeMap,
     fs,
@@ -30,7 +27,7 @@ use rnvme_spec::{
     spec::lm::state::ControllerState,
 };
 
-use mutate::{mutate, Rng};
+use rnvme_fuzz::{inputs, mutate::Rng, seeds};
 
 /// Fuzzes the rnvme migration stream parser.
 #[derive(Parser)]
@@ -101,21 +98,14 @@ fn main() -> ExitCode {
         limits: &d.limits,
     };
     let seeds = seeds::all(&d);
-    let mut rng = Rng::new(args.seed);
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut samples: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
     let mut failures = 0u64;
     // The library's own panics are the finding; keep their messages short.
     panic::set_hook(Box::new(|info| eprintln!("panic: {info}")));
     let started = Instant::now();
-    for i in 0..args.execs {
-        let mut input = seeds[rng.below(seeds.len())].clone();
-        // Every seed as it is first, then mutants.
-        if i >= seeds.len() as u64 {
-            let other = &seeds[rng.below(seeds.len())];
-            mutate(&mut rng, &mut input, other);
-        }
-        let mut piece_rng = Rng::new(rng.next());
+    for (input, piece_seed) in inputs(&seeds, args.seed).take(args.execs as usize) {
+        let mut piece_rng = Rng::new(piece_seed);
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
             let whole = verdict(&input, &dest, None);
             let pieces = verdict(&input, &dest, Some(&mut piece_rng));

@@ -13,7 +13,7 @@ impl Rng {
         Self(seed.max(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -27,7 +27,7 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            (self.next() % n as u64) as usize
+            (self.next_u64() % n as u64) as usize
         }
     }
 
@@ -117,7 +117,7 @@ pub fn mutate(rng: &mut Rng, b: &mut Vec<u8>, other: &[u8]) {
             4 => {
                 let i = rng.below(len + 1);
                 let n = 1 + rng.below(32);
-                let ins: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                let ins: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
                 b.splice(i..i, ins);
             }
             5 if len > 0 => {
@@ -157,7 +157,7 @@ pub fn mutate(rng: &mut Rng, b: &mut Vec<u8>, other: &[u8]) {
             }
             _ => {
                 let n = rng.below(64);
-                b.extend((0..n).map(|_| rng.next() as u8));
+                b.extend((0..n).map(|_| rng.next_u64() as u8));
             }
         }
     }

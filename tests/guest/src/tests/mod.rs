@@ -5,6 +5,15 @@
 mod block;
 mod chardev;
 mod debug;
+mod hardening;
+mod hardening_cancel;
+mod hardening_corpus;
+mod hardening_datafd;
+mod hardening_ioctls;
+mod hardening_params;
+mod hardening_removal;
+mod hardening_reset;
+mod hardening_sysfs;
 mod identify;
 mod kunit;
 mod lifecycle;
@@ -43,6 +52,8 @@ pub fn all() -> Vec<Test> {
     v.extend(migration_qemu::tests());
     v.extend(recovery::tests());
     v.extend(lifecycle::tests());
+    // Before the leak scan, so that it covers the campaigns too.
+    v.extend(hardening::tests());
     // Last: the leak scan covers everything the other tests did.
     v.extend(debug::tests());
     // After the leak scan: leaves rnvme bound for the reboot's shutdown check.

@@ -8,6 +8,7 @@
 
 use std::{
     fs,
+    io::Read,
     os::unix::fs::{FileTypeExt, MetadataExt},
     path::PathBuf,
     sync::atomic::{AtomicBool, Ordering},
@@ -26,6 +27,7 @@ use crate::{
     },
     tests::smoke::{self, with_loaded},
     vfio_client::{self, Client, Path},
+    vfio_migration,
 };
 
 /// The vfio-mode driver.
@@ -614,6 +616,28 @@ fn unload_in_vfio_mode(env: &Env) -> Result<Vec<Report>, String> {
         let vfs = vfs(&pf)?;
         for vf in &vfs {
             check_mode(vf, "vfio")?;
+        }
+        // A migration data fd holds the module even once its VFIO device closed (the
+        // driver closed the fd for use): unloading is refused and takes nothing down until
+        // the fd is closed too.
+        {
+            let c = Client::open(&vfs[0].bdf, Path::Container).map_err(String::from)?;
+            let mut fd = vfio_migration::set_state(&c, vfio_migration::State::PreCopy)
+                .map_err(|e| format!("PRE_COPY: {e}"))?
+                .ok_or("no saving fd")?;
+            drop(c);
+            let r = fd.read(&mut [0u8; 16]);
+            ensure(
+                r.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::ENODEV),
+                || format!("reading the data fd after its device closed: {r:?}, want ENODEV"),
+            )?;
+            let got = module::rmmod(RNVME);
+            ensure(got.is_err() && module::is_loaded(RNVME), || {
+                "rmmod succeeded with a migration data fd open".into()
+            })?;
+            for vf in &vfs {
+                check_mode(vf, "vfio")?;
+            }
         }
         // Closed VFIO devices do not hold the module: unloading takes the VFs down.
         module::rmmod(RNVME)?;
