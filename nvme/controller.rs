@@ -377,6 +377,7 @@ impl Controller {
             oncs: id.oncs,
             identify_buf,
         });
+        core.clear_changed_namespaces();
         core.rescan()?;
         // Without events the driver still works; namespace changes then need a rescan.
         if let Err(e) = core.enable_events(id.oaes) {

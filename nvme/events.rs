@@ -20,7 +20,7 @@ use crate::{
     },
     spec::{
         command::{feature, Command},
-        event::{AsyncEvent, EventAction, AEN_CFG_NOTICES},
+        event::{log, AsyncEvent, EventAction, AEN_CFG_NOTICES},
     },
 };
 
@@ -103,6 +103,25 @@ impl CtrlCore {
         }
         if let Err(e) = self.arm_async_event() {
             dev_warn!(self.pdev(), "cannot re-arm asynchronous events: {:?}\n", e);
+        }
+    }
+
+    /// Reads (and so clears) the Changed Namespace List before the first namespace scan.
+    /// A controller reports a namespace change only once until the host reads that log;
+    /// a change that happened while no driver read it (the function in vfio mode, or
+    /// unbound) would otherwise silence every later attach and detach.
+    pub(crate) fn clear_changed_namespaces(&self) {
+        // 1024 namespace IDs of 4 bytes.
+        let bytes = 4096;
+        let Some(cmd) = Command::get_log_page(log::CHANGED_NS, NSID_ALL, bytes, 0) else {
+            return;
+        };
+        if let Err(e) = self.admin_bounced(cmd, bytes, |_| Ok(()), |_| Ok(())) {
+            dev_warn!(
+                self.pdev(),
+                "reading the changed namespace list failed: {:?}\n",
+                e
+            );
         }
     }
 
