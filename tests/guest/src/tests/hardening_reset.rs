@@ -27,7 +27,7 @@ use crate::{
     tests::{
         hardening::Campaign,
         smoke::load_fresh,
-        vfio::{check_mode, mode_path, read_mode, wait_vf_disk, with_vfs},
+        vfio::{check_mode, disk_ios, mode_path, read_mode, wait_vf_disk, with_vfs},
     },
     vfio_client::{Client, Path},
 };
@@ -58,21 +58,6 @@ const SETTLE: Duration = Duration::from_secs(60);
 fn reset(dev: &str) -> Result<(), i32> {
     let f = fs::File::open(dev).map_err(|e| e.raw_os_error().unwrap_or(0))?;
     nvme_ioctl::ioctl(f.as_raw_fd(), RESET, std::ptr::null_mut()).map(|_| ())
-}
-
-/// Completed I/Os of block device `disk` (reads + writes, from its `stat`).
-fn disk_ios(disk: &str) -> u64 {
-    let name = disk.trim_start_matches("/dev/");
-    fs::read_to_string(format!("/sys/block/{name}/stat"))
-        .ok()
-        .map(|s| {
-            let f: Vec<u64> = s
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            f.first().copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0)
-        })
-        .unwrap_or(0)
 }
 
 /// fio writing 32 MiB of `disk` with checksummed blocks and verifying them; with

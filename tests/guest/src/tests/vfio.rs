@@ -532,7 +532,7 @@ fn fio_verify_args(disk: &str, verify_only: bool) -> Vec<String> {
 }
 
 /// Completed I/Os of block device `disk` (reads + writes, from its `stat`).
-fn disk_ios(disk: &str) -> u64 {
+pub(crate) fn disk_ios(disk: &str) -> u64 {
     let name = disk.trim_start_matches("/dev/");
     fs::read_to_string(format!("/sys/block/{name}/stat"))
         .ok()
