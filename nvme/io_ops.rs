@@ -16,14 +16,14 @@ use crate::{
     kapi::{
         block::{
             mq::{
-                BatchTarget, CompleteAction, DiskQueue, HctxType, Operations, QueueMap, ReqOp,
-                Request, RequestSg, TagSet, TimeoutAction,
+                BatchTarget, CompleteAction, DiskQueue, HctxType, Operations, PreparedRqs,
+                QueueMap, ReqOp, Request, RequestSg, TagSet, TimeoutAction,
             },
             BlkStatus,
         },
         device::dev_warn,
         dma::DmaPoolBlock,
-        sync::IrqSpinLock,
+        sync::{Exclusive, IrqSpinLock},
     },
     namespace::Namespace,
     spec::{
@@ -49,6 +49,8 @@ pub(crate) struct IoDma {
     sg: RequestSg<MAX_SEGMENTS>,
     /// A PRP list or Dataset Management range block, held until completion.
     pool_block: Option<DmaPoolBlock>,
+    /// The command [`prepare`] built, until it is placed on the submission ring.
+    cmd: Command,
 }
 
 impl IoDma {
@@ -73,8 +75,10 @@ pub(crate) enum Cancel {
 /// Driver data of every I/O request.
 #[pin_data]
 pub(crate) struct IoPdu {
-    #[pin]
-    dma: IrqSpinLock<IoDma>,
+    /// Used by submission, then by completion: blk-mq hands the request from one to the
+    /// other, so the two only overlap if the controller completes a command it has not
+    /// been given yet (then the completion is ignored, see [`release_dma`]).
+    dma: Exclusive<IoDma>,
     /// The command of a driver-private (passthrough) request, set before it is executed.
     #[pin]
     passthru: IrqSpinLock<Option<Command>>,
@@ -235,8 +239,77 @@ fn with_dma(
     rq: &Request<IoOps>,
     build: impl FnOnce(&mut IoDma) -> Result<Command, BlkStatus>,
 ) -> Result<Command, BlkStatus> {
-    let mut dma = rq.data().dma.lock();
-    build(&mut dma).inspect_err(|_| dma.release())
+    rq.data()
+        .dma
+        .try_with(|dma| build(dma).inspect_err(|_| dma.release()))
+        // In use by a completion of this tag: the controller posted one for a command
+        // it was never given. Try again later.
+        .unwrap_or(Err(BlkStatus::DEV_RESOURCE))
+}
+
+/// Releases the request's DMA state (its mapping and pool block).
+fn release_dma(rq: &Request<IoOps>) {
+    // `None`: submission is still preparing this tag, so the completion that brought us
+    // here was bogus; the submission keeps what it holds.
+    let _ = rq.data().dma.try_with(IoDma::release);
+}
+
+/// The command [`prepare`] left in the request.
+fn prepared_cmd(rq: &Request<IoOps>) -> Option<Command> {
+    rq.data().dma.try_with(|dma| dma.cmd)
+}
+
+/// Builds the command of `rq` and maps its data; the command is kept in the request's
+/// DMA state for [`IoQueue::submit`] or [`IoQueue::submit_batch`].
+///
+/// [`IoQueue::submit`]: crate::io_queue::IoQueue::submit
+/// [`IoQueue::submit_batch`]: crate::io_queue::IoQueue::submit_batch
+fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<Command, BlkStatus> {
+    match io.core.state() {
+        CtrlState::Live | CtrlState::Removing => {}
+        // Recovery quiesces the queues; a request that races in comes back later.
+        CtrlState::Resetting => return Err(BlkStatus::DEV_RESOURCE),
+        CtrlState::Dead => return Err(BlkStatus::IOERR),
+    }
+    rq.data().status.store(0, Ordering::Relaxed);
+    rq.data().cancel(Cancel::No);
+    rq.data().aborted.store(false, Ordering::Relaxed);
+
+    let cmd = match rq.op() {
+        ReqOp::Read | ReqOp::Write => with_dma(rq, |dma| read_write(io, ns, rq, dma))?,
+        ReqOp::DrvIn | ReqOp::DrvOut => {
+            let cmd = (*rq.data().passthru.lock()).ok_or(BlkStatus::IOERR)?;
+            with_dma(rq, |dma| passthru(io, rq, cmd, dma))?
+        }
+        ReqOp::Flush => Command::flush(ns.nsid()),
+        ReqOp::Discard if ns.discard() => {
+            let shift = ns.lba_shift();
+            let range = dsm_range(rq.sector() >> (shift - 9), rq.bytes() >> shift);
+            let block = io
+                .prp_pool
+                .alloc_atomic()
+                .map_err(|_| BlkStatus::RESOURCE)?;
+            block.write_le(&range).map_err(|_| BlkStatus::IOERR)?;
+            let cmd = Command::dsm_deallocate(ns.nsid(), 1, block.dma_handle())
+                .ok_or(BlkStatus::INVAL)?;
+            // Kept until completion: the controller reads the range from it.
+            with_dma(rq, |dma| {
+                dma.pool_block = Some(block);
+                Ok(cmd)
+            })?
+        }
+        ReqOp::WriteZeroes if ns.write_zeroes() => {
+            let shift = ns.lba_shift();
+            Command::write_zeroes(ns.nsid(), rq.sector() >> (shift - 9), rq.bytes() >> shift)
+                .ok_or(BlkStatus::INVAL)?
+        }
+        _ => return Err(BlkStatus::NOTSUPP),
+    }
+    .with_cid(rq.tag());
+    with_dma(rq, |dma| {
+        dma.cmd = cmd;
+        Ok(cmd)
+    })
 }
 
 /// Whether a request is driver-private (a passthrough command from userspace).
@@ -251,9 +324,10 @@ impl Operations for IoOps {
 
     fn new_request_data() -> impl PinInit<IoPdu, Error> {
         try_pin_init!(IoPdu {
-            dma <- IrqSpinLock::new(IoDma {
+            dma: Exclusive::new(IoDma {
                 sg: RequestSg::new(),
                 pool_block: None,
+                cmd: Command::default(),
             }),
             passthru <- IrqSpinLock::new(None),
             status: AtomicU16::new(0),
@@ -271,54 +345,48 @@ impl Operations for IoOps {
         rq: &Request<Self>,
         is_last: bool,
     ) -> Result<(), BlkStatus> {
-        match io.core.state() {
-            CtrlState::Live | CtrlState::Removing => {}
-            // Recovery quiesces the queues; a request that races in comes back later.
-            CtrlState::Resetting => return Err(BlkStatus::DEV_RESOURCE),
-            CtrlState::Dead => return Err(BlkStatus::IOERR),
-        }
         let queue = io.queues.get(hctx_idx as usize).ok_or(BlkStatus::IOERR)?;
-        rq.data().status.store(0, Ordering::Relaxed);
-        rq.data().cancel(Cancel::No);
-        rq.data().aborted.store(false, Ordering::Relaxed);
-
-        let cmd = match rq.op() {
-            ReqOp::Read | ReqOp::Write => with_dma(rq, |dma| read_write(&io, &ns, rq, dma))?,
-            ReqOp::DrvIn | ReqOp::DrvOut => {
-                // Read before the DMA lock is taken: the two locks are never nested.
-                let cmd = (*rq.data().passthru.lock()).ok_or(BlkStatus::IOERR)?;
-                with_dma(rq, |dma| passthru(&io, rq, cmd, dma))?
-            }
-            ReqOp::Flush => Command::flush(ns.nsid()),
-            ReqOp::Discard if ns.discard() => {
-                let shift = ns.lba_shift();
-                let range = dsm_range(rq.sector() >> (shift - 9), rq.bytes() >> shift);
-                let block = io
-                    .prp_pool
-                    .alloc_atomic()
-                    .map_err(|_| BlkStatus::RESOURCE)?;
-                block.write_le(&range).map_err(|_| BlkStatus::IOERR)?;
-                let cmd = Command::dsm_deallocate(ns.nsid(), 1, block.dma_handle())
-                    .ok_or(BlkStatus::INVAL)?;
-                // Kept until completion: the controller reads the range from it.
-                rq.data().dma.lock().pool_block = Some(block);
-                cmd
-            }
-            ReqOp::WriteZeroes if ns.write_zeroes() => {
-                let shift = ns.lba_shift();
-                Command::write_zeroes(ns.nsid(), rq.sector() >> (shift - 9), rq.bytes() >> shift)
-                    .ok_or(BlkStatus::INVAL)?
-            }
-            _ => return Err(BlkStatus::NOTSUPP),
-        };
-
-        // The PDU lock is released: the completion may run as soon as the doorbell rings.
-        // Like the C driver, the doorbell is rung once per batch (`is_last`, or
-        // `commit_rqs` when the block layer ends a batch early).
-        queue.submit(&cmd.with_cid(rq.tag()), is_last).map_err(|_| {
-            rq.data().dma.lock().release();
+        let cmd = prepare(&io, &ns, rq)?;
+        // The DMA state is not in use any more: the completion may run as soon as the
+        // doorbell rings. Like the C driver, the doorbell is rung once per batch
+        // (`is_last`, or `commit_rqs` when the block layer ends a batch early).
+        queue.submit(&cmd, is_last).map_err(|_| {
+            release_dma(rq);
             BlkStatus::DEV_RESOURCE
         })
+    }
+
+    const QUEUE_RQS: bool = true;
+
+    fn prepare_rq(
+        io: ArcBorrow<'_, IoQueues>,
+        ns: ArcBorrow<'_, Namespace>,
+        hctx_idx: u32,
+        rq: &Request<Self>,
+    ) -> Result<(), BlkStatus> {
+        if io.queues.get(hctx_idx as usize).is_none() {
+            return Err(BlkStatus::IOERR);
+        }
+        prepare(&io, &ns, rq).map(|_| ())
+    }
+
+    fn submit_rqs(io: ArcBorrow<'_, IoQueues>, hctx_idx: u32, rqs: PreparedRqs<'_, Self>) {
+        let Some(queue) = io.queues.get(hctx_idx as usize) else {
+            // `prepare_rq` checked the queue; dropping the list requeues them.
+            return;
+        };
+        // One lock hold and one doorbell write for the whole list, as the C driver's
+        // `nvme_queue_rqs`. A request that does not fit goes back to blk-mq.
+        let _ = queue.submit_batch(|sq| {
+            rqs.for_each(|rq| {
+                match prepared_cmd(rq) {
+                    Some(cmd) if sq.push(&cmd).is_ok() => return Ok(()),
+                    _ => {}
+                }
+                release_dma(rq);
+                Err(())
+            })
+        });
     }
 
     fn commit_rqs(io: ArcBorrow<'_, IoQueues>, hctx_idx: u32) {
@@ -329,13 +397,13 @@ impl Operations for IoOps {
     }
 
     fn complete_batched(rq: &Request<Self>) {
-        rq.data().dma.lock().release();
+        release_dma(rq);
         rq.data().retries.store(0, Ordering::Relaxed);
     }
 
     fn complete(rq: &Request<Self>) -> CompleteAction {
         let pdu = rq.data();
-        pdu.dma.lock().release();
+        release_dma(rq);
         // A passthrough command is neither replayed nor retried: its caller sees what
         // happened (as with the C driver's fail-fast passthrough requests).
         let passthru = is_passthru(rq);

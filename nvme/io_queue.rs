@@ -160,6 +160,23 @@ impl IoQueue {
         Ok(())
     }
 
+    /// Places the commands `fill` pushes on the submission ring under one lock hold, then
+    /// rings the doorbell once if any were pushed; returns what `fill` returned.
+    pub(crate) fn submit_batch<R>(&self, fill: impl FnOnce(&mut SqBatch<'_>) -> R) -> Result<R> {
+        let mut sq = self.sq.lock();
+        let usable = sq.set_head(self.sq_head.load(Ordering::Acquire)).is_ok();
+        let mut batch = SqBatch {
+            sq: &mut sq,
+            usable,
+            pushed: 0,
+        };
+        let r = fill(&mut batch);
+        if batch.pushed > 0 {
+            sq.ring_doorbell(&self.bar)?;
+        }
+        Ok(r)
+    }
+
     /// Rings the submission doorbell for everything pushed so far.
     pub(crate) fn ring(&self) -> Result {
         self.sq.lock().ring_doorbell(&self.bar)
@@ -196,6 +213,27 @@ impl IoQueue {
             }
             total += n;
         }
+    }
+}
+
+/// Commands being placed on a submission ring by [`IoQueue::submit_batch`].
+pub(crate) struct SqBatch<'a> {
+    sq: &'a mut SubmissionQueue,
+    /// False if the controller reported a head outside the ring: nothing is pushed.
+    usable: bool,
+    pushed: usize,
+}
+
+impl SqBatch<'_> {
+    /// Copies `cmd` into the next slot. `EBUSY` if the ring is full, `EIO` if the
+    /// controller reported an impossible head.
+    pub(crate) fn push(&mut self, cmd: &Command) -> Result {
+        if !self.usable {
+            return Err(EIO);
+        }
+        self.sq.push(cmd)?;
+        self.pushed += 1;
+        Ok(())
     }
 }
 

@@ -262,6 +262,23 @@ void rnvme_blk_mq_end_batch(struct io_comp_batch *iob, void (*each)(struct reque
 	blk_mq_end_request_batch(iob);
 }
 
+/* The first request of a plug list, taken off it; NULL when the list is empty. */
+struct request *rnvme_rq_list_pop(struct rq_list *list)
+{
+	return rq_list_pop(list);
+}
+
+void rnvme_rq_list_add_tail(struct rq_list *list, struct request *rq)
+{
+	rq_list_add_tail(list, rq);
+}
+
+/* Gives a started request that never reached the hardware back to blk-mq for later. */
+void rnvme_blk_mq_requeue_started(struct request *rq)
+{
+	blk_mq_requeue_request(rq, true);
+}
+
 bool rnvme_blk_mq_request_in_flight(struct request *rq)
 {
 	return blk_mq_rq_state(rq) == MQ_RQ_IN_FLIGHT;

@@ -20,6 +20,7 @@ struct device;
 struct pci_dev;
 struct queue_limits;
 struct request;
+struct rq_list;
 struct scatterlist;
 
 u8 rnvme_readb(const volatile void __iomem *addr);
@@ -51,6 +52,9 @@ bool rnvme_blk_mq_add_to_batch(struct request *rq, struct io_comp_batch *iob,
 			       void (*complete)(struct io_comp_batch *));
 void rnvme_blk_mq_end_batch(struct io_comp_batch *iob, void (*each)(struct request *));
 bool rnvme_blk_mq_request_in_flight(struct request *rq);
+struct request *rnvme_rq_list_pop(struct rq_list *list);
+void rnvme_rq_list_add_tail(struct rq_list *list, struct request *rq);
+void rnvme_blk_mq_requeue_started(struct request *rq);
 bool rnvme_blk_should_fake_timeout(struct request *rq);
 u64 rnvme_blk_rq_pos(struct request *rq);
 unsigned int rnvme_blk_rq_bytes(struct request *rq);

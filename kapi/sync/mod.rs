@@ -4,11 +4,15 @@
 //!
 //! - [`IrqSpinLock`]: a spinlock taken with interrupts disabled (upstream later added
 //!   `SpinLockIrq`).
+//! - [`Exclusive`]: a value lent to one user at a time that refuses, rather than waits for,
+//!   a second one (no interrupt-flag changes).
 //! - [`DeferringMutex`]: a mutex whose holder runs work that a context unable to wait for
 //!   it deferred (the reset-deferral scheme of the VFIO migration drivers).
 
 mod deferring_mutex;
+mod exclusive;
 mod irq_spinlock;
 
 pub(crate) use deferring_mutex::DeferringMutex;
+pub(crate) use exclusive::Exclusive;
 pub(crate) use irq_spinlock::IrqSpinLock;

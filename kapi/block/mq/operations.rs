@@ -7,8 +7,8 @@ use core::{marker::PhantomData, ptr};
 use kernel::{bindings, error::from_result, ffi, init::PinInit, prelude::*, types::ForeignOwnable};
 
 use super::{
-    batch::BatchTarget, driver_request::DiskQueue, queue_map::QueueMap, request::Request,
-    tag_set::tag_set_data,
+    batch::BatchTarget, driver_request::DiskQueue, plug_list, plug_list::PreparedRqs,
+    queue_map::QueueMap, request::Request, tag_set::tag_set_data,
 };
 use crate::kapi::{bindings::sys, block::BlkStatus};
 
@@ -57,6 +57,33 @@ pub(crate) trait Operations: Sized + 'static {
 
     /// Called after a batch of `queue_rq` calls that did not end with `is_last`.
     fn commit_rqs(data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>, hctx_idx: u32);
+
+    /// Whether blk-mq hands the driver a plug's whole request list: each request goes to
+    /// [`Self::prepare_rq`], then each hardware queue's prepared ones to
+    /// [`Self::submit_rqs`] together. Without it every request goes to [`Self::queue_rq`].
+    const QUEUE_RQS: bool = false;
+
+    /// Prepares `rq` of hardware queue `hctx_idx` for [`Self::submit_rqs`]: everything
+    /// `queue_rq` does short of handing it to the hardware. On error nothing may be left
+    /// held: the request is issued again through `queue_rq`, which reports the error.
+    fn prepare_rq(
+        _data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>,
+        _queue: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
+        _hctx_idx: u32,
+        _rq: &Request<Self>,
+    ) -> Result<(), BlkStatus> {
+        Err(BlkStatus::RESOURCE)
+    }
+
+    /// Hands the requests [`Self::prepare_rq`] prepared for hardware queue `hctx_idx` to
+    /// the hardware, in order, telling it once. By default they all go back to blk-mq.
+    fn submit_rqs(
+        _data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>,
+        _hctx_idx: u32,
+        rqs: PreparedRqs<'_, Self>,
+    ) {
+        drop(rqs);
+    }
 
     /// Finishes a request the driver handed to [`TagSet::complete_tag`] or
     /// [`TagSet::cancel_in_flight`]: the returned action ends or requeues it.
@@ -268,7 +295,11 @@ impl<T: Operations> OperationsVTable<T> {
     const VTABLE: bindings::blk_mq_ops = bindings::blk_mq_ops {
         queue_rq: Some(Self::queue_rq_callback),
         commit_rqs: Some(Self::commit_rqs_callback),
-        queue_rqs: None,
+        queue_rqs: if T::QUEUE_RQS {
+            Some(plug_list::queue_rqs_callback::<T>)
+        } else {
+            None
+        },
         get_budget: None,
         put_budget: None,
         set_rq_budget_token: None,

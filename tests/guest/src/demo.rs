@@ -104,8 +104,8 @@ pub fn run(env: &Env) -> Result<(), String> {
         .iter()
         .filter(|c| c.status == CaseStatus::Passed)
         .count();
-    for suite in ["rnvme_spec", "rnvme_kapi_io", "rnvme_kapi_pci", "rnvme_mig"] {
-        let n = cases.iter().filter(|c| c.suite == suite).count();
+    for suite in crate::tests::kunit::SUITES {
+        let n = cases.iter().filter(|c| c.suite == *suite).count();
         println!("    {suite}: {n} cases");
     }
     println!("    {passed} of {} cases passed", cases.len());

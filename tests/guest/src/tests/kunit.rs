@@ -11,7 +11,13 @@ use crate::{
 };
 
 /// Suites the module must contain.
-const SUITES: &[&str] = &["rnvme_spec", "rnvme_kapi_io", "rnvme_kapi_pci", "rnvme_mig"];
+pub const SUITES: &[&str] = &[
+    "rnvme_spec",
+    "rnvme_kapi_io",
+    "rnvme_kapi_pci",
+    "rnvme_kapi_sync",
+    "rnvme_mig",
+];
 
 /// The KUnit test.
 pub fn tests() -> Vec<Test> {

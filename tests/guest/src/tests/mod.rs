@@ -15,7 +15,7 @@ mod hardening_removal;
 mod hardening_reset;
 mod hardening_sysfs;
 mod identify;
-mod kunit;
+pub mod kunit;
 mod lifecycle;
 mod lm_device;
 pub(crate) mod migration;

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Plugged request lists (`queue_rqs`): every request of a plug is prepared on its own,
+//! then each hardware queue's prepared requests are handed to the hardware together, under
+//! one submission lock hold and with one doorbell write.
+
+use core::{marker::PhantomData, ptr};
+
+use kernel::{bindings, types::ForeignOwnable};
+
+use super::{request::Request, tag_set::tag_set_data, Operations};
+use crate::kapi::bindings::sys;
+
+/// The prepared requests of one hardware context, for [`Operations::submit_rqs`].
+///
+/// # Invariants
+///
+/// Every request on `list` is a started request of a tag set for `T` that
+/// [`Operations::prepare_rq`] prepared and that the driver owns; none has reached the
+/// hardware yet.
+pub(crate) struct PreparedRqs<'a, T: Operations> {
+    list: bindings::rq_list,
+    _p: PhantomData<(&'a Request<T>, T)>,
+}
+
+impl<T: Operations> PreparedRqs<'_, T> {
+    /// Hands every request, in order, to `submit`. A request for which it fails is given
+    /// back to blk-mq, which dispatches it again later through [`Operations::queue_rq`];
+    /// `submit` must first release whatever the request holds.
+    pub(crate) fn for_each(mut self, mut submit: impl FnMut(&Request<T>) -> Result<(), ()>) {
+        loop {
+            // SAFETY: `list` is a valid list of our requests (type invariant).
+            let rq = unsafe { sys::rnvme_rq_list_pop(&mut self.list) };
+            if rq.is_null() {
+                return;
+            }
+            // SAFETY: a started request of a tag set for `T` that the driver owns (type
+            // invariant), no longer on the list.
+            if submit(unsafe { Request::<T>::from_raw(rq) }).is_err() {
+                // SAFETY: as above; it never reached the hardware, so nothing else ends
+                // it. blk-mq owns it again.
+                unsafe { sys::rnvme_blk_mq_requeue_started(rq) };
+            }
+        }
+    }
+}
+
+impl<T: Operations> Drop for PreparedRqs<'_, T> {
+    fn drop(&mut self) {
+        // Requests `for_each` did not reach (it consumes the list) go back to blk-mq.
+        loop {
+            // SAFETY: `list` is a valid list of our requests (type invariant).
+            let rq = unsafe { sys::rnvme_rq_list_pop(&mut self.list) };
+            if rq.is_null() {
+                return;
+            }
+            // SAFETY: a started request that never reached the hardware (type invariant).
+            unsafe { sys::rnvme_blk_mq_requeue_started(rq) };
+        }
+    }
+}
+
+/// Hands the prepared requests `list` of hardware context `hctx` to the driver.
+///
+/// # Safety
+///
+/// `hctx` must be a valid hardware context of a tag set for `T` whose queue's
+/// `queuedata` is `T::QueueData`, and `list` must satisfy [`PreparedRqs`]' invariants for
+/// requests of `hctx`.
+unsafe fn submit<T: Operations>(hctx: *mut bindings::blk_mq_hw_ctx, list: bindings::rq_list) {
+    if list.head.is_null() {
+        return;
+    }
+    // SAFETY: `hctx` is valid and its tag set is ours (the caller's guarantee).
+    let (data, idx) = unsafe {
+        (
+            tag_set_data::<T>((*(*hctx).queue).tag_set),
+            (*hctx).queue_num,
+        )
+    };
+    // INVARIANT: guaranteed by the caller.
+    T::submit_rqs(
+        data,
+        idx,
+        PreparedRqs {
+            list,
+            _p: PhantomData,
+        },
+    );
+}
+
+/// The `queue_rqs` callback: prepares every request of the plug list `rqlist`, submits
+/// each hardware context's prepared requests at once, and leaves on `rqlist` the requests
+/// that could not be prepared, which blk-mq then issues one by one (`queue_rq`).
+///
+/// # Safety
+///
+/// Called by blk-mq with a valid list of requests, none started, of one request queue of a
+/// tag set built by [`super::TagSet::new`] for `T`.
+pub(super) unsafe extern "C" fn queue_rqs_callback<T: Operations>(rqlist: *mut bindings::rq_list) {
+    let mut requeue = bindings::rq_list::default();
+    let mut batch = bindings::rq_list::default();
+    let mut batch_hctx: *mut bindings::blk_mq_hw_ctx = ptr::null_mut();
+    loop {
+        // SAFETY: `rqlist` is valid (the caller's guarantee).
+        let rq = unsafe { sys::rnvme_rq_list_pop(rqlist) };
+        if rq.is_null() {
+            break;
+        }
+        // SAFETY: the request is valid and has its hardware context.
+        let hctx = unsafe { (*rq).mq_hctx };
+        if hctx != batch_hctx {
+            // SAFETY: `batch` holds prepared, started requests of `batch_hctx`.
+            unsafe { submit::<T>(batch_hctx, core::mem::take(&mut batch)) };
+            batch_hctx = hctx;
+        }
+        // SAFETY: as in `queue_rq_callback`: the queue's tag set is ours and its
+        // `queuedata` is the disk's `T::QueueData`, alive while requests are dispatched.
+        let (data, queue, idx) = unsafe {
+            let q = (*hctx).queue;
+            (
+                tag_set_data::<T>((*q).tag_set),
+                T::QueueData::borrow((*q).queuedata),
+                (*hctx).queue_num,
+            )
+        };
+        // SAFETY: a request of our tag set that blk-mq hands to the driver.
+        let request = unsafe { Request::<T>::from_raw(rq) };
+        match T::prepare_rq(data, queue, idx, request) {
+            Ok(()) => {
+                // Started only once prepared, as `queue_rq` expects for the others.
+                request.start();
+                // SAFETY: the request is off `rqlist`; `batch` is ours.
+                unsafe { sys::rnvme_rq_list_add_tail(&mut batch, rq) };
+            }
+            // SAFETY: as above.
+            Err(_) => unsafe { sys::rnvme_rq_list_add_tail(&mut requeue, rq) },
+        }
+    }
+    // SAFETY: as above.
+    unsafe {
+        submit::<T>(batch_hctx, batch);
+        *rqlist = requeue;
+    }
+}
