@@ -27,7 +27,7 @@ use crate::{
     tests::{
         hardening::Campaign,
         smoke::load_fresh,
-        vfio::{check_mode, disk_ios, mode_path, read_mode, wait_vf_disk, with_vfs},
+        vfio::{check_mode, disk_ios, mode_path, read_mode, wait_vf_disk, with_vfs, FioVerify},
     },
     vfio_client::{Client, Path},
 };
@@ -62,30 +62,12 @@ fn reset(dev: &str) -> Result<(), i32> {
 
 /// fio writing 32 MiB of `disk` with checksummed blocks and verifying them; with
 /// `verify_only` it reads the same blocks back and checks them.
-fn fio_args(disk: &str, verify_only: bool) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "--name=reset",
-        "--direct=1",
-        "--ioengine=libaio",
-        "--rw=randwrite",
-        "--bsrange=4k-128k",
-        "--iodepth=16",
-        "--size=32M",
-        "--verify=crc32c",
-        "--verify_fatal=1",
-        "--do_verify=1",
-        "--randrepeat=1",
-        "--output=/dev/null",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push(format!("--filename={disk}"));
-    if verify_only {
-        a.push("--verify_only".into());
-    }
-    a
-}
+const RESET_VERIFY: FioVerify = FioVerify {
+    name: "reset",
+    iodepth: 16,
+    size: "32M",
+    output: "--output=/dev/null",
+};
 
 fn count_since(mark: u64, needle: &str) -> Result<usize, String> {
     Ok(kmsg::since(mark)?
@@ -102,7 +84,7 @@ fn reset_during_fio(env: &Env) -> Result<Vec<Report>, String> {
         let mut c = Campaign::start("reset during fio verify")?;
         let before = disk_ios(disk);
         let mut fio = Command::new("fio")
-            .args(fio_args(disk, false))
+            .args(RESET_VERIFY.args(disk, false))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -140,7 +122,8 @@ fn reset_during_fio(env: &Env) -> Result<Vec<Report>, String> {
         // Everything fio wrote reads back once more, after the last reset.
         module::run(
             "fio",
-            &fio_args(disk, true)
+            &RESET_VERIFY
+                .args(disk, true)
                 .iter()
                 .map(String::as_str)
                 .collect::<Vec<_>>(),

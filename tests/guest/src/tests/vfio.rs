@@ -504,32 +504,55 @@ pub(crate) fn wait_vf_disk(vf: &Function) -> Result<String, String> {
     vf_disk(vf, "2").ok_or_else(|| "the VF disk went away".into())
 }
 
-/// fio arguments writing 16 MiB of VF disk `disk` with checksummed blocks; with
-/// `verify_only` fio reads the same blocks back and checks them.
-fn fio_verify_args(disk: &str, verify_only: bool) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "--name=vf",
-        "--direct=1",
-        "--ioengine=libaio",
-        "--rw=randwrite",
-        "--bsrange=4k-128k",
-        "--iodepth=8",
-        "--size=16M",
-        "--verify=crc32c",
-        "--verify_fatal=1",
-        "--do_verify=1",
-        "--randrepeat=1",
-        "--output-format=terse",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push(format!("--filename={disk}"));
-    if verify_only {
-        a.push("--verify_only".into());
-    }
-    a
+/// A fio verify job: random writes of 4 to 128 KiB, each block checked with crc32c after
+/// the write phase (or, with `verify_only`, only the check of what an earlier run wrote).
+pub(crate) struct FioVerify {
+    /// The job name.
+    pub(crate) name: &'static str,
+    /// Queue depth.
+    pub(crate) iodepth: u32,
+    /// Bytes of the disk covered, as fio writes it (e.g. `16M`).
+    pub(crate) size: &'static str,
+    /// fio's output option (`--output-format=terse`, `--output=/dev/null`).
+    pub(crate) output: &'static str,
 }
+
+impl FioVerify {
+    /// fio's arguments for the job on `disk`.
+    pub(crate) fn args(&self, disk: &str, verify_only: bool) -> Vec<String> {
+        let mut a = vec![format!("--name={}", self.name)];
+        a.extend(
+            [
+                "--direct=1",
+                "--ioengine=libaio",
+                "--rw=randwrite",
+                "--bsrange=4k-128k",
+                "--verify=crc32c",
+                "--verify_fatal=1",
+                "--do_verify=1",
+                "--randrepeat=1",
+                self.output,
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        a.push(format!("--iodepth={}", self.iodepth));
+        a.push(format!("--size={}", self.size));
+        a.push(format!("--filename={disk}"));
+        if verify_only {
+            a.push("--verify_only".into());
+        }
+        a
+    }
+}
+
+/// The verify job of the VF tests.
+const VF_VERIFY: FioVerify = FioVerify {
+    name: "vf",
+    iodepth: 8,
+    size: "16M",
+    output: "--output-format=terse",
+};
 
 /// Completed I/Os of block device `disk` (reads + writes, from its `stat`).
 pub(crate) fn disk_ios(disk: &str) -> u64 {
@@ -552,7 +575,7 @@ fn switch_during_fio(env: &Env) -> Result<Vec<Report>, String> {
         let disk = wait_vf_disk(vf)?;
         let before = disk_ios(&disk);
         let mut fio = std::process::Command::new("fio")
-            .args(fio_verify_args(&disk, false))
+            .args(VF_VERIFY.args(&disk, false))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -595,7 +618,8 @@ fn switch_during_fio(env: &Env) -> Result<Vec<Report>, String> {
         let disk = wait_vf_disk(vf)?;
         let out = module::run(
             "fio",
-            &fio_verify_args(&disk, true)
+            &VF_VERIFY
+                .args(&disk, true)
                 .iter()
                 .map(String::as_str)
                 .collect::<Vec<_>>(),
