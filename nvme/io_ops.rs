@@ -275,38 +275,41 @@ fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<Command
     rq.data().cancel(Cancel::No);
     rq.data().aborted.store(false, Ordering::Relaxed);
 
-    let cmd = match rq.op() {
-        ReqOp::Read | ReqOp::Write => with_dma(rq, |dma| read_write(io, ns, rq, dma))?,
-        ReqOp::DrvIn | ReqOp::DrvOut => {
-            let cmd = (*rq.data().passthru.lock()).ok_or(BlkStatus::IOERR)?;
-            with_dma(rq, |dma| passthru(io, rq, cmd, dma))?
-        }
-        ReqOp::Flush => Command::flush(ns.nsid()),
-        ReqOp::Discard if ns.discard() => {
-            let shift = ns.lba_shift();
-            let range = dsm_range(rq.sector() >> (shift - 9), rq.bytes() >> shift);
-            let block = io
-                .prp_pool
-                .alloc_atomic()
-                .map_err(|_| BlkStatus::RESOURCE)?;
-            block.write_le(&range).map_err(|_| BlkStatus::IOERR)?;
-            let cmd = Command::dsm_deallocate(ns.nsid(), 1, block.dma_handle())
-                .ok_or(BlkStatus::INVAL)?;
-            // Kept until completion: the controller reads the range from it.
-            with_dma(rq, |dma| {
-                dma.pool_block = Some(block);
-                Ok(cmd)
-            })?
-        }
-        ReqOp::WriteZeroes if ns.write_zeroes() => {
-            let shift = ns.lba_shift();
-            Command::write_zeroes(ns.nsid(), rq.sector() >> (shift - 9), rq.bytes() >> shift)
-                .ok_or(BlkStatus::INVAL)?
-        }
-        _ => return Err(BlkStatus::NOTSUPP),
-    }
-    .with_cid(rq.tag());
+    // Read before the DMA state is taken: the passthrough lock is never held with it.
+    let user_cmd = if is_passthru(rq) {
+        Some((*rq.data().passthru.lock()).ok_or(BlkStatus::IOERR)?)
+    } else {
+        None
+    };
+    // One use of the DMA state per request: the data mapping, the pool block and the
+    // command kept for the submission.
     with_dma(rq, |dma| {
+        let cmd = match (rq.op(), user_cmd) {
+            (ReqOp::Read | ReqOp::Write, _) => read_write(io, ns, rq, dma)?,
+            (ReqOp::DrvIn | ReqOp::DrvOut, Some(cmd)) => passthru(io, rq, cmd, dma)?,
+            (ReqOp::Flush, _) => Command::flush(ns.nsid()),
+            (ReqOp::Discard, _) if ns.discard() => {
+                let shift = ns.lba_shift();
+                let range = dsm_range(rq.sector() >> (shift - 9), rq.bytes() >> shift);
+                let block = io
+                    .prp_pool
+                    .alloc_atomic()
+                    .map_err(|_| BlkStatus::RESOURCE)?;
+                block.write_le(&range).map_err(|_| BlkStatus::IOERR)?;
+                let cmd = Command::dsm_deallocate(ns.nsid(), 1, block.dma_handle())
+                    .ok_or(BlkStatus::INVAL)?;
+                // Kept until completion: the controller reads the range from it.
+                dma.pool_block = Some(block);
+                cmd
+            }
+            (ReqOp::WriteZeroes, _) if ns.write_zeroes() => {
+                let shift = ns.lba_shift();
+                Command::write_zeroes(ns.nsid(), rq.sector() >> (shift - 9), rq.bytes() >> shift)
+                    .ok_or(BlkStatus::INVAL)?
+            }
+            _ => return Err(BlkStatus::NOTSUPP),
+        }
+        .with_cid(rq.tag());
         dma.cmd = cmd;
         Ok(cmd)
     })
@@ -372,11 +375,16 @@ impl Operations for IoOps {
 
     fn submit_rqs(io: ArcBorrow<'_, IoQueues>, hctx_idx: u32, rqs: PreparedRqs<'_, Self>) {
         let Some(queue) = io.queues.get(hctx_idx as usize) else {
-            // `prepare_rq` checked the queue; dropping the list requeues them.
+            // Not reached (`prepare_rq` checked the queue); `queue_rq` fails them.
+            rqs.for_each(|rq| {
+                release_dma(rq);
+                Err(())
+            });
             return;
         };
         // One lock hold and one doorbell write for the whole list, as the C driver's
-        // `nvme_queue_rqs`. A request that does not fit goes back to blk-mq.
+        // `nvme_queue_rqs`. A request that does not fit goes back to blk-mq. A failed
+        // doorbell write means the device is gone; the requests time out.
         let _ = queue.submit_batch(|sq| {
             rqs.for_each(|rq| {
                 match prepared_cmd(rq) {

@@ -161,8 +161,8 @@ impl IoQueue {
     }
 
     /// Places the commands `fill` pushes on the submission ring under one lock hold, then
-    /// rings the doorbell once if any were pushed; returns what `fill` returned.
-    pub(crate) fn submit_batch<R>(&self, fill: impl FnOnce(&mut SqBatch<'_>) -> R) -> Result<R> {
+    /// rings the doorbell once if any were pushed.
+    pub(crate) fn submit_batch(&self, fill: impl FnOnce(&mut SqBatch<'_>)) -> Result {
         let mut sq = self.sq.lock();
         let usable = sq.set_head(self.sq_head.load(Ordering::Acquire)).is_ok();
         let mut batch = SqBatch {
@@ -170,11 +170,11 @@ impl IoQueue {
             usable,
             pushed: 0,
         };
-        let r = fill(&mut batch);
+        fill(&mut batch);
         if batch.pushed > 0 {
             sq.ring_doorbell(&self.bar)?;
         }
-        Ok(r)
+        Ok(())
     }
 
     /// Rings the submission doorbell for everything pushed so far.

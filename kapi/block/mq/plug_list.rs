@@ -24,16 +24,18 @@ pub(crate) struct PreparedRqs<'a, T: Operations> {
 }
 
 impl<T: Operations> PreparedRqs<'_, T> {
+    /// Takes the next request off the list.
+    fn pop(&mut self) -> Option<*mut bindings::request> {
+        // SAFETY: `list` is a valid list of our requests (type invariant).
+        let rq = unsafe { sys::rnvme_rq_list_pop(&mut self.list) };
+        (!rq.is_null()).then_some(rq)
+    }
+
     /// Hands every request, in order, to `submit`. A request for which it fails is given
     /// back to blk-mq, which dispatches it again later through [`Operations::queue_rq`];
     /// `submit` must first release whatever the request holds.
     pub(crate) fn for_each(mut self, mut submit: impl FnMut(&Request<T>) -> Result<(), ()>) {
-        loop {
-            // SAFETY: `list` is a valid list of our requests (type invariant).
-            let rq = unsafe { sys::rnvme_rq_list_pop(&mut self.list) };
-            if rq.is_null() {
-                return;
-            }
+        while let Some(rq) = self.pop() {
             // SAFETY: a started request of a tag set for `T` that the driver owns (type
             // invariant), no longer on the list.
             if submit(unsafe { Request::<T>::from_raw(rq) }).is_err() {
@@ -46,14 +48,11 @@ impl<T: Operations> PreparedRqs<'_, T> {
 }
 
 impl<T: Operations> Drop for PreparedRqs<'_, T> {
+    /// Requests never handed to [`Self::for_each`] go back to blk-mq as they are: nothing
+    /// releases what the driver's `prepare_rq` gave them, so a driver hands every list to
+    /// `for_each`.
     fn drop(&mut self) {
-        // Requests `for_each` did not reach (it consumes the list) go back to blk-mq.
-        loop {
-            // SAFETY: `list` is a valid list of our requests (type invariant).
-            let rq = unsafe { sys::rnvme_rq_list_pop(&mut self.list) };
-            if rq.is_null() {
-                return;
-            }
+        while let Some(rq) = self.pop() {
             // SAFETY: a started request that never reached the hardware (type invariant).
             unsafe { sys::rnvme_blk_mq_requeue_started(rq) };
         }
