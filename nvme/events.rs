@@ -112,30 +112,25 @@ impl CtrlCore {
     /// unbound) would otherwise silence every later attach and detach.
     pub(crate) fn clear_changed_namespaces(&self) {
         // 1024 namespace IDs of 4 bytes.
-        let bytes = 4096;
-        let Some(cmd) = Command::get_log_page(log::CHANGED_NS, NSID_ALL, bytes, 0) else {
-            return;
-        };
-        if let Err(e) = self.admin_bounced(cmd, bytes, |_| Ok(()), |_| Ok(())) {
-            dev_warn!(
-                self.pdev(),
-                "reading the changed namespace list failed: {:?}\n",
-                e
-            );
-        }
+        self.discard_log(log::CHANGED_NS, 4096);
     }
 
     /// Reads the event's log page, which tells the controller the host saw the event.
     fn clear_event(&self, event: &AsyncEvent) {
-        let bytes = event.log_bytes();
-        let Some(cmd) = Command::get_log_page(event.log_page, NSID_ALL, bytes, 0) else {
+        self.discard_log(event.log_page, event.log_bytes());
+    }
+
+    /// Reads `bytes` of log page `page` for all namespaces and drops the contents: what
+    /// matters is that the controller sees the host read it. A failure is only logged.
+    fn discard_log(&self, page: u8, bytes: u32) {
+        let Some(cmd) = Command::get_log_page(page, NSID_ALL, bytes, 0) else {
             return;
         };
         if let Err(e) = self.admin_bounced(cmd, bytes, |_| Ok(()), |_| Ok(())) {
             dev_warn!(
                 self.pdev(),
                 "reading log page {:#x} failed: {:?}\n",
-                event.log_page,
+                page,
                 e
             );
         }
