@@ -309,6 +309,24 @@ impl DmaPool {
             dma_handle,
         })
     }
+
+    /// Allocates a block without sleeping and lets `fill` write its entries in place,
+    /// before the block's bus address is known to anyone, so the device cannot be using
+    /// it yet. The entries hold what the block last held; `fill` writes the ones it uses
+    /// (as little-endian values, which the device reads).
+    pub(crate) fn alloc_atomic_filled<R>(
+        self: &kernel::sync::Arc<Self>,
+        fill: impl FnOnce(&mut [u64]) -> R,
+    ) -> Result<(DmaPoolBlock, R)> {
+        let block = self.alloc_atomic()?;
+        // SAFETY: the block is `len()` `u64` entries of memory owned by `block` (type
+        // invariant) and initialised (pool pages come zeroed from `dma_alloc_coherent`,
+        // and blocks only ever hold plain values). Its bus address has not been handed
+        // out, so neither the device nor other code accesses it during this borrow.
+        let entries = unsafe { core::slice::from_raw_parts_mut(block.cpu.as_ptr(), block.len()) };
+        let r = fill(entries);
+        Ok((block, r))
+    }
 }
 
 impl Drop for DmaPool {

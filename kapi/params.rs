@@ -12,6 +12,14 @@ pub(crate) fn poll_queues() -> u32 {
     unsafe { sys::rnvme_param_poll_queues() }
 }
 
+/// `rnvme.sgls`: whether reads and writes whose data is one DMA segment are described with
+/// an SGL descriptor when the controller supports SGLs (1, the default) or always with PRPs
+/// (0).
+pub(crate) fn sgls() -> bool {
+    // SAFETY: reads a module variable with `READ_ONCE`; no preconditions.
+    unsafe { sys::rnvme_param_sgls() != 0 }
+}
+
 /// `rnvme.vf_queues`: queue resources (admin queue included) per VF; 0 for an even split.
 /// Never 1 (a secondary controller needs an I/O queue too).
 pub(crate) fn vf_queues() -> u16 {

@@ -262,6 +262,7 @@ impl Controller {
                 queues,
                 dev: dev.as_normal().into(),
                 prp_pool: DmaPool::new(dev, c_str!("rnvme-prp"), PAGE_SIZE, PAGE_SIZE)?,
+                sgl: id.supports_sgls(),
                 first_vector,
                 nr_interrupt,
             },

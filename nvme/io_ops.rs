@@ -23,6 +23,7 @@ use crate::{
         },
         device::dev_warn,
         dma::DmaPoolBlock,
+        params,
         sync::{Exclusive, IrqSpinLock},
     },
     namespace::Namespace,
@@ -30,6 +31,7 @@ use crate::{
         command::{dsm_range, Command},
         completion::{BlockOutcome, Status},
         prp::{self, Prp2},
+        sgl,
     },
     user_cmd,
 };
@@ -40,9 +42,6 @@ pub(crate) const MAX_SEGMENTS: usize = 64;
 /// Largest transfer of one request, in bytes: one PRP list page covers it with room to
 /// spare.
 pub(crate) const MAX_TRANSFER: u32 = 512 * 1024;
-
-/// PRP list entries a request can need: one per page after the first.
-const MAX_PRP_ENTRIES: usize = (MAX_TRANSFER / 4096) as usize + 1;
 
 /// The DMA state of a request in flight.
 pub(crate) struct IoDma {
@@ -145,17 +144,25 @@ fn prp2_entry(prp2: Prp2) -> u64 {
 }
 
 /// Builds the PRP entries of a mapped request, with a PRP list from the pool (held in
-/// `dma` until completion) when the transfer spans more than two pages.
+/// `dma` until completion) when the transfer spans more than two pages. The list is built
+/// in the pool block itself; a transfer that turns out to need none gives the block back.
 fn prp_list(io: &IoQueues, dma: &mut IoDma) -> Result<(u64, u64), BlkStatus> {
-    let mut entries = [0u64; MAX_PRP_ENTRIES];
-    let prps = prp::build(dma.sg.segments(), 4096, &mut entries).map_err(|_| BlkStatus::IOERR)?;
+    let segments = dma.sg.segments();
+    let (list, prps) = io
+        .prp_pool
+        .alloc_atomic_filled(|entries| {
+            let prps = prp::build(segments, 4096, entries)?;
+            if let Prp2::List(n) = prps.prp2 {
+                for e in entries.iter_mut().take(n) {
+                    *e = e.to_le();
+                }
+            }
+            Ok::<_, prp::PrpError>(prps)
+        })
+        .map_err(|_| BlkStatus::RESOURCE)?;
+    let prps = prps.map_err(|_| BlkStatus::IOERR)?;
     let prp2 = match prps.prp2 {
-        Prp2::List(n) => {
-            let list = io
-                .prp_pool
-                .alloc_atomic()
-                .map_err(|_| BlkStatus::RESOURCE)?;
-            list.write_le(&entries[..n]).map_err(|_| BlkStatus::IOERR)?;
+        Prp2::List(_) => {
             let addr = list.dma_handle();
             dma.pool_block = Some(list);
             addr
@@ -165,8 +172,25 @@ fn prp_list(io: &IoQueues, dma: &mut IoDma) -> Result<(u64, u64), BlkStatus> {
     Ok((prps.prp1, prp2))
 }
 
-/// Maps the request's data for the device; returns its PRP entries 1 and 2.
-fn map_data(io: &IoQueues, rq: &Request<IoOps>, dma: &mut IoDma) -> Result<(u64, u64), BlkStatus> {
+/// Where a command's data is, as [`map_data`] described it.
+#[derive(Clone, Copy)]
+enum DataPtr {
+    /// PRP entries 1 and 2.
+    Prps(u64, u64),
+    /// One SGL Data Block descriptor: all of the data.
+    Sgl(sgl::Descriptor),
+}
+
+/// Maps the request's data for the device and describes it: PRP entries, or with
+/// `sgl_allowed` one SGL descriptor when the controller has SGLs (and `rnvme.sgls` is on)
+/// and the data is one DMA segment of more than two pages, as an IOMMU maps it. The
+/// controller then reads no PRP list, which is what the C driver does for such data.
+fn map_data(
+    io: &IoQueues,
+    rq: &Request<IoOps>,
+    dma: &mut IoDma,
+    sgl_allowed: bool,
+) -> Result<DataPtr, BlkStatus> {
     dma.sg.map(&io.dev, rq).map_err(|e| {
         if e == ENOMEM {
             BlkStatus::RESOURCE
@@ -175,16 +199,21 @@ fn map_data(io: &IoQueues, rq: &Request<IoOps>, dma: &mut IoDma) -> Result<(u64,
         }
     })?;
     let simple = {
-        let mut segments = dma.sg.segments();
-        match (segments.next(), segments.next()) {
+        let mut segs = dma.sg.segments();
+        match (segs.next(), segs.next()) {
             (Some((addr, len)), None) => prp::simple(addr, len, 4096),
             _ => None,
         }
     };
-    match simple {
-        Some(prps) => Ok((prps.prp1, prp2_entry(prps.prp2))),
-        None => prp_list(io, dma),
+    if let Some(prps) = simple {
+        return Ok(DataPtr::Prps(prps.prp1, prp2_entry(prps.prp2)));
     }
+    if sgl_allowed && io.sgl && params::sgls() {
+        if let Some(desc) = sgl::single(dma.sg.segments()) {
+            return Ok(DataPtr::Sgl(desc));
+        }
+    }
+    prp_list(io, dma).map(|(prp1, prp2)| DataPtr::Prps(prp1, prp2))
 }
 
 /// Maps the request's data and builds its Read or Write command.
@@ -201,8 +230,12 @@ fn read_write(
     }
     let slba = rq.sector() >> (shift - 9);
     let blocks = bytes >> shift;
-    let (prp1, prp2) = map_data(io, rq, dma)?;
-    Command::read_write(
+    let data = map_data(io, rq, dma, true)?;
+    let (prp1, prp2) = match data {
+        DataPtr::Prps(prp1, prp2) => (prp1, prp2),
+        DataPtr::Sgl(_) => (0, 0),
+    };
+    let cmd = Command::read_write(
         rq.op() == ReqOp::Write,
         ns.nsid(),
         slba,
@@ -211,7 +244,11 @@ fn read_write(
         prp1,
         prp2,
     )
-    .ok_or(BlkStatus::INVAL)
+    .ok_or(BlkStatus::INVAL)?;
+    Ok(match data {
+        DataPtr::Sgl(desc) => cmd.with_sgl(desc),
+        DataPtr::Prps(..) => cmd,
+    })
 }
 
 /// Maps the data of a driver-private request and completes its passthrough command `cmd`.
@@ -225,10 +262,13 @@ fn passthru(
     if bytes > MAX_TRANSFER {
         return Err(BlkStatus::INVAL);
     }
-    let (prp1, prp2) = if bytes == 0 {
-        (0, 0)
-    } else {
-        map_data(io, rq, dma)?
+    // PRPs only: the command is the caller's, its flags included.
+    let (prp1, prp2) = match bytes {
+        0 => (0, 0),
+        _ => match map_data(io, rq, dma, false)? {
+            DataPtr::Prps(prp1, prp2) => (prp1, prp2),
+            DataPtr::Sgl(_) => return Err(BlkStatus::IOERR),
+        },
     };
     Ok(cmd.with_prps(prp1, prp2))
 }

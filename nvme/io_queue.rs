@@ -27,9 +27,6 @@ use crate::{
     spec::{command::Command, completion::Completion, regs::REGS_SIZE},
 };
 
-/// Completions taken from the ring per lock hold; the rest wait for the next round.
-const COMPLETION_BATCH: usize = 32;
-
 /// An I/O submission/completion queue pair.
 #[pin_data]
 pub(crate) struct IoQueue {
@@ -182,37 +179,27 @@ impl IoQueue {
         self.sq.lock().ring_doorbell(&self.bar)
     }
 
-    /// Takes every new completion off the ring and hands each to `f`; returns how many.
+    /// Takes every new completion off the ring and hands each to `f`, then rings the
+    /// completion doorbell once; returns how many there were.
+    ///
+    /// `f` runs under the completion lock, as the C driver handles completions under its
+    /// poll lock: completing a request never takes this lock again (a reset drains the
+    /// queue from its own work item), and no copy of the completions is needed.
     pub(crate) fn process_completions(&self, mut f: impl FnMut(&Completion)) -> usize {
-        let mut total = 0;
-        loop {
-            let mut batch = [Completion::default(); COMPLETION_BATCH];
-            let mut n = 0;
-            {
-                let mut cq = self.cq.lock();
-                while n < COMPLETION_BATCH {
-                    match cq.next() {
-                        Ok(Some(c)) => {
-                            batch[n] = c;
-                            n += 1;
-                        }
-                        Ok(None) | Err(_) => break,
-                    }
-                }
-                if n > 0 {
-                    // A failed doorbell write means the device is gone; its requests time out.
-                    let _ = cq.ring_doorbell(&self.bar);
-                }
-            }
-            if n == 0 {
-                return total;
-            }
-            self.sq_head.store(batch[n - 1].sq_head, Ordering::Release);
-            for c in &batch[..n] {
-                f(c);
-            }
-            total += n;
+        let mut cq = self.cq.lock();
+        let mut n = 0;
+        while let Ok(Some(c)) = cq.next() {
+            // Before the request completes: its completion may lead to a new submission,
+            // which needs the freed ring slots.
+            self.sq_head.store(c.sq_head, Ordering::Release);
+            f(&c);
+            n += 1;
         }
+        if n > 0 {
+            // A failed doorbell write means the device is gone; its requests time out.
+            let _ = cq.ring_doorbell(&self.bar);
+        }
+        n
     }
 }
 
@@ -246,8 +233,10 @@ pub(crate) struct IoQueues {
     pub(crate) queues: KVec<Arc<IoQueue>>,
     /// The device that DMA mappings are made for.
     pub(crate) dev: ARef<Device>,
-    /// PRP lists (one page each).
+    /// PRP lists, SGL segments and Dataset Management ranges (one page each).
     pub(crate) prp_pool: Arc<DmaPool>,
+    /// Whether the controller takes SGLs for reads and writes (Identify Controller SGLS).
+    pub(crate) sgl: bool,
     /// The vector of the first I/O queue when each queue has its own, spread over the
     /// CPUs; `None` when a single vector serves everything.
     pub(crate) first_vector: Option<u32>,

@@ -561,6 +561,44 @@ unsigned int rnvme_param_poll_queues(void)
 	return READ_ONCE(rnvme_poll_queues);
 }
 
+/*
+ * 1: a read or write whose data is one DMA segment (as an IOMMU maps it) is described by
+ * one SGL descriptor when the controller supports SGLs; 0: always PRPs. Read for every
+ * request, so it can be changed at run time.
+ */
+static unsigned int rnvme_sgls = 1;
+
+static int rnvme_param_set_sgls(const char *val, const struct kernel_param *kp)
+{
+	unsigned int v;
+	int ret = kstrtouint(val, 0, &v);
+
+	if (ret) {
+		pr_err("rnvme: sgls: \"%s\" is not a number\n", val);
+		return ret;
+	}
+	if (v > 1) {
+		pr_err("rnvme: sgls: %u is neither 0 nor 1\n", v);
+		return -EINVAL;
+	}
+	WRITE_ONCE(rnvme_sgls, v);
+	return 0;
+}
+
+static const struct kernel_param_ops rnvme_sgls_ops = {
+	.set = rnvme_param_set_sgls,
+	.get = param_get_uint,
+};
+
+module_param_cb(sgls, &rnvme_sgls_ops, &rnvme_sgls, 0644);
+MODULE_PARM_DESC(sgls,
+		 "1 (default): reads and writes in one DMA segment use an SGL descriptor where the controller supports SGLs; 0: always PRPs");
+
+unsigned int rnvme_param_sgls(void)
+{
+	return READ_ONCE(rnvme_sgls);
+}
+
 unsigned short rnvme_param_vf_queues(void)
 {
 	return READ_ONCE(rnvme_vf_queues);

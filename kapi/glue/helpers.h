@@ -94,6 +94,7 @@ bool rnvme_vfio_in_use(struct pci_dev *pdev,
 		       int (*probe)(struct pci_dev *, const struct pci_device_id *));
 unsigned int rnvme_iommu_group_size(struct pci_dev *pdev);
 unsigned int rnvme_param_poll_queues(void);
+unsigned int rnvme_param_sgls(void);
 unsigned short rnvme_param_vf_queues(void);
 unsigned short rnvme_param_vf_vectors(void);
 unsigned int rnvme_disk_openers(struct gendisk *disk);

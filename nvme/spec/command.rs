@@ -63,6 +63,11 @@ pub mod io {
     pub const DSM: u8 = 0x09;
 }
 
+/// CDW0 bits 15:14, PSDT: how the data (and metadata) pointers are to be read.
+const PSDT_MASK: u32 = 0b11 << 14;
+/// PSDT 01b: the data pointer is an SGL descriptor, the metadata pointer an address.
+const PSDT_SGL: u32 = 0b01 << 14;
+
 /// CDW12 bit 30 of Read/Write: Force Unit Access.
 pub const RW_FUA: u32 = 1 << 30;
 
@@ -146,6 +151,20 @@ impl Command {
         self.dw[8] = prp2 as u32;
         self.dw[9] = (prp2 >> 32) as u32;
         self
+    }
+
+    /// Describes the data with SGL descriptor `desc` (CDW0.PSDT = 01b: SGLs, metadata
+    /// pointer an address) instead of PRP entries.
+    #[must_use]
+    pub fn with_sgl(mut self, desc: crate::spec::sgl::Descriptor) -> Self {
+        self.dw[0] = (self.dw[0] & !PSDT_MASK) | PSDT_SGL;
+        self.dw[6..10].copy_from_slice(&desc.to_dwords());
+        self
+    }
+
+    /// Whether the data is described by an SGL (CDW0.PSDT is not 00b).
+    pub fn uses_sgl(&self) -> bool {
+        self.dw[0] & PSDT_MASK != 0
     }
 
     /// PRP entry 1.
@@ -415,6 +434,19 @@ mod tests {
         assert_eq!(Command::read_write(false, 2, 0, 65537, false, 0, 0), None);
         assert_eq!(Command::write_zeroes(1, 5, 2).map(|c| c.dw[12]), Some(1));
         assert_eq!(Command::flush(3), Command::new(io::FLUSH).with_nsid(3));
+    }
+
+    #[test]
+    fn sgl_data_pointer() {
+        let prp = Command::read_write(false, 1, 0, 256, false, 0x1000, 0x2000).expect("valid");
+        assert!(!prp.uses_sgl());
+        let desc = crate::spec::sgl::Descriptor::data_block(0x1_2345_6000, 128 * 1024);
+        let c = prp.with_sgl(desc).with_cid(0xbeef);
+        assert!(c.uses_sgl());
+        // PSDT 01b in CDW0 bits 15:14; opcode and CID untouched.
+        assert_eq!(c.dw[0], u32::from(io::READ) | (1 << 14) | (0xbeef << 16));
+        assert_eq!(&c.dw[6..10], &[0x2345_6000, 1, 128 * 1024, 0]);
+        assert_eq!(c.dw[12], 255, "the rest of the command stays");
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub struct IdentifyController {
     pub sqes: u8,
     /// Required and maximum completion queue entry size (bits 3:0 and 7:4, log2).
     pub cqes: u8,
+    /// SGL support (bits 1:0: 00b none, 01b any alignment, 10b dword granularity).
+    pub sgls: u32,
     /// NVM Subsystem NVMe Qualified Name (NUL padded; empty before NVMe 1.2.1).
     pub subnqn: AsciiField<256>,
 }
@@ -122,6 +124,7 @@ impl IdentifyController {
             nn: u32_at(b, 516),
             oncs: u16_at(b, 520),
             vwc: b[525],
+            sgls: u32_at(b, 536),
             subnqn: ascii(b, 768),
         }
     }
@@ -173,6 +176,12 @@ impl IdentifyController {
     /// Whether Virtualization Management is supported (OACS bit 7).
     pub fn supports_virtualization_management(&self) -> bool {
         self.oacs & (1 << 7) != 0
+    }
+
+    /// Whether NVM commands may describe their data with SGLs (SGLS bits 1:0), as the C
+    /// driver tests it.
+    pub fn supports_sgls(&self) -> bool {
+        self.sgls & 0b11 != 0
     }
 
     /// Whether a volatile write cache is present.
@@ -291,6 +300,7 @@ mod tests {
         b[516..520].copy_from_slice(&256u32.to_le_bytes());
         b[520..522].copy_from_slice(&0x015du16.to_le_bytes());
         b[525] = 1;
+        b[536..540].copy_from_slice(&0x0010_0001u32.to_le_bytes());
         b
     }
 
@@ -310,6 +320,9 @@ mod tests {
         assert!(id.has_volatile_write_cache());
         assert_eq!(id.nn, 256);
         assert_eq!((id.sqes, id.cqes), (0x66, 0x44));
+        assert!(id.supports_sgls());
+        raw[536] = 0;
+        assert!(!IdentifyController::parse(&raw).supports_sgls());
     }
 
     #[test]

@@ -17,5 +17,6 @@ pub mod passthru;
 pub mod prp;
 pub mod queue;
 pub mod regs;
+pub mod sgl;
 pub mod sriov;
 pub mod wire;

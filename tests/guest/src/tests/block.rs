@@ -179,8 +179,15 @@ fn fio_verify(env: &Env) -> Result<Vec<Report>, String> {
             &["--rw=randwrite", "--bs=4k", "--iodepth=32", "--numjobs=1"],
         ),
     ];
+    // With `sgls=1` (the default) the emulated controller gets an SGL descriptor for any
+    // transfer beyond two pages (the IOMMU maps each as one segment); the mixed sizes run
+    // once more with `sgls=0`, through PRP lists.
+    let prp_jobs = [("prp-lists/randwrite-mixed-sizes", jobs[0].1)];
     let mut reports = Vec::new();
-    for (name, args) in jobs {
+    for (i, (name, args)) in jobs.iter().chain(prp_jobs.iter()).enumerate() {
+        if i == jobs.len() {
+            module::sysfs_write(Path::new(SGLS), "0")?;
+        }
         let mut argv = vec![
             "--name=verify",
             "--filename=/dev/rnvme0n1",
@@ -204,9 +211,13 @@ fn fio_verify(env: &Env) -> Result<Vec<Report>, String> {
             outcome,
         });
     }
+    module::sysfs_write(Path::new(SGLS), "1")?;
     module::rmmod(RNVME)?;
     Ok(reports)
 }
+
+/// The `sgls` module parameter.
+const SGLS: &str = "/sys/module/rnvme/parameters/sgls";
 
 fn sha256_files(dir: &Path) -> Result<String, String> {
     let out = module::run(

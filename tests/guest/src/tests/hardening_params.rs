@@ -70,6 +70,12 @@ const PARAMS: &[Param] = &[
         range: Some((0, 8, None)),
     },
     Param {
+        name: "sgls",
+        words: &["0", "1"],
+        default: "1",
+        range: Some((0, 1, None)),
+    },
+    Param {
         name: "nvme_class",
         words: &["off", "on", "auto"],
         default: "off",
@@ -112,7 +118,7 @@ fn expected(p: &Param, bytes: &[u8]) -> Result<Option<u64>, &'static [i32]> {
     let bytes = &bytes[..bytes.len().min(4096)];
     let c_string = bytes.split(|b| *b == 0).next().unwrap_or_default();
     // u16 parameters overflow at 65536 (ERANGE); the driver's range is EINVAL.
-    let width = if p.name == "poll_queues" {
+    let width = if matches!(p.name, "poll_queues" | "sgls") {
         u64::from(u32::MAX)
     } else {
         u64::from(u16::MAX)
