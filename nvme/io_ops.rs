@@ -181,6 +181,16 @@ enum DataPtr {
     Sgl(sgl::Descriptor),
 }
 
+impl DataPtr {
+    /// `cmd` with this data pointer.
+    fn apply(self, cmd: Command) -> Command {
+        match self {
+            Self::Prps(prp1, prp2) => cmd.with_prps(prp1, prp2),
+            Self::Sgl(desc) => cmd.with_sgl(desc),
+        }
+    }
+}
+
 /// Maps the request's data for the device and describes it: PRP entries, or with
 /// `sgl_allowed` one SGL descriptor when the controller has SGLs (and `rnvme.sgls` is on)
 /// and the data is one DMA segment of more than two pages, as an IOMMU maps it. The
@@ -198,19 +208,13 @@ fn map_data(
             BlkStatus::IOERR
         }
     })?;
-    let simple = {
-        let mut segs = dma.sg.segments();
-        match (segs.next(), segs.next()) {
-            (Some((addr, len)), None) => prp::simple(addr, len, 4096),
-            _ => None,
+    // One look at the segments: a single one is described without any list.
+    if let Some(only) = sgl::single(dma.sg.segments()) {
+        if let Some(prps) = prp::simple(only.addr, only.len, 4096) {
+            return Ok(DataPtr::Prps(prps.prp1, prp2_entry(prps.prp2)));
         }
-    };
-    if let Some(prps) = simple {
-        return Ok(DataPtr::Prps(prps.prp1, prp2_entry(prps.prp2)));
-    }
-    if sgl_allowed && io.sgl && params::sgls() {
-        if let Some(desc) = sgl::single(dma.sg.segments()) {
-            return Ok(DataPtr::Sgl(desc));
+        if sgl_allowed && io.sgl && params::sgls() {
+            return Ok(DataPtr::Sgl(only));
         }
     }
     prp_list(io, dma).map(|(prp1, prp2)| DataPtr::Prps(prp1, prp2))
@@ -231,24 +235,17 @@ fn read_write(
     let slba = rq.sector() >> (shift - 9);
     let blocks = bytes >> shift;
     let data = map_data(io, rq, dma, true)?;
-    let (prp1, prp2) = match data {
-        DataPtr::Prps(prp1, prp2) => (prp1, prp2),
-        DataPtr::Sgl(_) => (0, 0),
-    };
     let cmd = Command::read_write(
         rq.op() == ReqOp::Write,
         ns.nsid(),
         slba,
         blocks,
         rq.is_fua(),
-        prp1,
-        prp2,
+        0,
+        0,
     )
     .ok_or(BlkStatus::INVAL)?;
-    Ok(match data {
-        DataPtr::Sgl(desc) => cmd.with_sgl(desc),
-        DataPtr::Prps(..) => cmd,
-    })
+    Ok(data.apply(cmd))
 }
 
 /// Maps the data of a driver-private request and completes its passthrough command `cmd`.

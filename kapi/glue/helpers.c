@@ -530,21 +530,32 @@ MODULE_PARM_DESC(vf_vectors,
 #define RNVME_MAX_POLL_QUEUES 8
 static unsigned int rnvme_poll_queues;
 
-static int rnvme_param_set_poll_queues(const char *val, const struct kernel_param *kp)
+/*
+ * Parses unsigned int parameter @name from @val into @dst; a value above @max is refused,
+ * with a message naming the parameter, as is anything that is not a number.
+ */
+static int rnvme_param_set_uint_upto(const char *name, const char *val, unsigned int max,
+				     unsigned int *dst)
 {
 	unsigned int v;
 	int ret = kstrtouint(val, 0, &v);
 
 	if (ret) {
-		pr_err("rnvme: poll_queues: \"%s\" is not a number\n", val);
+		pr_err("rnvme: %s: \"%s\" is not a number\n", name, val);
 		return ret;
 	}
-	if (v > RNVME_MAX_POLL_QUEUES) {
-		pr_err("rnvme: poll_queues: %u is more than %u\n", v, RNVME_MAX_POLL_QUEUES);
+	if (v > max) {
+		pr_err("rnvme: %s: %u is more than %u\n", name, v, max);
 		return -EINVAL;
 	}
-	WRITE_ONCE(rnvme_poll_queues, v);
+	WRITE_ONCE(*dst, v);
 	return 0;
+}
+
+static int rnvme_param_set_poll_queues(const char *val, const struct kernel_param *kp)
+{
+	return rnvme_param_set_uint_upto("poll_queues", val, RNVME_MAX_POLL_QUEUES,
+					 &rnvme_poll_queues);
 }
 
 static const struct kernel_param_ops rnvme_poll_queues_ops = {
@@ -570,19 +581,7 @@ static unsigned int rnvme_sgls = 1;
 
 static int rnvme_param_set_sgls(const char *val, const struct kernel_param *kp)
 {
-	unsigned int v;
-	int ret = kstrtouint(val, 0, &v);
-
-	if (ret) {
-		pr_err("rnvme: sgls: \"%s\" is not a number\n", val);
-		return ret;
-	}
-	if (v > 1) {
-		pr_err("rnvme: sgls: %u is neither 0 nor 1\n", v);
-		return -EINVAL;
-	}
-	WRITE_ONCE(rnvme_sgls, v);
-	return 0;
+	return rnvme_param_set_uint_upto("sgls", val, 1, &rnvme_sgls);
 }
 
 static const struct kernel_param_ops rnvme_sgls_ops = {

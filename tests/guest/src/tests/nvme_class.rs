@@ -297,7 +297,7 @@ fn bad_values_and_nvme_core(env: &Env) -> Result<Vec<Report>, String> {
         ("nvme_class=", "is not one of off, on, auto"),
         ("poll_queues=9", "poll_queues: 9 is more than 8"),
         ("poll_queues=-1", "is not a number"),
-        ("sgls=2", "sgls: 2 is neither 0 nor 1"),
+        ("sgls=2", "sgls: 2 is more than 1"),
     ] {
         let mark = kmsg::mark()?;
         let loaded = module::insmod_with(&env.module, &[param]);
