@@ -150,6 +150,9 @@ struct VmArgs {
     /// Show the whole console (kernel boot too) and the QEMU command line.
     #[arg(long, short)]
     verbose: bool,
+    /// Multi-threaded TCG, as the benchmarks boot (for performance experiments).
+    #[arg(long)]
+    mttcg: bool,
     /// Shell command line to run in the guest (default: `uname -a; cat /proc/cmdline`).
     #[arg(last = true, value_name = "CMD")]
     cmd: Vec<String>,
@@ -230,7 +233,7 @@ fn run(cli: Cli) -> Result<i32> {
             };
             let opts = BootOpts {
                 sizing: vm::VfSizing::default_for(a.vfs),
-                mttcg: false,
+                mttcg: a.mttcg,
                 echo: if a.verbose { Echo::All } else { Echo::FromInit },
                 timeout: Duration::from_secs(a.timeout),
                 verbose: a.verbose,
