@@ -168,26 +168,32 @@ impl<T: Element> CoherentAllocation<T> {
         Ok(())
     }
 
-    /// Copies `out.len()` elements starting at `index` into `out`.
+    /// Copies `out.len()` elements starting at `index` into `out` (volatile, one bounds
+    /// check); `EINVAL` if they do not all lie in the allocation.
     pub(crate) fn read_into(&self, index: usize, out: &mut [T]) -> Result {
         let end = index.checked_add(out.len()).ok_or(EINVAL)?;
         if end > self.count {
             return Err(EINVAL);
         }
         for (i, slot) in out.iter_mut().enumerate() {
-            *slot = self.read(index + i)?;
+            // SAFETY: `index + i < end <= count`, so the element lies in the allocation
+            // (type invariant); every bit pattern is a valid `T` (`Element`).
+            *slot = unsafe { self.cpu_addr.as_ptr().add(index + i).read_volatile() };
         }
         Ok(())
     }
 
-    /// Copies `data` into the elements starting at `index`.
+    /// Copies `data` into the elements starting at `index` (volatile, one bounds check);
+    /// `EINVAL` if they do not all lie in the allocation.
     pub(crate) fn write_from(&self, index: usize, data: &[T]) -> Result {
         let end = index.checked_add(data.len()).ok_or(EINVAL)?;
         if end > self.count {
             return Err(EINVAL);
         }
         for (i, v) in data.iter().enumerate() {
-            self.write(index + i, *v)?;
+            // SAFETY: `index + i < end <= count`, so the element lies in the allocation
+            // (type invariant).
+            unsafe { self.cpu_addr.as_ptr().add(index + i).write_volatile(*v) };
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
 use kernel::{
     prelude::*,
     sync::{Arc, ArcBorrow},
+    types::ForeignOwnable,
 };
 
 use crate::{
@@ -201,7 +202,7 @@ fn map_data(
     dma: &mut IoDma,
     sgl_allowed: bool,
 ) -> Result<DataPtr, BlkStatus> {
-    dma.sg.map(&io.dev, rq).map_err(|e| {
+    dma.sg.map(rq).map_err(|e| {
         if e == ENOMEM {
             BlkStatus::RESOURCE
         } else {
@@ -362,10 +363,13 @@ impl Operations for IoOps {
     type QueueData = Arc<Namespace>;
     type RequestData = IoPdu;
 
-    fn new_request_data() -> impl PinInit<IoPdu, Error> {
+    fn new_request_data(
+        io: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>,
+    ) -> impl PinInit<IoPdu, Error> {
+        let dev = io.dev.clone();
         try_pin_init!(IoPdu {
             dma: Exclusive::new(IoDma {
-                sg: RequestSg::new(),
+                sg: RequestSg::new(dev),
                 pool_block: None,
                 cmd: Command::default(),
             }),

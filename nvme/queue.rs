@@ -69,11 +69,8 @@ impl SubmissionQueue {
     /// [`SubmissionQueue::ring_doorbell`]. `EBUSY` if the ring is full.
     pub(crate) fn push(&mut self, cmd: &Command) -> Result {
         let slot = self.ring.push().map_err(|_| EBUSY)?;
-        let base = usize::from(slot) * SQE_DWORDS;
-        for (i, dw) in cmd.dw.iter().enumerate() {
-            self.mem.write(base + i, dw.to_le())?;
-        }
-        Ok(())
+        self.mem
+            .write_from(usize::from(slot) * SQE_DWORDS, &cmd.dw.map(u32::to_le))
     }
 
     /// Tells the controller about every command pushed so far. `writel` orders the doorbell
@@ -133,13 +130,10 @@ impl CompletionQueue {
         }
         // The phase tag says the entry is complete; read the rest only after it.
         dma_rmb();
-        let mut bytes = [0u8; CQE_SIZE];
-        for i in 0..CQE_DWORDS {
-            let dw = u32::from_le(self.mem.read(base + i)?);
-            bytes[4 * i..4 * i + 4].copy_from_slice(&dw.to_le_bytes());
-        }
+        let mut dw = [0u32; CQE_DWORDS];
+        self.mem.read_into(base, &mut dw)?;
         self.cursor.advance();
-        Ok(Some(Completion::from_bytes(&bytes)))
+        Ok(Some(Completion::from_dwords(dw.map(u32::from_le))))
     }
 
     /// Tells the controller which completions the host has consumed.

@@ -189,17 +189,23 @@ int rnvme_pcim_enable_device_mem(struct pci_dev *pdev)
 }
 
 /*
- * The request of tag @tag on hardware queue @hctx_idx, or NULL when either is
- * out of range: both can come from a device's completion entry.
+ * The in-flight request of tag @tag on hardware queue @hctx_idx, or NULL when
+ * either is out of range (both can come from a device's completion entry) or
+ * the request is not in flight (a bogus or duplicate completion).
  */
-struct request *rnvme_blk_mq_tag_to_rq(struct blk_mq_tag_set *set, unsigned int hctx_idx,
-				       unsigned int tag)
+struct request *rnvme_blk_mq_tag_to_inflight_rq(struct blk_mq_tag_set *set,
+						unsigned int hctx_idx, unsigned int tag)
 {
+	struct request *rq;
+
 	if (hctx_idx >= set->nr_hw_queues || !set->tags || !set->tags[hctx_idx])
 		return NULL;
 	if (tag >= set->queue_depth)
 		return NULL;
-	return blk_mq_tag_to_rq(set->tags[hctx_idx], tag);
+	rq = blk_mq_tag_to_rq(set->tags[hctx_idx], tag);
+	if (!rq || blk_mq_rq_state(rq) != MQ_RQ_IN_FLIGHT)
+		return NULL;
+	return rq;
 }
 
 /*
@@ -287,26 +293,6 @@ bool rnvme_blk_mq_request_in_flight(struct request *rq)
 bool rnvme_blk_should_fake_timeout(struct request *rq)
 {
 	return blk_should_fake_timeout(rq->q);
-}
-
-u64 rnvme_blk_rq_pos(struct request *rq)
-{
-	return blk_rq_pos(rq);
-}
-
-unsigned int rnvme_blk_rq_bytes(struct request *rq)
-{
-	return blk_rq_bytes(rq);
-}
-
-unsigned int rnvme_blk_rq_opf(struct request *rq)
-{
-	return (__force unsigned int)rq->cmd_flags;
-}
-
-unsigned short rnvme_blk_rq_nr_phys_segments(struct request *rq)
-{
-	return blk_rq_nr_phys_segments(rq);
 }
 
 /*

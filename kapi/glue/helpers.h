@@ -41,8 +41,8 @@ resource_size_t rnvme_pci_resource_len(struct pci_dev *pdev, int bar);
 unsigned long rnvme_pci_resource_flags(struct pci_dev *pdev, int bar);
 int rnvme_pcim_enable_device_mem(struct pci_dev *pdev);
 
-struct request *rnvme_blk_mq_tag_to_rq(struct blk_mq_tag_set *set, unsigned int hctx_idx,
-				       unsigned int tag);
+struct request *rnvme_blk_mq_tag_to_inflight_rq(struct blk_mq_tag_set *set,
+						unsigned int hctx_idx, unsigned int tag);
 void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, unsigned int type,
 			     unsigned int nr_queues, unsigned int offset, struct pci_dev *pdev,
 			     unsigned int first_vector);
@@ -56,10 +56,6 @@ struct request *rnvme_rq_list_pop(struct rq_list *list);
 void rnvme_rq_list_add_tail(struct rq_list *list, struct request *rq);
 void rnvme_blk_mq_requeue_started(struct request *rq);
 bool rnvme_blk_should_fake_timeout(struct request *rq);
-u64 rnvme_blk_rq_pos(struct request *rq);
-unsigned int rnvme_blk_rq_bytes(struct request *rq);
-unsigned int rnvme_blk_rq_opf(struct request *rq);
-unsigned short rnvme_blk_rq_nr_phys_segments(struct request *rq);
 int rnvme_blk_rq_map_sg(struct request *rq, struct scatterlist *sgl, unsigned int nents);
 /* The ioctl handler a disk's private_data points to. */
 typedef int (*rnvme_disk_ioctl_t)(struct gendisk *disk, unsigned int cmd, unsigned long arg);

@@ -46,6 +46,18 @@ impl Completion {
         }
     }
 
+    /// Decodes an entry from its four dwords (in CPU order).
+    pub fn from_dwords(dw: [u32; CQE_SIZE / 4]) -> Self {
+        Self {
+            result: dw[0],
+            dw1: dw[1],
+            sq_head: dw[2] as u16,
+            sq_id: (dw[2] >> 16) as u16,
+            cid: dw[3] as u16,
+            status: (dw[3] >> 16) as u16,
+        }
+    }
+
     /// Encodes the entry (for tests and device models).
     pub fn to_bytes(self) -> [u8; CQE_SIZE] {
         let mut b = [0u8; CQE_SIZE];
@@ -210,6 +222,11 @@ mod tests {
         assert!(c.status().dnr());
         assert!(!c.status().is_success());
         assert_eq!(Completion::from_bytes(&c.to_bytes()), c);
+        // The same entry read as little-endian dwords.
+        let dw = core::array::from_fn(|i| {
+            u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+        });
+        assert_eq!(Completion::from_dwords(dw), c);
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl<T: Operations> DriverRequest<'_, T> {
     pub(crate) fn data(&self) -> &T::RequestData {
         // SAFETY: the request is valid (type invariant); its PDU was initialised when the
         // tag set allocated it and lives as long as the request.
-        unsafe { &*bindings::blk_mq_rq_to_pdu(self.rq.as_ptr()).cast::<T::RequestData>() }
+        unsafe { &*super::request::pdu(self.rq.as_ptr()).cast::<T::RequestData>() }
     }
 
     /// Sets the request's timeout; 0 keeps the tag set's default.

@@ -42,8 +42,10 @@ pub(crate) trait Operations: Sized + 'static {
     /// Per-request driver data, initialised once for every request of the tag set.
     type RequestData: Send + Sync;
 
-    /// Initialiser of a request's driver data.
-    fn new_request_data() -> impl PinInit<Self::RequestData, Error>;
+    /// Initialiser of a request's driver data; `data` is the tag set's shared data.
+    fn new_request_data(
+        data: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>,
+    ) -> impl PinInit<Self::RequestData, Error>;
 
     /// Issues `rq` on hardware queue `hctx_idx`; `is_last` says whether more requests
     /// follow in this batch. An error status fails the request at once.
@@ -265,17 +267,20 @@ impl<T: Operations> OperationsVTable<T> {
     ///
     /// Called by blk-mq once per request of the tag set, before it is used.
     unsafe extern "C" fn init_request_callback(
-        _set: *mut bindings::blk_mq_tag_set,
+        set: *mut bindings::blk_mq_tag_set,
         rq: *mut bindings::request,
         _hctx_idx: ffi::c_uint,
         _numa_node: ffi::c_uint,
     ) -> ffi::c_int {
         from_result(|| {
+            let pdu = super::request::pdu(rq).cast::<T::RequestData>();
+            // SAFETY: `set` is our tag set, whose `driver_data` `TagSet::new` sets before
+            // `blk_mq_alloc_tag_set` allocates (and initialises) the requests.
+            let data = unsafe { tag_set_data::<T>(set) };
             // SAFETY: the PDU of a request of our tag set has room for `T::RequestData`
-            // (`cmd_size`) and is suitably aligned (checked in `TagSet::new`).
-            let pdu = unsafe { bindings::blk_mq_rq_to_pdu(rq) }.cast::<T::RequestData>();
-            // SAFETY: `pdu` is valid for writes and never moves while the request exists.
-            unsafe { T::new_request_data().__pinned_init(pdu) }?;
+            // (`cmd_size`) and is suitably aligned (checked in `TagSet::new`); it is valid
+            // for writes and never moves while the request exists.
+            unsafe { T::new_request_data(data).__pinned_init(pdu) }?;
             Ok(0)
         })
     }
@@ -289,7 +294,7 @@ impl<T: Operations> OperationsVTable<T> {
         _hctx_idx: ffi::c_uint,
     ) {
         // SAFETY: `init_request_callback` initialised the PDU; it is not used any more.
-        unsafe { ptr::drop_in_place(bindings::blk_mq_rq_to_pdu(rq).cast::<T::RequestData>()) };
+        unsafe { ptr::drop_in_place(super::request::pdu(rq).cast::<T::RequestData>()) };
     }
 
     const VTABLE: bindings::blk_mq_ops = bindings::blk_mq_ops {

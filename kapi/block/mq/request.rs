@@ -7,7 +7,6 @@ use core::marker::PhantomData;
 use kernel::{bindings, types::Opaque};
 
 use super::Operations;
-use crate::kapi::bindings::sys;
 
 /// The operation of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +33,8 @@ pub(crate) enum ReqOp {
 const REQ_OP_MASK: u32 = (1 << bindings::REQ_OP_BITS) - 1;
 /// `REQ_FUA`.
 const REQ_FUA: u32 = 1 << bindings::req_flag_bits___REQ_FUA;
+/// `RQF_SPECIAL_PAYLOAD`: the data is the driver's own single segment.
+const RQF_SPECIAL_PAYLOAD: u32 = 1 << bindings::__RQF_SPECIAL_PAYLOAD;
 
 impl ReqOp {
     fn from_opf(opf: u32) -> Self {
@@ -93,8 +94,15 @@ impl<T: Operations> Request<T> {
 
     /// Number of physical data segments (0 for requests without data).
     pub(crate) fn nr_phys_segments(&self) -> u16 {
-        // SAFETY: the request is valid.
-        unsafe { sys::rnvme_blk_rq_nr_phys_segments(self.as_raw()) }
+        // SAFETY: the request is valid and owned by the driver, so blk-mq does not change
+        // these fields under it (as `blk_rq_nr_phys_segments`, without the call).
+        let (flags, segments) =
+            unsafe { ((*self.as_raw()).rq_flags, (*self.as_raw()).nr_phys_segments) };
+        if flags & RQF_SPECIAL_PAYLOAD != 0 {
+            1
+        } else {
+            segments
+        }
     }
 
     /// The index of the hardware queue the request was dispatched on.
@@ -106,32 +114,44 @@ impl<T: Operations> Request<T> {
 
     /// The operation.
     pub(crate) fn op(&self) -> ReqOp {
-        // SAFETY: the request is valid.
-        ReqOp::from_opf(unsafe { sys::rnvme_blk_rq_opf(self.as_raw()) })
+        ReqOp::from_opf(self.opf())
+    }
+
+    /// The operation and flags (`cmd_flags`).
+    fn opf(&self) -> u32 {
+        // SAFETY: the request is valid and owned by the driver, which blk-mq leaves its
+        // flags to.
+        unsafe { (*self.as_raw()).cmd_flags }
     }
 
     /// Whether the write must reach non-volatile media before it completes.
     pub(crate) fn is_fua(&self) -> bool {
-        // SAFETY: the request is valid.
-        unsafe { sys::rnvme_blk_rq_opf(self.as_raw()) & REQ_FUA != 0 }
+        self.opf() & REQ_FUA != 0
     }
 
-    /// First sector (512 bytes) of the request.
+    /// First sector (512 bytes) of the request (`blk_rq_pos`).
     pub(crate) fn sector(&self) -> u64 {
-        // SAFETY: the request is valid.
-        unsafe { sys::rnvme_blk_rq_pos(self.as_raw()) }
+        // SAFETY: the request is valid and owned by the driver.
+        unsafe { (*self.as_raw()).__sector }
     }
 
-    /// Length of the request in bytes.
+    /// Length of the request in bytes (`blk_rq_bytes`).
     pub(crate) fn bytes(&self) -> u32 {
-        // SAFETY: the request is valid.
-        unsafe { sys::rnvme_blk_rq_bytes(self.as_raw()) }
+        // SAFETY: the request is valid and owned by the driver.
+        unsafe { (*self.as_raw()).__data_len }
     }
 
     /// The driver's data of this request.
     pub(crate) fn data(&self) -> &T::RequestData {
         // SAFETY: the PDU is initialised for every request of the tag set (type invariant)
         // and lives as long as the request.
-        unsafe { &*bindings::blk_mq_rq_to_pdu(self.as_raw()).cast::<T::RequestData>() }
+        unsafe { &*pdu(self.as_raw()).cast::<T::RequestData>() }
     }
+}
+
+/// The driver data (PDU) of request `rq`: the memory right after the `struct request`, as
+/// `blk_mq_rq_to_pdu` computes it (inline here: the helper would be a call per use).
+pub(super) fn pdu(rq: *mut bindings::request) -> *mut core::ffi::c_void {
+    // `rq + 1`, as in C; only the address is computed, nothing is dereferenced.
+    rq.wrapping_add(1).cast()
 }

@@ -24,21 +24,23 @@ enum Mapped {
 
 /// A mapping made by [`RequestSg::map`].
 struct Mapping {
-    dev: ARef<Device>,
     mapped: Mapped,
     dir: u32,
 }
 
-/// A scatterlist of up to `N` segments for one request, and its DMA mapping.
+/// A scatterlist of up to `N` segments for one request, and its DMA mapping for `dev`.
 ///
 /// Kept in the request's driver data and used under the driver's own exclusion (`&mut`).
+/// The device reference is taken once, when the request's data is initialised, so that
+/// mapping and unmapping a request's data touch no reference count.
 ///
 /// # Invariants
 ///
-/// When `mapping` is `Some`, the request's data is mapped for `mapping.dev`: its single
-/// segment at `addr` (`Mapped::Single`), or described by the first `nents` entries of
-/// `sg`, `mapped` of them DMA segments (`Mapped::Sg`).
+/// When `mapping` is `Some`, the request's data is mapped for `dev`: its single segment at
+/// `addr` (`Mapped::Single`), or described by the first `nents` entries of `sg`, `mapped`
+/// of them DMA segments (`Mapped::Sg`).
 pub(crate) struct RequestSg<const N: usize> {
+    dev: ARef<Device>,
     sg: [bindings::scatterlist; N],
     mapping: Option<Mapping>,
 }
@@ -48,19 +50,21 @@ pub(crate) struct RequestSg<const N: usize> {
 unsafe impl<const N: usize> Send for RequestSg<N> {}
 
 impl<const N: usize> RequestSg<N> {
-    /// An empty, unmapped scatterlist.
-    pub(crate) fn new() -> Self {
+    /// An empty, unmapped scatterlist for mappings by `dev`.
+    pub(crate) fn new(dev: ARef<Device>) -> Self {
         Self {
+            dev,
             // SAFETY: all-zero is a valid (empty) scatterlist entry.
             sg: unsafe { core::mem::zeroed() },
             mapping: None,
         }
     }
 
-    /// Maps the data of `rq` for DMA by `dev`; returns the number of DMA segments. Fails
-    /// with `EINVAL` if the request has more than `N` segments or no data, `EBUSY` if a
-    /// mapping exists, `ENOMEM` if the DMA mapping fails.
-    pub(crate) fn map<T: Operations>(&mut self, dev: &Device, rq: &Request<T>) -> Result<usize> {
+    /// Maps the data of `rq` for DMA by the device; returns the number of DMA segments.
+    /// Fails with `EINVAL` if the request has more than `N` segments or no data, `EBUSY` if
+    /// a mapping exists, `ENOMEM` if the DMA mapping fails.
+    pub(crate) fn map<T: Operations>(&mut self, rq: &Request<T>) -> Result<usize> {
+        let dev = &*self.dev;
         if self.mapping.is_some() {
             return Err(EBUSY);
         }
@@ -80,7 +84,6 @@ impl<const N: usize> RequestSg<N> {
             }
             // INVARIANT: mapped above.
             self.mapping = Some(Mapping {
-                dev: dev.into(),
                 mapped: Mapped::Single { addr, len },
                 dir,
             });
@@ -102,7 +105,6 @@ impl<const N: usize> RequestSg<N> {
         }
         // INVARIANT: mapped above.
         self.mapping = Some(Mapping {
-            dev: dev.into(),
             mapped: Mapped::Sg {
                 nents,
                 mapped: mapped as usize,
@@ -137,11 +139,11 @@ impl<const N: usize> RequestSg<N> {
         match m.mapped {
             // SAFETY: mapped with these arguments (type invariant).
             Mapped::Single { addr, len } => unsafe {
-                bindings::dma_unmap_page_attrs(m.dev.as_raw(), addr, len as usize, m.dir, 0)
+                bindings::dma_unmap_page_attrs(self.dev.as_raw(), addr, len as usize, m.dir, 0)
             },
             // SAFETY: the entries were mapped with these arguments (type invariant).
             Mapped::Sg { nents, .. } => unsafe {
-                bindings::dma_unmap_sg_attrs(m.dev.as_raw(), self.sg.as_mut_ptr(), nents, m.dir, 0)
+                bindings::dma_unmap_sg_attrs(self.dev.as_raw(), self.sg.as_mut_ptr(), nents, m.dir, 0)
             },
         }
     }

@@ -140,10 +140,12 @@ impl<T: Operations> TagSet<T> {
         batch: &mut BatchTarget<'_, T>,
         f: impl FnOnce(&Request<T>) -> bool,
     ) -> bool {
-        // SAFETY: the tag set is valid; the helper checks both indices.
-        let rq = unsafe { sys::rnvme_blk_mq_tag_to_rq(self.as_raw(), hctx_idx, u32::from(tag)) };
-        // SAFETY: `rq` is null or a request of this tag set.
-        if rq.is_null() || !unsafe { sys::rnvme_blk_mq_request_in_flight(rq) } {
+        // SAFETY: the tag set is valid; the helper checks both indices and returns the
+        // request only if it is in flight.
+        let rq = unsafe {
+            sys::rnvme_blk_mq_tag_to_inflight_rq(self.as_raw(), hctx_idx, u32::from(tag))
+        };
+        if rq.is_null() {
             return false;
         }
         // Timeout fault injection (`fail_io_timeout`): drop the completion, as if it never
