@@ -275,7 +275,9 @@ impl<T: Operations> OperationsVTable<T> {
         from_result(|| {
             let pdu = super::request::pdu(rq).cast::<T::RequestData>();
             // SAFETY: `set` is our tag set, whose `driver_data` `TagSet::new` sets before
-            // `blk_mq_alloc_tag_set` allocates (and initialises) the requests.
+            // `blk_mq_alloc_tag_set` initialises the requests and frees only after
+            // `blk_mq_free_tag_set`; blk-mq's later calls (flush and scheduler requests, a
+            // new number of hardware queues) all fall in between.
             let data = unsafe { tag_set_data::<T>(set) };
             // SAFETY: the PDU of a request of our tag set has room for `T::RequestData`
             // (`cmd_size`) and is suitably aligned (checked in `TagSet::new`); it is valid

@@ -143,7 +143,13 @@ impl<const N: usize> RequestSg<N> {
             },
             // SAFETY: the entries were mapped with these arguments (type invariant).
             Mapped::Sg { nents, .. } => unsafe {
-                bindings::dma_unmap_sg_attrs(self.dev.as_raw(), self.sg.as_mut_ptr(), nents, m.dir, 0)
+                bindings::dma_unmap_sg_attrs(
+                    self.dev.as_raw(),
+                    self.sg.as_mut_ptr(),
+                    nents,
+                    m.dir,
+                    0,
+                )
             },
         }
     }
