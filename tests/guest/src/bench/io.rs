@@ -7,11 +7,12 @@
 //! A cell's ratio is the median of its rounds' ratios: each round runs both drivers back
 //! to back (in alternating order), so a slow stretch of the host hits both samples of a
 //! round, and one bad round does not move the median. Each driver first runs one
-//! unrecorded warm-up sample per cell.
+//! unrecorded warm-up sample per cell. fio runs from tmpfs, pinned to one vCPU
+//! ([`StagedFio`] says why).
 
 use std::{path::Path, thread, time::Duration};
 
-use super::{mean_spread, median};
+use super::{mean_spread, median, staged_fio::StagedFio};
 use crate::{
     harness::Env,
     module::{self, RNVME},
@@ -40,7 +41,7 @@ const CELLS: &[Cell] = &[
 ];
 
 /// Rounds per cell (one sample of each driver per round, in alternating order).
-const SAMPLES: usize = 7;
+const SAMPLES: usize = 9;
 /// Seconds per fio run.
 const RUNTIME: &str = "--runtime=4";
 
@@ -88,7 +89,7 @@ fn bind(pf: &pci::Function, driver: Driver) -> Result<(), String> {
 }
 
 /// Runs one fio sample; returns IOPS.
-fn sample(driver: Driver, cell: &Cell) -> Result<f64, String> {
+fn sample(fio: &StagedFio, driver: Driver, cell: &Cell) -> Result<f64, String> {
     let filename = format!("--filename={}", driver.disk());
     let mut argv = vec![
         "--name=bench",
@@ -102,7 +103,7 @@ fn sample(driver: Driver, cell: &Cell) -> Result<f64, String> {
         "--output-format=json",
     ];
     argv.extend_from_slice(cell.args);
-    let out = module::run("fio", &argv)?;
+    let out = fio.run(&argv)?;
     let json: serde_json::Value =
         serde_json::from_str(&out).map_err(|e| format!("fio json: {e}"))?;
     json["jobs"][0]["read"]["iops"]
@@ -116,11 +117,12 @@ pub fn run(env: &Env) -> Result<(), String> {
     let pf = pci::nvme_pf()?;
     module::modprobe(&env.modroot, "nvme")?;
     module::insmod(&env.module)?;
+    let fio = StagedFio::stage()?;
     let mut worst = f64::MAX;
     for cell in CELLS {
         for d in [Driver::C, Driver::Rust] {
             bind(&pf, d)?;
-            sample(d, cell)?;
+            sample(&fio, d, cell)?;
         }
         let mut c = Vec::new();
         let mut rust = Vec::new();
@@ -133,7 +135,7 @@ pub fn run(env: &Env) -> Result<(), String> {
             };
             for d in order {
                 bind(&pf, d)?;
-                let iops = sample(d, cell)?;
+                let iops = sample(&fio, d, cell)?;
                 println!(
                     "sample {} {} #{}: {:.0} IOPS",
                     cell.name,

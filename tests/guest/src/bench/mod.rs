@@ -6,6 +6,7 @@
 mod io;
 mod migrate;
 mod provision;
+mod staged_fio;
 
 use crate::harness::Env;
 
