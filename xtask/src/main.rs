@@ -87,10 +87,11 @@ enum Cmd {
     ///
     /// `io`: the same namespace bound alternately to the C nvme driver and to
     /// rnvme (driver_override), fio 4 KiB random read at QD1 and QD32 and
-    /// 128 KiB sequential read, 5 alternating samples per cell; prints each
-    /// cell's rnvme/C IOPS ratio with its spread and, last,
+    /// 128 KiB sequential read, a warm-up and 9 alternating rounds per cell
+    /// (fio from tmpfs, pinned to vCPU 1); prints each cell's rnvme/C IOPS
+    /// ratio (the median of the rounds' ratios) with its spread and, last,
     /// `io ratio worst-cell: X.XX`. TCG numbers compare the drivers' CPU
-    /// cost, not a real device's speed.
+    /// cost and the work they cause QEMU, not a real device's speed.
     ///
     /// `provision`: with the most VFs the emulated device offers (127), the
     /// time to make every VF a usable VFIO device (a) with rnvme's
