@@ -230,23 +230,50 @@ unsafe impl AlwaysRefCounted for Device {
 
 /// Read barrier between reading a descriptor the device wrote (its "new" marker) and the
 /// rest of it (`dma_rmb`).
+///
+/// On x86-64 coherent DMA memory is ordered like any other memory, and `dma_rmb` is only
+/// a compiler barrier; it is emitted inline rather than as a call into C (this runs for
+/// every completion). Elsewhere the C macro decides.
 pub(crate) fn dma_rmb() {
+    #[cfg(target_arch = "x86_64")]
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: a memory barrier has no preconditions.
-    unsafe { super::bindings::sys::rnvme_dma_rmb() }
+    unsafe {
+        super::bindings::sys::rnvme_dma_rmb()
+    }
 }
 
 /// Full memory barrier (`mb`), ordering earlier stores before later loads.
+///
+/// On x86-64 a sequentially consistent fence is emitted inline (every doorbell update uses
+/// it): a locked instruction or `mfence`, either of which orders earlier stores to
+/// ordinary (coherent DMA) memory before later loads, all the shadow doorbells need.
+/// Elsewhere the C macro decides.
 pub(crate) fn mb() {
+    #[cfg(target_arch = "x86_64")]
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: a memory barrier has no preconditions.
-    unsafe { super::bindings::sys::rnvme_mb() }
+    unsafe {
+        super::bindings::sys::rnvme_mb()
+    }
 }
 
 /// Write barrier between filling a descriptor and handing it to the device by another
 /// memory write (`dma_wmb`); MMIO doorbell writes (`writel`) already order themselves
 /// after prior memory writes.
+///
+/// On x86-64 `dma_wmb` is only a compiler barrier, emitted inline; elsewhere the C macro
+/// decides.
 pub(crate) fn dma_wmb() {
+    #[cfg(target_arch = "x86_64")]
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: a memory barrier has no preconditions.
-    unsafe { super::bindings::sys::rnvme_dma_wmb() }
+    unsafe {
+        super::bindings::sys::rnvme_dma_wmb()
+    }
 }
 
 /// A pool of small, equally sized coherent DMA blocks (`dma_pool`), e.g. NVMe PRP lists.

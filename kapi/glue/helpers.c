@@ -191,10 +191,13 @@ int rnvme_pcim_enable_device_mem(struct pci_dev *pdev)
 /*
  * The in-flight request of tag @tag on hardware queue @hctx_idx, or NULL when
  * either is out of range (both can come from a device's completion entry) or
- * the request is not in flight (a bogus or duplicate completion).
+ * the request is not in flight (a bogus or duplicate completion). For a request,
+ * *@fake_timeout says whether timeout fault injection (fail_io_timeout) wants
+ * its completion dropped. One call per completion: all of it is inline in C.
  */
 struct request *rnvme_blk_mq_tag_to_inflight_rq(struct blk_mq_tag_set *set,
-						unsigned int hctx_idx, unsigned int tag)
+						unsigned int hctx_idx, unsigned int tag,
+						bool *fake_timeout)
 {
 	struct request *rq;
 
@@ -205,6 +208,7 @@ struct request *rnvme_blk_mq_tag_to_inflight_rq(struct blk_mq_tag_set *set,
 	rq = blk_mq_tag_to_rq(set->tags[hctx_idx], tag);
 	if (!rq || blk_mq_rq_state(rq) != MQ_RQ_IN_FLIGHT)
 		return NULL;
+	*fake_timeout = blk_should_fake_timeout(rq->q);
 	return rq;
 }
 
@@ -251,11 +255,18 @@ dma_addr_t rnvme_blk_rq_map_single(struct request *rq, struct device *dev,
 	return addr;
 }
 
-/* Adds @rq, completed without error, to @iob; false if it must be completed alone. */
-bool rnvme_blk_mq_add_to_batch(struct request *rq, struct io_comp_batch *iob,
-			       void (*complete)(struct io_comp_batch *))
+/*
+ * Starts completing @rq, whose outcome the driver has recorded: false when it
+ * completes on its submitting CPU (blk_mq_complete_request_remote) or, if @ok
+ * (no error), joins @iob to be ended with it; true when the caller must
+ * complete it now. The two inline C functions in one call.
+ */
+bool rnvme_blk_mq_complete_begin(struct request *rq, struct io_comp_batch *iob, bool ok,
+				 void (*complete)(struct io_comp_batch *))
 {
-	return blk_mq_add_to_batch(rq, iob, false, complete);
+	if (blk_mq_complete_request_remote(rq))
+		return false;
+	return !(ok && blk_mq_add_to_batch(rq, iob, false, complete));
 }
 
 /* Calls @each on every request of @iob (to release its resources), then ends them all. */
@@ -268,17 +279,6 @@ void rnvme_blk_mq_end_batch(struct io_comp_batch *iob, void (*each)(struct reque
 	blk_mq_end_request_batch(iob);
 }
 
-/* The first request of a plug list, taken off it; NULL when the list is empty. */
-struct request *rnvme_rq_list_pop(struct rq_list *list)
-{
-	return rq_list_pop(list);
-}
-
-void rnvme_rq_list_add_tail(struct rq_list *list, struct request *rq)
-{
-	rq_list_add_tail(list, rq);
-}
-
 /* Gives a started request that never reached the hardware back to blk-mq for later. */
 void rnvme_blk_mq_requeue_started(struct request *rq)
 {
@@ -288,11 +288,6 @@ void rnvme_blk_mq_requeue_started(struct request *rq)
 bool rnvme_blk_mq_request_in_flight(struct request *rq)
 {
 	return blk_mq_rq_state(rq) == MQ_RQ_IN_FLIGHT;
-}
-
-bool rnvme_blk_should_fake_timeout(struct request *rq)
-{
-	return blk_should_fake_timeout(rq->q);
 }
 
 /*

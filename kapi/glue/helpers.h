@@ -42,20 +42,18 @@ unsigned long rnvme_pci_resource_flags(struct pci_dev *pdev, int bar);
 int rnvme_pcim_enable_device_mem(struct pci_dev *pdev);
 
 struct request *rnvme_blk_mq_tag_to_inflight_rq(struct blk_mq_tag_set *set,
-						unsigned int hctx_idx, unsigned int tag);
+						unsigned int hctx_idx, unsigned int tag,
+						bool *fake_timeout);
 void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, unsigned int type,
 			     unsigned int nr_queues, unsigned int offset, struct pci_dev *pdev,
 			     unsigned int first_vector);
 dma_addr_t rnvme_blk_rq_map_single(struct request *rq, struct device *dev,
 				   enum dma_data_direction dir, unsigned int *len);
-bool rnvme_blk_mq_add_to_batch(struct request *rq, struct io_comp_batch *iob,
-			       void (*complete)(struct io_comp_batch *));
+bool rnvme_blk_mq_complete_begin(struct request *rq, struct io_comp_batch *iob, bool ok,
+				 void (*complete)(struct io_comp_batch *));
 void rnvme_blk_mq_end_batch(struct io_comp_batch *iob, void (*each)(struct request *));
 bool rnvme_blk_mq_request_in_flight(struct request *rq);
-struct request *rnvme_rq_list_pop(struct rq_list *list);
-void rnvme_rq_list_add_tail(struct rq_list *list, struct request *rq);
 void rnvme_blk_mq_requeue_started(struct request *rq);
-bool rnvme_blk_should_fake_timeout(struct request *rq);
 int rnvme_blk_rq_map_sg(struct request *rq, struct scatterlist *sgl, unsigned int nents);
 /* The ioctl handler a disk's private_data points to. */
 typedef int (*rnvme_disk_ioctl_t)(struct gendisk *disk, unsigned int cmd, unsigned long arg);

@@ -11,6 +11,49 @@ use kernel::{bindings, types::ForeignOwnable};
 use super::{request::Request, tag_set::tag_set_data, Operations};
 use crate::kapi::bindings::sys;
 
+/// Takes the first request off `list` (`rq_list_pop`, an inline function in C, here in
+/// Rust so that each request of a plug costs no call); null when the list is empty.
+///
+/// # Safety
+///
+/// `list` is a valid request list: its requests are valid and linked through `rq_next`,
+/// `tail` is the last of them (both null when it is empty).
+unsafe fn rq_list_pop(list: &mut bindings::rq_list) -> *mut bindings::request {
+    let rq = list.head;
+    if !rq.is_null() {
+        // SAFETY: `rq` is on the list, hence valid, and linked through `rq_next` (the
+        // caller's guarantee).
+        unsafe {
+            list.head = (*rq).__bindgen_anon_1.rq_next;
+            (*rq).__bindgen_anon_1.rq_next = ptr::null_mut();
+        }
+        if list.head.is_null() {
+            list.tail = ptr::null_mut();
+        }
+    }
+    rq
+}
+
+/// Appends `rq` to `list` (`rq_list_add_tail`, inline in C).
+///
+/// # Safety
+///
+/// `list` is a valid request list (as for [`rq_list_pop`]) and `rq` a valid request on no
+/// list.
+unsafe fn rq_list_add_tail(list: &mut bindings::rq_list, rq: *mut bindings::request) {
+    // SAFETY: `rq` is valid and on no list, so its link is ours to set; a non-null `tail`
+    // is the valid last request of the list (the caller's guarantee).
+    unsafe {
+        (*rq).__bindgen_anon_1.rq_next = ptr::null_mut();
+        if list.tail.is_null() {
+            list.head = rq;
+        } else {
+            (*list.tail).__bindgen_anon_1.rq_next = rq;
+        }
+    }
+    list.tail = rq;
+}
+
 /// The prepared requests of one hardware context, for [`Operations::submit_rqs`].
 ///
 /// # Invariants
@@ -27,7 +70,7 @@ impl<T: Operations> PreparedRqs<'_, T> {
     /// Takes the next request off the list.
     fn pop(&mut self) -> Option<*mut bindings::request> {
         // SAFETY: `list` is a valid list of our requests (type invariant).
-        let rq = unsafe { sys::rnvme_rq_list_pop(&mut self.list) };
+        let rq = unsafe { rq_list_pop(&mut self.list) };
         (!rq.is_null()).then_some(rq)
     }
 
@@ -102,7 +145,7 @@ pub(super) unsafe extern "C" fn queue_rqs_callback<T: Operations>(rqlist: *mut b
     let mut batch_hctx: *mut bindings::blk_mq_hw_ctx = ptr::null_mut();
     loop {
         // SAFETY: `rqlist` is valid (the caller's guarantee).
-        let rq = unsafe { sys::rnvme_rq_list_pop(rqlist) };
+        let rq = unsafe { rq_list_pop(&mut *rqlist) };
         if rq.is_null() {
             break;
         }
@@ -130,10 +173,10 @@ pub(super) unsafe extern "C" fn queue_rqs_callback<T: Operations>(rqlist: *mut b
                 // Started only once prepared, as `queue_rq` expects for the others.
                 request.start();
                 // SAFETY: the request is off `rqlist`; `batch` is ours.
-                unsafe { sys::rnvme_rq_list_add_tail(&mut batch, rq) };
+                unsafe { rq_list_add_tail(&mut batch, rq) };
             }
             // SAFETY: as above.
-            Err(_) => unsafe { sys::rnvme_rq_list_add_tail(&mut requeue, rq) },
+            Err(_) => unsafe { rq_list_add_tail(&mut requeue, rq) },
         }
     }
     // SAFETY: as above.
@@ -142,3 +185,50 @@ pub(super) unsafe extern "C" fn queue_rqs_callback<T: Operations>(rqlist: *mut b
         *rqlist = requeue;
     }
 }
+
+crate::kapi::kunit::kunit_tests!(rnvme_kapi_blk_mq, {
+    fn rq_list_hands_requests_back_in_order() {
+        // SAFETY: all-zero is a valid `request` (null pointers, no flags) and a valid empty
+        // `rq_list`; the requests are only linked and unlinked, never used as requests.
+        let mut rqs: [bindings::request; 3] = unsafe { core::mem::zeroed() };
+        let mut list = bindings::rq_list::default();
+        let p: [*mut bindings::request; 3] = [
+            &mut rqs[0] as *mut _,
+            &mut rqs[1] as *mut _,
+            &mut rqs[2] as *mut _,
+        ];
+        for rq in p {
+            // SAFETY: `list` is valid; each request is valid and on no list.
+            unsafe { rq_list_add_tail(&mut list, rq) };
+        }
+        assert!(list.head == p[0]);
+        assert!(list.tail == p[2]);
+        for rq in p {
+            // SAFETY: `list` is valid and links the requests above.
+            let got = unsafe { rq_list_pop(&mut list) };
+            assert!(got == rq);
+            // SAFETY: `got` is one of the requests above.
+            assert!(unsafe { (*got).__bindgen_anon_1.rq_next }.is_null());
+        }
+        assert!(list.head.is_null());
+        assert!(list.tail.is_null());
+        // SAFETY: `list` is valid (empty).
+        assert!(unsafe { rq_list_pop(&mut list) }.is_null());
+    }
+
+    fn rq_list_takes_requests_after_emptying() {
+        // SAFETY: as above.
+        let mut rqs: [bindings::request; 2] = unsafe { core::mem::zeroed() };
+        let mut list = bindings::rq_list::default();
+        let a: *mut bindings::request = &mut rqs[0];
+        let b: *mut bindings::request = &mut rqs[1];
+        // SAFETY: `list` is valid; `a` and `b` are valid and on no list when added.
+        unsafe {
+            rq_list_add_tail(&mut list, a);
+            assert!(rq_list_pop(&mut list) == a);
+            rq_list_add_tail(&mut list, b);
+        }
+        assert!(list.head == b);
+        assert!(list.tail == b);
+    }
+});

@@ -140,40 +140,40 @@ impl<T: Operations> TagSet<T> {
         batch: &mut BatchTarget<'_, T>,
         f: impl FnOnce(&Request<T>) -> bool,
     ) -> bool {
+        let mut fake_timeout = false;
         // SAFETY: the tag set is valid; the helper checks both indices and returns the
-        // request only if it is in flight.
+        // request only if it is in flight; `fake_timeout` is valid for writes.
         let rq = unsafe {
-            sys::rnvme_blk_mq_tag_to_inflight_rq(self.as_raw(), hctx_idx, u32::from(tag))
+            sys::rnvme_blk_mq_tag_to_inflight_rq(
+                self.as_raw(),
+                hctx_idx,
+                u32::from(tag),
+                &mut fake_timeout,
+            )
         };
         if rq.is_null() {
             return false;
         }
         // Timeout fault injection (`fail_io_timeout`): drop the completion, as if it never
         // came, so that the request times out.
-        // SAFETY: `rq` is a valid in-flight request.
-        if unsafe { sys::rnvme_blk_should_fake_timeout(rq) } {
+        if fake_timeout {
             return true;
         }
         // SAFETY: the request is in flight, hence owned by the driver until completed.
         let ok = f(unsafe { Request::from_raw(rq) });
         // SAFETY: as above. Exactly one of the three paths completes it: on its submitting
         // CPU (remote), in the batch, or here (`blk_mq_complete_request` split open).
+        // INVARIANT: a request joining the batch is a completed request of this tag set,
+        // with our batch callback; a null batch adds nothing.
         unsafe {
-            if bindings::blk_mq_complete_request_remote(rq) {
-                return true;
+            if sys::rnvme_blk_mq_complete_begin(
+                rq,
+                batch.iob,
+                ok,
+                Some(OperationsVTable::<T>::complete_batch_callback),
+            ) {
+                OperationsVTable::<T>::complete_callback(rq);
             }
-            // INVARIANT: a completed request of this tag set, with our batch callback; a
-            // null batch adds nothing.
-            if ok
-                && sys::rnvme_blk_mq_add_to_batch(
-                    rq,
-                    batch.iob,
-                    Some(OperationsVTable::<T>::complete_batch_callback),
-                )
-            {
-                return true;
-            }
-            OperationsVTable::<T>::complete_callback(rq);
         }
         true
     }
