@@ -3,7 +3,7 @@
 //! The block layer side of I/O: turning requests into NVMe commands and completions back
 //! into request status.
 
-use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
 
 use kernel::{
     prelude::*,
@@ -49,32 +49,8 @@ pub(crate) struct IoDma {
     sg: RequestSg<MAX_SEGMENTS>,
     /// A PRP list or Dataset Management range block, held until completion.
     pool_block: Option<DmaPoolBlock>,
-}
-
-/// The command [`prepare`] built for a plugged request, kept until [`IoOps::submit_rqs`]
-/// places it on the submission ring.
-///
-/// Both run on the submitting CPU, one after the other, so relaxed loads and stores
-/// suffice; they compile to plain moves, where taking the request's DMA state a second
-/// time would cost an atomic exchange per request.
-struct CommandSlot([AtomicU32; 16]);
-
-impl CommandSlot {
-    fn new() -> Self {
-        Self(core::array::from_fn(|_| AtomicU32::new(0)))
-    }
-
-    fn store(&self, cmd: &Command) {
-        for (slot, dw) in self.0.iter().zip(cmd.dw) {
-            slot.store(dw, Ordering::Relaxed);
-        }
-    }
-
-    fn load(&self) -> Command {
-        Command {
-            dw: core::array::from_fn(|i| self.0[i].load(Ordering::Relaxed)),
-        }
-    }
+    /// The command [`prepare`] built, until it is placed on the submission ring.
+    cmd: Command,
 }
 
 impl IoDma {
@@ -103,8 +79,6 @@ pub(crate) struct IoPdu {
     /// other, so the two only overlap if the controller completes a command it has not
     /// been given yet (then the completion is ignored, see [`release_dma`]).
     dma: Exclusive<IoDma>,
-    /// The command built for the request, for [`IoOps::submit_rqs`].
-    cmd: CommandSlot,
     /// The command of a driver-private (passthrough) request, set before it is executed.
     #[pin]
     passthru: IrqSpinLock<Option<Command>>,
@@ -318,8 +292,13 @@ fn release_dma(rq: &Request<IoOps>) {
     let _ = rq.data().dma.try_with(IoDma::release);
 }
 
+/// The command [`prepare`] left in the request.
+fn prepared_cmd(rq: &Request<IoOps>) -> Option<Command> {
+    rq.data().dma.try_with(|dma| dma.cmd)
+}
+
 /// Builds the command of `rq` and maps its data; the command is kept in the request's
-/// command slot for [`IoQueue::submit`] or [`IoQueue::submit_batch`].
+/// DMA state for [`IoQueue::submit`] or [`IoQueue::submit_batch`].
 ///
 /// [`IoQueue::submit`]: crate::io_queue::IoQueue::submit
 /// [`IoQueue::submit_batch`]: crate::io_queue::IoQueue::submit_batch
@@ -369,6 +348,7 @@ fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<Command
             _ => return Err(BlkStatus::NOTSUPP),
         }
         .with_cid(rq.tag());
+        dma.cmd = cmd;
         Ok(cmd)
     })
 }
@@ -391,8 +371,8 @@ impl Operations for IoOps {
             dma: Exclusive::new(IoDma {
                 sg: RequestSg::new(dev),
                 pool_block: None,
+                cmd: Command::default(),
             }),
-            cmd: CommandSlot::new(),
             passthru <- IrqSpinLock::new(None),
             status: AtomicU16::new(0),
             result: AtomicU64::new(0),
@@ -431,9 +411,7 @@ impl Operations for IoOps {
         if io.queues.get(hctx_idx as usize).is_none() {
             return Err(BlkStatus::IOERR);
         }
-        let cmd = prepare(&io, &ns, rq)?;
-        rq.data().cmd.store(&cmd);
-        Ok(())
+        prepare(&io, &ns, rq).map(|_| ())
     }
 
     fn submit_rqs(io: ArcBorrow<'_, IoQueues>, hctx_idx: u32, rqs: PreparedRqs<'_, Self>) {
@@ -450,8 +428,9 @@ impl Operations for IoOps {
         // doorbell write means the device is gone; the requests time out.
         let _ = queue.submit_batch(|sq| {
             rqs.for_each(|rq| {
-                if sq.push(&rq.data().cmd.load()).is_ok() {
-                    return Ok(());
+                match prepared_cmd(rq) {
+                    Some(cmd) if sq.push(&cmd).is_ok() => return Ok(()),
+                    _ => {}
                 }
                 release_dma(rq);
                 Err(())
