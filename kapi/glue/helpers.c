@@ -136,18 +136,16 @@ void rnvme_spin_lock_init(spinlock_t *lock)
 	spin_lock_init(lock);
 }
 
-unsigned long rnvme_spin_lock_irqsave(spinlock_t *lock)
-{
-	unsigned long flags;
-
-	spin_lock_irqsave(lock, flags);
-	return flags;
-}
-
-void rnvme_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
-{
-	spin_unlock_irqrestore(lock, flags);
-}
+/*
+ * kapi::sync::IrqSpinLock calls _raw_spin_lock_irqsave() and
+ * _raw_spin_unlock_irqrestore() on the spinlock_t itself: its raw lock must come
+ * first (it does unless PREEMPT_RT, where spinlock_t is an rt_mutex).
+ */
+#ifndef CONFIG_PREEMPT_RT
+static_assert(offsetof(spinlock_t, rlock) == 0);
+#else
+#error "kapi::sync::IrqSpinLock assumes a spinlock_t built on a raw spinlock"
+#endif
 
 void rnvme_dma_set_max_seg_size(struct device *dev, unsigned int size)
 {
@@ -267,16 +265,6 @@ bool rnvme_blk_mq_complete_begin(struct request *rq, struct io_comp_batch *iob, 
 	if (blk_mq_complete_request_remote(rq))
 		return false;
 	return !(ok && blk_mq_add_to_batch(rq, iob, false, complete));
-}
-
-/* Calls @each on every request of @iob (to release its resources), then ends them all. */
-void rnvme_blk_mq_end_batch(struct io_comp_batch *iob, void (*each)(struct request *))
-{
-	struct request *rq;
-
-	rq_list_for_each(&iob->req_list, rq)
-		each(rq);
-	blk_mq_end_request_batch(iob);
 }
 
 /* Gives a started request that never reached the hardware back to blk-mq for later. */

@@ -51,7 +51,6 @@ dma_addr_t rnvme_blk_rq_map_single(struct request *rq, struct device *dev,
 				   enum dma_data_direction dir, unsigned int *len);
 bool rnvme_blk_mq_complete_begin(struct request *rq, struct io_comp_batch *iob, bool ok,
 				 void (*complete)(struct io_comp_batch *));
-void rnvme_blk_mq_end_batch(struct io_comp_batch *iob, void (*each)(struct request *));
 bool rnvme_blk_mq_request_in_flight(struct request *rq);
 void rnvme_blk_mq_requeue_started(struct request *rq);
 int rnvme_blk_rq_map_sg(struct request *rq, struct scatterlist *sgl, unsigned int nents);
@@ -114,8 +113,6 @@ void rnvme_dmutex_init(struct rnvme_deferring_mutex *m);
 void rnvme_dmutex_lock(struct rnvme_deferring_mutex *m);
 bool rnvme_dmutex_defer(struct rnvme_deferring_mutex *m);
 bool rnvme_dmutex_unlock(struct rnvme_deferring_mutex *m);
-unsigned long rnvme_spin_lock_irqsave(spinlock_t *lock);
-void rnvme_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 
 void rnvme_dma_set_max_seg_size(struct device *dev, unsigned int size);
 void rnvme_mb(void);

@@ -48,10 +48,19 @@ impl<T> IrqSpinLock<T> {
         })
     }
 
+    /// The lock's `raw_spinlock_t`: a `spinlock_t` starts with it (the glue checks the
+    /// offset at build time), so the out-of-line `_raw_spin_*` functions that
+    /// `spin_lock_irqsave` and `spin_unlock_irqrestore` expand to are called directly,
+    /// without a C helper around them (the completion path takes this lock for every
+    /// interrupt).
+    fn raw(&self) -> *mut bindings::raw_spinlock_t {
+        self.lock.get().cast()
+    }
+
     /// Disables local interrupts and takes the lock.
     pub(crate) fn lock(&self) -> IrqSpinLockGuard<'_, T> {
-        // SAFETY: the lock is initialised (type invariant).
-        let flags = unsafe { sys::rnvme_spin_lock_irqsave(self.lock.get()) };
+        // SAFETY: the lock is initialised (type invariant) and `raw` is its raw lock.
+        let flags = unsafe { bindings::_raw_spin_lock_irqsave(self.raw()) };
         IrqSpinLockGuard { lock: self, flags }
     }
 }
@@ -81,6 +90,6 @@ impl<T> DerefMut for IrqSpinLockGuard<'_, T> {
 impl<T> Drop for IrqSpinLockGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: the lock is held with these saved flags.
-        unsafe { sys::rnvme_spin_unlock_irqrestore(self.lock.lock.get(), self.flags) };
+        unsafe { bindings::_raw_spin_unlock_irqrestore(self.lock.raw(), self.flags) };
     }
 }
