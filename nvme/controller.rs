@@ -42,6 +42,9 @@ const MAX_IO_QUEUES: u32 = 8;
 /// Entries of each I/O queue (limited by CAP.MQES).
 const IO_QUEUE_DEPTH: u32 = 256;
 
+// Every tag of a queue must fit in the tag bits of a command identifier.
+const _: () = assert!(IO_QUEUE_DEPTH <= crate::spec::cid::MAX_TAGS);
+
 /// Request timeout of I/O commands.
 const IO_TIMEOUT_MS: u32 = 30_000;
 

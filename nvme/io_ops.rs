@@ -29,6 +29,7 @@ use crate::{
     },
     namespace::Namespace,
     spec::{
+        cid::{self, Generation},
         command::{dsm_range, Command},
         completion::{BlockOutcome, Status},
         prp::{self, Prp2},
@@ -90,6 +91,9 @@ pub(crate) struct IoPdu {
     aborted: AtomicBool,
     /// How often the request was sent again after a retryable error.
     retries: AtomicU8,
+    /// The generation count of the request's current submission (the upper bits of its
+    /// command identifier, see [`cid`]).
+    generation: AtomicU8,
 }
 
 impl IoPdu {
@@ -119,6 +123,23 @@ impl IoPdu {
     pub(crate) fn cancel(&self, how: Cancel) {
         self.cancel.store(how as u8, Ordering::Relaxed);
     }
+
+    /// The generation of the request's current submission.
+    pub(crate) fn generation(&self) -> Generation {
+        Generation::from_raw(self.generation.load(Ordering::Relaxed))
+    }
+
+    /// Advances the generation for a new submission and returns it.
+    fn next_generation(&self) -> Generation {
+        let next = self.generation().next();
+        self.generation.store(next.raw(), Ordering::Relaxed);
+        next
+    }
+}
+
+/// The command identifier of the current submission of `rq`.
+pub(crate) fn command_id(rq: &Request<IoOps>) -> Option<u16> {
+    cid::encode(rq.tag(), rq.data().generation())
 }
 
 /// The blk-mq operations of NVMe namespaces.
@@ -312,6 +333,8 @@ fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<Command
     rq.data().status.store(0, Ordering::Relaxed);
     rq.data().cancel(Cancel::No);
     rq.data().aborted.store(false, Ordering::Relaxed);
+    // Tags are below the queue depth, which the controller keeps below `cid::MAX_TAGS`.
+    let cid = cid::encode(rq.tag(), rq.data().next_generation()).ok_or(BlkStatus::IOERR)?;
 
     // Read before the DMA state is taken: the passthrough lock is never held with it.
     let user_cmd = if is_passthru(rq) {
@@ -347,7 +370,7 @@ fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<Command
             }
             _ => return Err(BlkStatus::NOTSUPP),
         }
-        .with_cid(rq.tag());
+        .with_cid(cid);
         dma.cmd = cmd;
         Ok(cmd)
     })
@@ -379,6 +402,7 @@ impl Operations for IoOps {
             cancel: AtomicU8::new(Cancel::No as u8),
             aborted: AtomicBool::new(false),
             retries: AtomicU8::new(0),
+            generation: AtomicU8::new(0),
         })
     }
 
@@ -532,13 +556,18 @@ impl Operations for IoOps {
             // controller and requeues every request.
             CtrlState::Live => {
                 let sqid = (rq.hctx_index() + 1) as u16;
+                let Some(cid) = command_id(rq) else {
+                    core.schedule_reset();
+                    return TimeoutAction::ResetTimer;
+                };
                 if !rq.data().aborted.swap(true, Ordering::Relaxed) {
-                    match core.abort(sqid, rq.tag()) {
+                    match core.abort(sqid, cid) {
                         Ok(aborted) => {
                             dev_warn!(
                                 core.pdev(),
-                                "abort of I/O tag {} on queue {}: {}\n",
+                                "abort of I/O tag {} (command {:#06x}) on queue {}: {}\n",
                                 rq.tag(),
+                                cid,
                                 sqid,
                                 if aborted { "aborted" } else { "not aborted" }
                             );

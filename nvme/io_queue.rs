@@ -17,14 +17,19 @@ use crate::{
     io_ops::IoOps,
     kapi::{
         block::mq::{BatchTarget, CompletionBatch, TagSet},
-        device::Device,
+        device::{dev_warn, Device},
         dma::DmaPool,
         irq::{Handler, IrqReturn},
         pci,
         sync::IrqSpinLock,
     },
     queue::{CompletionQueue, SubmissionQueue},
-    spec::{command::Command, completion::Completion, regs::REGS_SIZE},
+    spec::{
+        cid::{self, Generation},
+        command::Command,
+        completion::Completion,
+        regs::REGS_SIZE,
+    },
 };
 
 /// An I/O submission/completion queue pair.
@@ -47,7 +52,14 @@ pub(crate) struct IoQueue {
     irq: AtomicU32,
     /// Bus addresses of the submission and completion rings (fixed for the queue's life).
     dma: (u64, u64),
+    /// Completions whose tag was not in flight.
+    stray: AtomicU32,
+    /// Completions for an earlier submission of a tag that is in flight again.
+    stale: AtomicU32,
 }
+
+/// How many completions of each kind that name no submission in flight one queue logs.
+const STRAY_LOGGED: u32 = 16;
 
 impl IoQueue {
     /// A queue pair whose rings the controller has already created.
@@ -68,6 +80,8 @@ impl IoQueue {
             cq <- IrqSpinLock::new(cq),
             sq_head: AtomicU16::new(0),
             irq: AtomicU32::new(0),
+            stray: AtomicU32::new(0),
+            stale: AtomicU32::new(0),
         })
     }
 
@@ -109,8 +123,8 @@ impl IoQueue {
     }
 
     /// Completes every request whose completion the controller posted on this queue;
-    /// returns how many completions there were. Tags not in flight (bogus or duplicate
-    /// completions) are dropped.
+    /// returns how many completions there were. Completions that name no submission in
+    /// flight (bogus, stale or duplicate command identifiers) are dropped.
     pub(crate) fn drain(&self, tagset: &TagSet<IoOps>) -> usize {
         let mut batch = CompletionBatch::new();
         self.drain_into(tagset, &mut batch.as_target())
@@ -125,14 +139,69 @@ impl IoQueue {
         batch: &mut BatchTarget<'_, IoOps>,
     ) -> usize {
         let hctx = u32::from(self.qid) - 1;
+        let io = tagset.data();
         self.process_completions(|cqe| {
-            tagset.complete_tag(hctx, cqe.cid, batch, |rq| {
+            // The generation of the tag's request, if the completion is for another one.
+            let mut in_flight = None;
+            let found = tagset.complete_tag(hctx, cid::tag(cqe.cid), batch, |rq| {
+                // A completion for an earlier submission of the tag (a stale or repeated
+                // identifier) must not complete the request now using it.
+                let current = rq.data().generation();
+                if current != cid::generation(cqe.cid) {
+                    in_flight = Some(current);
+                    return None;
+                }
                 let status = cqe.status();
                 rq.data()
                     .set_completion(status, u64::from(cqe.result) | u64::from(cqe.dw1) << 32);
-                status.is_success()
+                Some(status.is_success())
             });
+            if !found {
+                self.stray_completion(&io.dev, cqe, in_flight);
+            }
         })
+    }
+
+    /// Reports a completion that names no submission in flight: no request with its tag
+    /// is in flight, or the one that is (of generation `in_flight`) is a later submission
+    /// of the tag. The completion is dropped (a request it might have meant times out and
+    /// recovery takes over); the first few of each kind are logged, the rest only
+    /// counted, so that a misbehaving controller cannot flood the log.
+    fn stray_completion(&self, dev: &Device, cqe: &Completion, in_flight: Option<Generation>) {
+        let (counter, what) = match in_flight {
+            Some(_) => (&self.stale, "stale"),
+            None => (&self.stray, "invalid"),
+        };
+        let seen = counter.fetch_add(1, Ordering::Relaxed);
+        if seen >= STRAY_LOGGED {
+            return;
+        }
+        let last = if seen + 1 == STRAY_LOGGED {
+            "; further ones are not logged"
+        } else {
+            ""
+        };
+        match in_flight {
+            Some(current) => dev_warn!(
+                dev,
+                "{} command identifier {:#06x} completed on queue {}: tag {} is in flight in generation {}{}\n",
+                what,
+                cqe.cid,
+                self.qid,
+                cid::tag(cqe.cid),
+                current.raw(),
+                last
+            ),
+            None => dev_warn!(
+                dev,
+                "{} command identifier {:#06x} completed on queue {}: tag {} is not in flight{}\n",
+                what,
+                cqe.cid,
+                self.qid,
+                cid::tag(cqe.cid),
+                last
+            ),
+        }
     }
 
     /// The queue identifier.

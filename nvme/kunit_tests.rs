@@ -6,6 +6,7 @@
 use crate::{
     driver::{PCI_CLASS_STORAGE_EXPRESS, PCI_TABLE},
     spec::{
+        cid::{self, Generation},
         command::{cns, Command},
         completion::Completion,
         queue::{CqCursor, QueueError, SqRing},
@@ -51,6 +52,15 @@ crate::kapi::kunit::kunit_tests!(rnvme_spec, {
         assert_eq!(&b[28..32], &[0x01, 0x00, 0x00, 0x00]);
         assert_eq!(b[40], cns::CONTROLLER);
         assert_eq!(Command::from_bytes(&b), c);
+    }
+
+    fn command_ids_carry_a_generation() {
+        let g = Generation::default().next().next();
+        assert_eq!(cid::encode(7, g), Some(0x2007));
+        assert_eq!(cid::tag(0x2007), 7);
+        assert_eq!(cid::generation(0x2007), g);
+        assert_ne!(cid::generation(0x1007), g);
+        assert_eq!(cid::encode(cid::MAX_TAGS as u16, g), None);
     }
 
     fn completion_phase_and_ring_arithmetic() {

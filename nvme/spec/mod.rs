@@ -8,6 +8,7 @@
 
 #[macro_use]
 pub mod register;
+pub mod cid;
 pub mod command;
 pub mod completion;
 pub mod event;

@@ -127,18 +127,20 @@ impl<T: Operations> TagSet<T> {
     }
 
     /// Completes the in-flight request with tag `tag` on hardware queue `hctx_idx`: `f`
-    /// records the result in the request's data and returns whether the request
-    /// succeeded; then the request is completed (and later ended by
-    /// [`Operations::complete`]), or, if it succeeded and is completed on this CPU, added
-    /// to `batch` to be ended with the others (a polled request is always completed on the
-    /// polling CPU). Returns `false`, without calling `f`, when
-    /// no request with that tag is in flight, as for a bogus or duplicate completion.
+    /// checks that the completion belongs to the request's current submission (else it
+    /// returns `None` and the request is left alone), records the result in the request's
+    /// data and returns whether the request succeeded; then the request is completed (and
+    /// later ended by [`Operations::complete`]), or, if it succeeded and is completed on
+    /// this CPU, added to `batch` to be ended with the others (a polled request is always
+    /// completed on the polling CPU). Returns `false`, without calling `f`, when no request
+    /// with that tag is in flight, and `false` when `f` refuses the completion: as for a
+    /// bogus, stale or duplicate completion.
     pub(crate) fn complete_tag(
         &self,
         hctx_idx: u32,
         tag: u16,
         batch: &mut BatchTarget<'_, T>,
-        f: impl FnOnce(&Request<T>) -> bool,
+        f: impl FnOnce(&Request<T>) -> Option<bool>,
     ) -> bool {
         let mut fake_timeout = false;
         // SAFETY: the tag set is valid; the helper checks both indices and returns the
@@ -154,13 +156,15 @@ impl<T: Operations> TagSet<T> {
         if rq.is_null() {
             return false;
         }
+        // SAFETY: the request is in flight, hence owned by the driver until completed.
+        let Some(ok) = f(unsafe { Request::from_raw(rq) }) else {
+            return false;
+        };
         // Timeout fault injection (`fail_io_timeout`): drop the completion, as if it never
         // came, so that the request times out.
         if fake_timeout {
             return true;
         }
-        // SAFETY: the request is in flight, hence owned by the driver until completed.
-        let ok = f(unsafe { Request::from_raw(rq) });
         // SAFETY: as above. Exactly one of the three paths completes it: on its submitting
         // CPU (remote), in the batch, or here (`blk_mq_complete_request` split open).
         // INVARIANT: a request joining the batch is a completed request of this tag set,
