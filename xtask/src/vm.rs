@@ -107,6 +107,9 @@ impl NvmeParams {
             ",max_ioqpairs={},msix_qsize={}",
             self.max_ioqpairs, self.msix_qsize
         ));
+        // The project's fault injection (qemu/patches/0005): inert until the guest turns
+        // it on with Set Features C0h.
+        s.push_str(",x-stale-cqe=on");
         s
     }
 }
@@ -510,7 +513,8 @@ mod tests {
         assert_eq!(
             value_of(&a, "-device", "nvme,id=nvme0"),
             "nvme,id=nvme0,bus=rp1,serial=RNVME0001,subsys=subsys0,sriov_max_vfs=8,\
-             sriov_vq_flexible=24,sriov_vi_flexible=16,max_ioqpairs=32,msix_qsize=25"
+             sriov_vq_flexible=24,sriov_vi_flexible=16,max_ioqpairs=32,msix_qsize=25,\
+             x-stale-cqe=on"
         );
         assert_eq!(
             value_of(&a, "-fsdev", "id=run"),
@@ -538,7 +542,7 @@ mod tests {
         let a = qemu_args(&spec(0)).unwrap();
         let d = value_of(&a, "-device", "nvme,id=nvme0");
         assert!(!d.contains("sriov"));
-        assert!(d.ends_with("max_ioqpairs=8,msix_qsize=9"));
+        assert!(d.ends_with("max_ioqpairs=8,msix_qsize=9,x-stale-cqe=on"));
     }
 
     #[test]

@@ -3,13 +3,14 @@
 //! Error recovery: a request whose completion is lost times out, the driver resets the
 //! controller, requeues what was in flight, and no data is lost.
 
-use std::{fs, path::Path};
+use std::{fs, os::fd::AsRawFd, path::Path};
 
 use crate::{
     disk::{pattern, Direct},
     harness::{ensure, Env, Report, Test},
     kmsg,
     module::{self, RNVME},
+    nvme_ioctl::{Cmd, ADMIN_CMD},
     tests::smoke::load_fresh,
 };
 
@@ -25,6 +26,11 @@ pub fn tests() -> Vec<Test> {
             name: "recovery/fio-verify-through-timeouts",
             groups: &["recovery", "block"],
             run: fio_through_timeouts,
+        },
+        Test {
+            name: "recovery/stale-completions-are-dropped",
+            groups: &["recovery", "block"],
+            run: stale_completions_are_dropped,
         },
     ]
 }
@@ -133,5 +139,105 @@ fn fio_through_timeouts(env: &Env) -> Result<Vec<Report>, String> {
     ensure(io_timeout.is_ok(), || {
         "disk vanished during the test".into()
     })?;
+    Ok(vec![])
+}
+
+/// The PF's controller device.
+const CHARDEV: &str = "/dev/rnvme0";
+
+/// The test device model's vendor feature that posts completions a second time
+/// (`qemu/patches/0005`, the `x-stale-cqe` property).
+const FID_X_STALE_CQE: u32 = 0xc0;
+
+/// Sets the stale completion injection of the PF's controller: a copy of every
+/// `every`th I/O completion is posted again (0: off).
+fn set_stale_injection(fd: i32, every: u32) -> Result<(), String> {
+    let mut cmd = Cmd::raw(0x09, 0, 0, 0, FID_X_STALE_CQE).cdw(11, every);
+    cmd.send(fd, ADMIN_CMD)
+        .map_err(|e| format!("Set Features C0h ({every}): errno {e}"))
+        .and_then(|rc| match rc {
+            0 => Ok(()),
+            status => Err(format!(
+                "Set Features C0h ({every}): NVMe status {status:#x} (QEMU without x-stale-cqe?)"
+            )),
+        })
+}
+
+/// How many stale copies the controller posted since the injection was set (each while
+/// another command with its tag was outstanding), and how many it dropped because nothing
+/// reused their tag in time.
+fn stale_injected(fd: i32) -> Result<(u32, u32), String> {
+    let mut cmd = Cmd::raw(0x0a, 0, 0, 0, FID_X_STALE_CQE);
+    match cmd.send(fd, ADMIN_CMD) {
+        Ok(0) => {
+            let result = u32::from_le_bytes([cmd.0[68], cmd.0[69], cmd.0[70], cmd.0[71]]);
+            Ok((result & 0xffff, result >> 16))
+        }
+        Ok(status) => Err(format!("Get Features C0h: NVMe status {status:#x}")),
+        Err(e) => Err(format!("Get Features C0h: errno {e}")),
+    }
+}
+
+/// A controller that posts completions a second time, some while their tag is in use
+/// by the next request: the generation count in the command identifiers makes the driver
+/// drop them, fio's verify finds every block intact, and nothing times out or resets.
+/// Without the generation count, a copy would end the tag's next request before its
+/// data moved (fio reads the wrong data, or the device writes an unmapped buffer).
+fn stale_completions_are_dropped(env: &Env) -> Result<Vec<Report>, String> {
+    load_fresh(env)?;
+    let mark = kmsg::mark()?;
+    let ctrl = fs::File::open(CHARDEV).map_err(|e| format!("{CHARDEV}: {e}"))?;
+    let fd = ctrl.as_raw_fd();
+    let run = (|| {
+        set_stale_injection(fd, 7)?;
+        let fio = module::run(
+            "fio",
+            &[
+                "--name=stale",
+                "--filename=/dev/rnvme0n1",
+                "--direct=1",
+                "--ioengine=libaio",
+                "--rw=randwrite",
+                "--bs=4k",
+                "--iodepth=32",
+                "--size=32M",
+                "--verify=crc32c",
+                "--verify_fatal=1",
+                "--do_verify=1",
+                "--output=/dev/null",
+            ],
+        );
+        let injected = stale_injected(fd);
+        set_stale_injection(fd, 0)?;
+        fio?;
+        injected
+    })();
+    let _ = set_stale_injection(fd, 0);
+    drop(ctrl);
+    let stale = count_since(mark, "stale command identifier");
+    let invalid = count_since(mark, "invalid command identifier");
+    let timeouts = count_since(mark, "timed out");
+    let resets = count_since(mark, "controller reset");
+    module::rmmod(RNVME)?;
+    let (posted, dropped) = run?;
+    let (stale, invalid) = (stale?, invalid?);
+    println!(
+        "# the device posted {posted} stale completions (and dropped {dropped} copies \
+         whose tag was not reused); the driver logged {stale} stale, {invalid} not in flight"
+    );
+    ensure(posted >= 1, || {
+        format!("the device posted no stale completion ({dropped} copies dropped)")
+    })?;
+    // Every copy arrives while the tag's next request is in flight, so each is a stale
+    // completion to the driver, none one whose tag is free. Each queue logs its first 16.
+    ensure(invalid == 0, || {
+        format!("{invalid} stale completions were taken for ones whose tag is not in flight")
+    })?;
+    ensure(
+        (posted.min(16) as usize..=posted as usize).contains(&stale),
+        || format!("the driver reported {stale} stale completions, the device posted {posted}"),
+    )?;
+    ensure(timeouts? == 0, || "a request timed out".into())?;
+    ensure(resets? == 0, || "the controller was reset".into())?;
     Ok(vec![])
 }
