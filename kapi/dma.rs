@@ -199,6 +199,33 @@ impl<T: Element> CoherentAllocation<T> {
     }
 }
 
+impl<T: Element> CoherentAllocation<T> {
+    /// Copies `data` into the elements starting at `index` with one plain `memcpy`, as C
+    /// drivers fill descriptors in coherent memory (upstream's `CoherentAllocation::write`
+    /// copies the same way): for a submission queue entry that is eight 64-bit stores
+    /// instead of sixteen volatile 32-bit ones. The device must not read the elements
+    /// until a later doorbell write, which is ordered after the copy, announces them.
+    /// `EINVAL` if they do not all lie in the allocation.
+    pub(crate) fn copy_from(&self, index: usize, data: &[T]) -> Result {
+        let end = index.checked_add(data.len()).ok_or(EINVAL)?;
+        if end > self.count {
+            return Err(EINVAL);
+        }
+        // SAFETY: `index + data.len() = end <= count`, so the destination lies in the
+        // allocation (type invariant); `data` is a separate Rust slice, so the two do not
+        // overlap; the device does not access the elements until told to (the caller's
+        // contract), so no one else touches them during the copy.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.cpu_addr.as_ptr().add(index),
+                data.len(),
+            )
+        };
+        Ok(())
+    }
+}
+
 impl<T: Element> Drop for CoherentAllocation<T> {
     fn drop(&mut self) {
         // SAFETY: by the type invariant the memory was allocated for `dev` with this size

@@ -4,8 +4,14 @@
 //!
 //! C header: [`include/asm-generic/io.h`](srctree/include/asm-generic/io.h)
 
-use kernel::{build_assert, ffi, prelude::*};
+#[cfg(target_arch = "x86_64")]
+use core::sync::atomic::{compiler_fence, Ordering};
 
+#[cfg(not(target_arch = "x86_64"))]
+use kernel::ffi;
+use kernel::{build_assert, prelude::*};
+
+#[cfg(not(target_arch = "x86_64"))]
 use super::bindings::sys;
 use crate::spec::register::RegisterIo;
 
@@ -60,23 +66,85 @@ impl<const SIZE: usize> IoRaw<SIZE> {
 #[repr(transparent)]
 pub(crate) struct Io<const SIZE: usize = 0>(IoRaw<SIZE>);
 
+/// Reads a `U` from MMIO address `addr` as the C `readX` does on x86-64: one `mov`
+/// between two compiler barriers (the C accessor is an `asm volatile` load with a
+/// "memory" clobber), inline, so that a doorbell costs no call.
+///
+/// # Safety
+///
+/// `addr` is a mapped MMIO (or ordinary memory) address, aligned for `U`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn x86_read<U: Copy>(addr: usize) -> U {
+    compiler_fence(Ordering::SeqCst);
+    // SAFETY: the caller's guarantee.
+    let value = unsafe { (addr as *const U).read_volatile() };
+    compiler_fence(Ordering::SeqCst);
+    value
+}
+
+/// Writes `value` to MMIO address `addr` as the C `writeX` does on x86-64 (see
+/// [`x86_read`]). x86 keeps stores in order, so, as in C, the write also comes after every
+/// earlier store to memory (the commands a doorbell announces).
+///
+/// # Safety
+///
+/// As for [`x86_read`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn x86_write<U: Copy>(value: U, addr: usize) {
+    compiler_fence(Ordering::SeqCst);
+    // SAFETY: the caller's guarantee.
+    unsafe { (addr as *mut U).write_volatile(value) };
+    compiler_fence(Ordering::SeqCst);
+}
+
+/// One MMIO read: inline on x86-64, the C accessor `$c_fn` elsewhere.
+macro_rules! mmio_read {
+    ($c_fn:ident, $type_name:ty, $addr:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller checked that the address is mapped and aligned.
+        let value = unsafe { x86_read::<$type_name>($addr) };
+        #[cfg(not(target_arch = "x86_64"))]
+        // SAFETY: as above.
+        let value = unsafe { sys::$c_fn($addr as *const ffi::c_void) };
+        value
+    }};
+}
+
+/// One MMIO write: inline on x86-64, the C accessor `$c_fn` elsewhere.
+macro_rules! mmio_write {
+    ($c_fn:ident, $type_name:ty, $value:expr, $addr:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller checked that the address is mapped and aligned.
+        unsafe {
+            x86_write::<$type_name>($value, $addr)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        // SAFETY: as above.
+        unsafe {
+            sys::$c_fn($value, $addr as *mut ffi::c_void)
+        };
+    }};
+}
+
 macro_rules! define_read {
     ($(#[$attr:meta])* $name:ident, $try_name:ident, $c_fn:ident -> $type_name:ty) => {
         $(#[$attr])*
         #[inline(always)]
         pub(crate) fn $name(&self, offset: usize) -> $type_name {
+            // By the type invariant `addr` lies within the mapped region, and the build-time
+            // check made sure the access is in bounds and aligned.
             let addr = self.io_addr_assert::<$type_name>(offset);
-            // SAFETY: By the type invariant `addr` lies within the mapped region, and the
-            // build-time check made sure the access is in bounds and aligned.
-            unsafe { sys::$c_fn(addr as *const ffi::c_void) }
+            mmio_read!($c_fn, $type_name, addr)
         }
 
         /// Like the infallible variant, but checks the offset at run time.
         #[inline]
         pub(crate) fn $try_name(&self, offset: usize) -> Result<$type_name> {
+            // `io_addr` checked bounds and alignment against the mapped size.
             let addr = self.io_addr::<$type_name>(offset)?;
-            // SAFETY: `io_addr` checked bounds and alignment against the mapped size.
-            Ok(unsafe { sys::$c_fn(addr as *const ffi::c_void) })
+            Ok(mmio_read!($c_fn, $type_name, addr))
         }
     };
 }
@@ -86,18 +154,18 @@ macro_rules! define_write {
         $(#[$attr])*
         #[inline(always)]
         pub(crate) fn $name(&self, value: $type_name, offset: usize) {
+            // By the type invariant `addr` lies within the mapped region, and the build-time
+            // check made sure the access is in bounds and aligned.
             let addr = self.io_addr_assert::<$type_name>(offset);
-            // SAFETY: By the type invariant `addr` lies within the mapped region, and the
-            // build-time check made sure the access is in bounds and aligned.
-            unsafe { sys::$c_fn(value, addr as *mut ffi::c_void) }
+            mmio_write!($c_fn, $type_name, value, addr);
         }
 
         /// Like the infallible variant, but checks the offset at run time.
         #[inline]
         pub(crate) fn $try_name(&self, value: $type_name, offset: usize) -> Result {
+            // `io_addr` checked bounds and alignment against the mapped size.
             let addr = self.io_addr::<$type_name>(offset)?;
-            // SAFETY: `io_addr` checked bounds and alignment against the mapped size.
-            unsafe { sys::$c_fn(value, addr as *mut ffi::c_void) };
+            mmio_write!($c_fn, $type_name, value, addr);
             Ok(())
         }
     };

@@ -13,7 +13,7 @@ use kernel::{
 
 use crate::{
     core::CtrlState,
-    io_queue::IoQueues,
+    io_queue::{IoQueues, SqBatch},
     kapi::{
         block::{
             mq::{
@@ -57,7 +57,11 @@ pub(crate) struct IoDma {
 impl IoDma {
     fn release(&mut self) {
         self.sg.unmap();
-        self.pool_block = None;
+        // Most requests hold no block: only give one back if there is one, rather than
+        // dropping an `Option` out of line on every completion.
+        if let Some(block) = self.pool_block.take() {
+            drop(block);
+        }
     }
 }
 
@@ -292,15 +296,24 @@ fn passthru(
     Ok(cmd.with_prps(prp1, prp2))
 }
 
-/// Builds a command with `build`, which maps the request's data into its DMA state;
-/// on failure whatever was mapped is released.
+/// Builds a command with `build`, which maps the request's data into its DMA state, and
+/// keeps it there; on failure whatever was mapped is released.
 fn with_dma(
     rq: &Request<IoOps>,
     build: impl FnOnce(&mut IoDma) -> Result<Command, BlkStatus>,
-) -> Result<Command, BlkStatus> {
+) -> Result<(), BlkStatus> {
     rq.data()
         .dma
-        .try_with(|dma| build(dma).inspect_err(|_| dma.release()))
+        .try_with(|dma| match build(dma) {
+            Ok(cmd) => {
+                dma.cmd = cmd;
+                Ok(())
+            }
+            Err(e) => {
+                dma.release();
+                Err(e)
+            }
+        })
         // In use by a completion of this tag: the controller posted one for a command
         // it was never given. Try again later.
         .unwrap_or(Err(BlkStatus::DEV_RESOURCE))
@@ -313,17 +326,19 @@ fn release_dma(rq: &Request<IoOps>) {
     let _ = rq.data().dma.try_with(IoDma::release);
 }
 
-/// The command [`prepare`] left in the request.
-fn prepared_cmd(rq: &Request<IoOps>) -> Option<Command> {
-    rq.data().dma.try_with(|dma| dma.cmd)
+/// Places the command [`prepare`] left in `rq` on the submission ring, copied straight
+/// from the request's DMA state under its exclusion. Fails if the ring is full, or if the
+/// state is in use (by a bogus completion of the tag).
+fn push_prepared(rq: &Request<IoOps>, sq: &mut SqBatch<'_>) -> Result {
+    rq.data()
+        .dma
+        .try_with(|dma| sq.push(&dma.cmd))
+        .unwrap_or(Err(EBUSY))
 }
 
 /// Builds the command of `rq` and maps its data; the command is kept in the request's
-/// DMA state for [`IoQueue::submit`] or [`IoQueue::submit_batch`].
-///
-/// [`IoQueue::submit`]: crate::io_queue::IoQueue::submit
-/// [`IoQueue::submit_batch`]: crate::io_queue::IoQueue::submit_batch
-fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<Command, BlkStatus> {
+/// DMA state for [`push_prepared`].
+fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<(), BlkStatus> {
     match io.core.state() {
         CtrlState::Live | CtrlState::Removing => {}
         // Recovery quiesces the queues; a request that races in comes back later.
@@ -371,7 +386,6 @@ fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<Command
             _ => return Err(BlkStatus::NOTSUPP),
         }
         .with_cid(cid);
-        dma.cmd = cmd;
         Ok(cmd)
     })
 }
@@ -414,14 +428,16 @@ impl Operations for IoOps {
         is_last: bool,
     ) -> Result<(), BlkStatus> {
         let queue = io.queues.get(hctx_idx as usize).ok_or(BlkStatus::IOERR)?;
-        let cmd = prepare(&io, &ns, rq)?;
-        // The DMA state is not in use any more: the completion may run as soon as the
-        // doorbell rings. Like the C driver, the doorbell is rung once per batch
+        prepare(&io, &ns, rq)?;
+        // The DMA state is out of use again before the doorbell rings, after which the
+        // completion may run. Like the C driver, the doorbell is rung once per batch
         // (`is_last`, or `commit_rqs` when the block layer ends a batch early).
-        queue.submit(&cmd, is_last).map_err(|_| {
-            release_dma(rq);
-            BlkStatus::DEV_RESOURCE
-        })
+        queue
+            .submit(is_last, |sq| push_prepared(rq, sq))
+            .map_err(|_| {
+                release_dma(rq);
+                BlkStatus::DEV_RESOURCE
+            })
     }
 
     const QUEUE_RQS: bool = true;
@@ -435,7 +451,7 @@ impl Operations for IoOps {
         if io.queues.get(hctx_idx as usize).is_none() {
             return Err(BlkStatus::IOERR);
         }
-        prepare(&io, &ns, rq).map(|_| ())
+        prepare(&io, &ns, rq)
     }
 
     fn submit_rqs(io: ArcBorrow<'_, IoQueues>, hctx_idx: u32, rqs: PreparedRqs<'_, Self>) {
@@ -450,15 +466,9 @@ impl Operations for IoOps {
         // One lock hold and one doorbell write for the whole list, as the C driver's
         // `nvme_queue_rqs`. A request that does not fit goes back to blk-mq. A failed
         // doorbell write means the device is gone; the requests time out.
-        let _ = queue.submit_batch(|sq| {
-            rqs.for_each(|rq| {
-                match prepared_cmd(rq) {
-                    Some(cmd) if sq.push(&cmd).is_ok() => return Ok(()),
-                    _ => {}
-                }
-                release_dma(rq);
-                Err(())
-            })
+        let _ = queue.submit(true, |sq| {
+            rqs.for_each(|rq| push_prepared(rq, sq).map_err(|_| release_dma(rq)));
+            Ok(())
         });
     }
 

@@ -214,21 +214,15 @@ impl IoQueue {
         self.vector
     }
 
-    /// Places `cmd` in the submission ring; rings the doorbell if `ring` (the last request
-    /// of a batch). Entries pushed without ringing reach the controller with the next ring.
-    pub(crate) fn submit(&self, cmd: &Command, ring: bool) -> Result {
-        let mut sq = self.sq.lock();
-        sq.set_head(self.sq_head.load(Ordering::Acquire))?;
-        sq.push(cmd)?;
-        if ring {
-            sq.ring_doorbell(&self.bar)?;
-        }
-        Ok(())
-    }
-
-    /// Places the commands `fill` pushes on the submission ring under one lock hold, then
-    /// rings the doorbell once if any were pushed.
-    pub(crate) fn submit_batch(&self, fill: impl FnOnce(&mut SqBatch<'_>)) -> Result {
+    /// Places the commands `fill` pushes on the submission ring under one lock hold, then,
+    /// if `ring` (the last request of a batch), rings the doorbell once if any were pushed.
+    /// Entries pushed without ringing reach the controller with the next ring. Returns
+    /// what `fill` returned, or the doorbell write's error.
+    pub(crate) fn submit(
+        &self,
+        ring: bool,
+        fill: impl FnOnce(&mut SqBatch<'_>) -> Result,
+    ) -> Result {
         let mut sq = self.sq.lock();
         let usable = sq.set_head(self.sq_head.load(Ordering::Acquire)).is_ok();
         let mut batch = SqBatch {
@@ -236,11 +230,11 @@ impl IoQueue {
             usable,
             pushed: 0,
         };
-        fill(&mut batch);
-        if batch.pushed > 0 {
+        let filled = fill(&mut batch);
+        if ring && batch.pushed > 0 {
             sq.ring_doorbell(&self.bar)?;
         }
-        Ok(())
+        filled
     }
 
     /// Rings the submission doorbell for everything pushed so far.
@@ -272,7 +266,7 @@ impl IoQueue {
     }
 }
 
-/// Commands being placed on a submission ring by [`IoQueue::submit_batch`].
+/// Commands being placed on a submission ring by [`IoQueue::submit`].
 pub(crate) struct SqBatch<'a> {
     sq: &'a mut SubmissionQueue,
     /// False if the controller reported a head outside the ring: nothing is pushed.

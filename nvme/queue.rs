@@ -69,8 +69,14 @@ impl SubmissionQueue {
     /// [`SubmissionQueue::ring_doorbell`]. `EBUSY` if the ring is full.
     pub(crate) fn push(&mut self, cmd: &Command) -> Result {
         let slot = self.ring.push().map_err(|_| EBUSY)?;
-        self.mem
-            .write_from(usize::from(slot) * SQE_DWORDS, &cmd.dw.map(u32::to_le))
+        let at = usize::from(slot) * SQE_DWORDS;
+        // Entries are little-endian, as the dwords already are on a little-endian CPU.
+        #[cfg(target_endian = "little")]
+        let dw = &cmd.dw;
+        #[cfg(not(target_endian = "little"))]
+        let dw = &cmd.dw.map(u32::to_le);
+        // The slot is the controller's only once the doorbell announces it.
+        self.mem.copy_from(at, dw)
     }
 
     /// Tells the controller about every command pushed so far. `writel` orders the doorbell
