@@ -168,16 +168,23 @@ impl<T: Element> CoherentAllocation<T> {
         Ok(())
     }
 
+    /// Checks that the `len` elements from `index` on lie in the allocation
+    /// (`index + len <= count`); `EINVAL` if they do not.
+    fn check_range(&self, index: usize, len: usize) -> Result {
+        match index.checked_add(len) {
+            Some(end) if end <= self.count => Ok(()),
+            _ => Err(EINVAL),
+        }
+    }
+
     /// Copies `out.len()` elements starting at `index` into `out` (volatile, one bounds
     /// check); `EINVAL` if they do not all lie in the allocation.
     pub(crate) fn read_into(&self, index: usize, out: &mut [T]) -> Result {
-        let end = index.checked_add(out.len()).ok_or(EINVAL)?;
-        if end > self.count {
-            return Err(EINVAL);
-        }
+        self.check_range(index, out.len())?;
         for (i, slot) in out.iter_mut().enumerate() {
-            // SAFETY: `index + i < end <= count`, so the element lies in the allocation
-            // (type invariant); every bit pattern is a valid `T` (`Element`).
+            // SAFETY: `index + i < index + out.len() <= count` (checked above), so the
+            // element lies in the allocation (type invariant); every bit pattern is a
+            // valid `T` (`Element`).
             *slot = unsafe { self.cpu_addr.as_ptr().add(index + i).read_volatile() };
         }
         Ok(())
@@ -186,20 +193,15 @@ impl<T: Element> CoherentAllocation<T> {
     /// Copies `data` into the elements starting at `index` (volatile, one bounds check);
     /// `EINVAL` if they do not all lie in the allocation.
     pub(crate) fn write_from(&self, index: usize, data: &[T]) -> Result {
-        let end = index.checked_add(data.len()).ok_or(EINVAL)?;
-        if end > self.count {
-            return Err(EINVAL);
-        }
+        self.check_range(index, data.len())?;
         for (i, v) in data.iter().enumerate() {
-            // SAFETY: `index + i < end <= count`, so the element lies in the allocation
-            // (type invariant).
+            // SAFETY: `index + i < index + data.len() <= count` (checked above), so the
+            // element lies in the allocation (type invariant).
             unsafe { self.cpu_addr.as_ptr().add(index + i).write_volatile(*v) };
         }
         Ok(())
     }
-}
 
-impl<T: Element> CoherentAllocation<T> {
     /// Copies `data` into the elements starting at `index` with one plain `memcpy`, as C
     /// drivers fill descriptors in coherent memory (upstream's `CoherentAllocation::write`
     /// copies the same way): for a submission queue entry that is eight 64-bit stores
@@ -207,13 +209,10 @@ impl<T: Element> CoherentAllocation<T> {
     /// until a later doorbell write, which is ordered after the copy, announces them.
     /// `EINVAL` if they do not all lie in the allocation.
     pub(crate) fn copy_from(&self, index: usize, data: &[T]) -> Result {
-        let end = index.checked_add(data.len()).ok_or(EINVAL)?;
-        if end > self.count {
-            return Err(EINVAL);
-        }
-        // SAFETY: `index + data.len() = end <= count`, so the destination lies in the
-        // allocation (type invariant); `data` is a separate Rust slice, so the two do not
-        // overlap; the device does not access the elements until told to (the caller's
+        self.check_range(index, data.len())?;
+        // SAFETY: `index + data.len() <= count` (checked above), so the destination lies in
+        // the allocation (type invariant); `data` is a separate Rust slice, so the two do
+        // not overlap; the device does not access the elements until told to (the caller's
         // contract), so no one else touches them during the copy.
         unsafe {
             core::ptr::copy_nonoverlapping(

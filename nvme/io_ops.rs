@@ -142,7 +142,7 @@ impl IoPdu {
 }
 
 /// The command identifier of the current submission of `rq`.
-pub(crate) fn command_id(rq: &Request<IoOps>) -> Option<u16> {
+fn command_id(rq: &Request<IoOps>) -> Option<u16> {
     cid::encode(rq.tag(), rq.data().generation())
 }
 
@@ -304,15 +304,10 @@ fn with_dma(
 ) -> Result<(), BlkStatus> {
     rq.data()
         .dma
-        .try_with(|dma| match build(dma) {
-            Ok(cmd) => {
-                dma.cmd = cmd;
-                Ok(())
-            }
-            Err(e) => {
-                dma.release();
-                Err(e)
-            }
+        .try_with(|dma| {
+            build(dma)
+                .map(|cmd| dma.cmd = cmd)
+                .inspect_err(|_| dma.release())
         })
         // In use by a completion of this tag: the controller posted one for a command
         // it was never given. Try again later.

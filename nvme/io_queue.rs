@@ -168,9 +168,9 @@ impl IoQueue {
     /// recovery takes over); the first few of each kind are logged, the rest only
     /// counted, so that a misbehaving controller cannot flood the log.
     fn stray_completion(&self, dev: &Device, cqe: &Completion, in_flight: Option<Generation>) {
-        let (counter, what) = match in_flight {
-            Some(_) => (&self.stale, "stale"),
-            None => (&self.stray, "invalid"),
+        let counter = match in_flight {
+            Some(_) => &self.stale,
+            None => &self.stray,
         };
         let seen = counter.fetch_add(1, Ordering::Relaxed);
         if seen >= STRAY_LOGGED {
@@ -184,8 +184,7 @@ impl IoQueue {
         match in_flight {
             Some(current) => dev_warn!(
                 dev,
-                "{} command identifier {:#06x} completed on queue {}: tag {} is in flight in generation {}{}\n",
-                what,
+                "stale command identifier {:#06x} completed on queue {}: tag {} is in flight in generation {}{}\n",
                 cqe.cid,
                 self.qid,
                 cid::tag(cqe.cid),
@@ -194,8 +193,7 @@ impl IoQueue {
             ),
             None => dev_warn!(
                 dev,
-                "{} command identifier {:#06x} completed on queue {}: tag {} is not in flight{}\n",
-                what,
+                "invalid command identifier {:#06x} completed on queue {}: tag {} is not in flight{}\n",
                 cqe.cid,
                 self.qid,
                 cid::tag(cqe.cid),

@@ -56,6 +56,11 @@ impl Cmd {
     pub fn send(&mut self, fd: i32, req: libc::c_ulong) -> Result<i32, i32> {
         ioctl(fd, req, self.0.as_mut_ptr())
     }
+
+    /// The `result` field (completion dword 0) the kernel wrote back after [`Self::send`].
+    pub fn result(&self) -> u32 {
+        u32::from_le_bytes([self.0[68], self.0[69], self.0[70], self.0[71]])
+    }
 }
 
 /// Issues an ioctl; returns its return value or the errno.

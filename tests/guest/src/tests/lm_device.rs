@@ -134,7 +134,7 @@ impl Pf {
         let rc = cmd
             .send(self.file.as_raw_fd(), ADMIN_CMD)
             .map_err(|errno| format!("admin opcode {opcode:#x}: errno {errno}"))?;
-        let dw0 = u32::from_le_bytes([cmd.0[68], cmd.0[69], cmd.0[70], cmd.0[71]]);
+        let dw0 = cmd.result();
         Ok(Done {
             status: (rc & 0x7ff) as u16,
             dw0,

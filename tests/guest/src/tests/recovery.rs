@@ -170,7 +170,7 @@ fn stale_injected(fd: i32) -> Result<(u32, u32), String> {
     let mut cmd = Cmd::raw(0x0a, 0, 0, 0, FID_X_STALE_CQE);
     match cmd.send(fd, ADMIN_CMD) {
         Ok(0) => {
-            let result = u32::from_le_bytes([cmd.0[68], cmd.0[69], cmd.0[70], cmd.0[71]]);
+            let result = cmd.result();
             Ok((result & 0xffff, result >> 16))
         }
         Ok(status) => Err(format!("Get Features C0h: NVMe status {status:#x}")),
