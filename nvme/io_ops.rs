@@ -387,7 +387,7 @@ fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<(), Blk
 
 /// Whether a request is driver-private (a passthrough command from userspace).
 fn is_passthru(rq: &Request<IoOps>) -> bool {
-    matches!(rq.op(), ReqOp::DrvIn | ReqOp::DrvOut)
+    rq.op().is_passthrough()
 }
 
 impl Operations for IoOps {

@@ -187,30 +187,6 @@ int rnvme_pcim_enable_device_mem(struct pci_dev *pdev)
 }
 
 /*
- * The in-flight request of tag @tag on hardware queue @hctx_idx, or NULL when
- * either is out of range (both can come from a device's completion entry) or
- * the request is not in flight (a bogus or duplicate completion). For a request,
- * *@fake_timeout says whether timeout fault injection (fail_io_timeout) wants
- * its completion dropped. One call per completion: all of it is inline in C.
- */
-struct request *rnvme_blk_mq_tag_to_inflight_rq(struct blk_mq_tag_set *set,
-						unsigned int hctx_idx, unsigned int tag,
-						bool *fake_timeout)
-{
-	struct request *rq;
-
-	if (hctx_idx >= set->nr_hw_queues || !set->tags || !set->tags[hctx_idx])
-		return NULL;
-	if (tag >= set->queue_depth)
-		return NULL;
-	rq = blk_mq_tag_to_rq(set->tags[hctx_idx], tag);
-	if (!rq || blk_mq_rq_state(rq) != MQ_RQ_IN_FLIGHT)
-		return NULL;
-	*fake_timeout = blk_should_fake_timeout(rq->q);
-	return rq;
-}
-
-/*
  * Gives map @type of @set the @nr_queues hardware queues from @offset on and maps the
  * CPUs to them: following the affinity of @pdev's interrupt vectors from @first_vector
  * on, or spread evenly when @pdev is NULL. A map of no queues is left empty (blk-mq then
@@ -253,29 +229,10 @@ dma_addr_t rnvme_blk_rq_map_single(struct request *rq, struct device *dev,
 	return addr;
 }
 
-/*
- * Starts completing @rq, whose outcome the driver has recorded: false when it
- * completes on its submitting CPU (blk_mq_complete_request_remote) or, if @ok
- * (no error), joins @iob to be ended with it; true when the caller must
- * complete it now. The two inline C functions in one call.
- */
-bool rnvme_blk_mq_complete_begin(struct request *rq, struct io_comp_batch *iob, bool ok,
-				 void (*complete)(struct io_comp_batch *))
-{
-	if (blk_mq_complete_request_remote(rq))
-		return false;
-	return !(ok && blk_mq_add_to_batch(rq, iob, false, complete));
-}
-
 /* Gives a started request that never reached the hardware back to blk-mq for later. */
 void rnvme_blk_mq_requeue_started(struct request *rq)
 {
 	blk_mq_requeue_request(rq, true);
-}
-
-bool rnvme_blk_mq_request_in_flight(struct request *rq)
-{
-	return blk_mq_rq_state(rq) == MQ_RQ_IN_FLIGHT;
 }
 
 /*

@@ -41,17 +41,11 @@ resource_size_t rnvme_pci_resource_len(struct pci_dev *pdev, int bar);
 unsigned long rnvme_pci_resource_flags(struct pci_dev *pdev, int bar);
 int rnvme_pcim_enable_device_mem(struct pci_dev *pdev);
 
-struct request *rnvme_blk_mq_tag_to_inflight_rq(struct blk_mq_tag_set *set,
-						unsigned int hctx_idx, unsigned int tag,
-						bool *fake_timeout);
 void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, unsigned int type,
 			     unsigned int nr_queues, unsigned int offset, struct pci_dev *pdev,
 			     unsigned int first_vector);
 dma_addr_t rnvme_blk_rq_map_single(struct request *rq, struct device *dev,
 				   enum dma_data_direction dir, unsigned int *len);
-bool rnvme_blk_mq_complete_begin(struct request *rq, struct io_comp_batch *iob, bool ok,
-				 void (*complete)(struct io_comp_batch *));
-bool rnvme_blk_mq_request_in_flight(struct request *rq);
 void rnvme_blk_mq_requeue_started(struct request *rq);
 int rnvme_blk_rq_map_sg(struct request *rq, struct scatterlist *sgl, unsigned int nents);
 /* The ioctl handler a disk's private_data points to. */

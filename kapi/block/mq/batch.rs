@@ -7,7 +7,14 @@ use core::marker::PhantomData;
 
 use kernel::bindings;
 
-use super::{operations::OperationsVTable, Operations};
+use super::{operations::OperationsVTable, Operations, ReqOp};
+
+/// `RQF_SCHED_TAGS`: the request has an I/O scheduler's tag, which a batch cannot end.
+const RQF_SCHED_TAGS: u32 = 1 << bindings::__RQF_SCHED_TAGS;
+/// The flags for which ending a request needs the time (`blk_mq_need_time_stamp`).
+const RQF_NEED_TIME_STAMP: u32 = (1 << bindings::__RQF_IO_STAT)
+    | (1 << bindings::__RQF_STATS)
+    | (1 << bindings::__RQF_USE_SCHED);
 
 /// A batch of successfully completed requests of a tag set for `T`; dropping it releases
 /// each ([`Operations::complete_batched`]) and ends them all.
@@ -68,6 +75,52 @@ pub(crate) struct BatchTarget<'a, T: Operations> {
 }
 
 impl<T: Operations> BatchTarget<'_, T> {
+    /// Adds `rq`, a request that completed successfully, to the batch if it can be ended
+    /// with the others; returns whether it was added (else the caller completes it). This
+    /// is `blk_mq_add_to_batch`, an inline function in C, so a completion costs no call
+    /// for it.
+    ///
+    /// # Safety
+    ///
+    /// `rq` must be a completed request of a tag set for `T`, owned by the caller, on no
+    /// list; once added, only the batch's owner ends it.
+    pub(super) unsafe fn add(&mut self, rq: *mut bindings::request) -> bool {
+        if self.iob.is_null() {
+            return false;
+        }
+        let callback: unsafe extern "C" fn(*mut bindings::io_comp_batch) =
+            OperationsVTable::<T>::complete_batch_callback;
+        // SAFETY: `rq` is valid and the caller's, so are its link and flags; `iob` is a
+        // valid batch for the borrow (type invariant). The request joins it only when its
+        // callback is ours (or unset, then it becomes ours), as the invariant requires.
+        unsafe {
+            let flags = (*rq).rq_flags;
+            if flags & RQF_SCHED_TAGS != 0 {
+                return false;
+            }
+            let passthrough = ReqOp::from_opf((*rq).cmd_flags).is_passthrough();
+            if !passthrough && (*rq).end_io.is_some() {
+                return false;
+            }
+            let iob = &mut *self.iob;
+            match iob.complete {
+                None => iob.complete = Some(callback),
+                Some(other) if other as usize == callback as usize => {}
+                Some(_) => return false,
+            }
+            if !passthrough && flags & RQF_NEED_TIME_STAMP != 0 {
+                iob.need_ts = true;
+            }
+            // `rq_list_add_head`.
+            (*rq).__bindgen_anon_1.rq_next = iob.req_list.head;
+            iob.req_list.head = rq;
+            if iob.req_list.tail.is_null() {
+                iob.req_list.tail = rq;
+            }
+        }
+        true
+    }
+
     /// # Safety
     ///
     /// `iob` must be null or a batch blk-mq passed to the `poll` callback of a tag set for

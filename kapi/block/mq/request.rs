@@ -37,7 +37,8 @@ const REQ_FUA: u32 = 1 << bindings::req_flag_bits___REQ_FUA;
 const RQF_SPECIAL_PAYLOAD: u32 = 1 << bindings::__RQF_SPECIAL_PAYLOAD;
 
 impl ReqOp {
-    fn from_opf(opf: u32) -> Self {
+    /// The operation of a request whose `cmd_flags` are `opf`.
+    pub(super) fn from_opf(opf: u32) -> Self {
         match opf & REQ_OP_MASK {
             bindings::req_op_REQ_OP_READ => Self::Read,
             bindings::req_op_REQ_OP_WRITE => Self::Write,
@@ -48,6 +49,11 @@ impl ReqOp {
             bindings::req_op_REQ_OP_DRV_OUT => Self::DrvOut,
             other => Self::Other(other),
         }
+    }
+
+    /// Whether the operation is driver-private (`blk_op_is_passthrough`).
+    pub(crate) fn is_passthrough(self) -> bool {
+        matches!(self, Self::DrvIn | Self::DrvOut)
     }
 
     /// Whether data moves from the host to the device.

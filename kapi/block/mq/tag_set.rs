@@ -2,7 +2,7 @@
 
 //! Tag sets: the hardware queues, their depth and the per-request data of a driver.
 
-use core::{marker::PhantomData, mem};
+use core::{marker::PhantomData, mem, ptr};
 
 use kernel::{
     bindings,
@@ -14,7 +14,6 @@ use kernel::{
 };
 
 use super::{batch::BatchTarget, operations::OperationsVTable, Operations, Request};
-use crate::kapi::bindings::sys;
 
 /// Returns the data of the tag set `set`.
 ///
@@ -27,6 +26,45 @@ pub(super) unsafe fn tag_set_data<'a, T: Operations>(
     // SAFETY: `driver_data` came from `into_foreign` in `TagSet::new` and is released only
     // when the tag set is dropped, after which blk-mq makes no more callbacks.
     unsafe { T::TagSetData::borrow((*set).driver_data) }
+}
+
+/// Whether `rq` is in flight (`blk_mq_rq_state`, inline in C).
+///
+/// # Safety
+///
+/// `rq` must be a valid request.
+#[inline]
+unsafe fn is_in_flight(rq: *mut bindings::request) -> bool {
+    // SAFETY: `rq` is valid (the caller's guarantee); the state is read once
+    // (`READ_ONCE`), as blk-mq changes it concurrently.
+    let state = unsafe { ptr::read_volatile(ptr::addr_of!((*rq).state)) };
+    state == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT
+}
+
+/// Whether timeout fault injection (`fail_io_timeout`) wants the completion of `rq`
+/// dropped: `blk_should_fake_timeout`, inline in C, whose flag test costs no call.
+///
+/// # Safety
+///
+/// `rq` must be a valid request of a live request queue.
+#[inline]
+unsafe fn should_fake_timeout(rq: *mut bindings::request) -> bool {
+    #[cfg(CONFIG_FAIL_IO_TIMEOUT)]
+    {
+        // SAFETY: `rq` and its queue are valid (the caller's guarantee); the flags are read
+        // once (`test_bit`), as blk-mq sets and clears them concurrently.
+        unsafe {
+            let q = (*rq).q;
+            let flags = ptr::read_volatile(ptr::addr_of!((*q).queue_flags));
+            flags & (1 << bindings::QUEUE_FLAG_FAIL_IO) != 0
+                && bindings::__blk_should_fake_timeout(q)
+        }
+    }
+    #[cfg(not(CONFIG_FAIL_IO_TIMEOUT))]
+    {
+        let _ = rq;
+        false
+    }
 }
 
 /// A blk-mq tag set for driver `T`.
@@ -126,6 +164,31 @@ impl<T: Operations> TagSet<T> {
         unsafe { tag_set_data::<T>(self.as_raw()) }
     }
 
+    /// The request with tag `tag` on hardware queue `hctx_idx` if it is in flight; `None`
+    /// when either index is out of range (both can come from a device's completion entry)
+    /// or the request is not in flight (a bogus or duplicate completion). This is
+    /// `blk_mq_tag_to_rq` and `blk_mq_rq_state`, inline functions in C, so a completion
+    /// costs no call for them.
+    fn in_flight_rq(&self, hctx_idx: u32, tag: u16) -> Option<*mut bindings::request> {
+        let set = self.as_raw();
+        // SAFETY: the tag set is allocated (type invariant): `tags` is null or has an
+        // entry, null or a valid tag map, for each of the `nr_hw_queues` hardware queues,
+        // and a tag map's `rqs` has `nr_tags` entries, each null or a valid request. They
+        // change only when the hardware queues are reallocated, which the driver never
+        // does while completions run.
+        unsafe {
+            if hctx_idx >= (*set).nr_hw_queues || (*set).tags.is_null() {
+                return None;
+            }
+            let tags = *(*set).tags.add(hctx_idx as usize);
+            if tags.is_null() || u32::from(tag) >= (*tags).nr_tags {
+                return None;
+            }
+            let rq = *(*tags).rqs.add(usize::from(tag));
+            (!rq.is_null() && is_in_flight(rq)).then_some(rq)
+        }
+    }
+
     /// Completes the in-flight request with tag `tag` on hardware queue `hctx_idx`: `f`
     /// checks that the completion belongs to the request's current submission (else it
     /// returns `None` and the request is left alone), records the result in the request's
@@ -142,40 +205,27 @@ impl<T: Operations> TagSet<T> {
         batch: &mut BatchTarget<'_, T>,
         f: impl FnOnce(&Request<T>) -> Option<bool>,
     ) -> bool {
-        let mut fake_timeout = false;
-        // SAFETY: the tag set is valid; the helper checks both indices and returns the
-        // request only if it is in flight; `fake_timeout` is valid for writes.
-        let rq = unsafe {
-            sys::rnvme_blk_mq_tag_to_inflight_rq(
-                self.as_raw(),
-                hctx_idx,
-                u32::from(tag),
-                &mut fake_timeout,
-            )
-        };
-        if rq.is_null() {
+        let Some(rq) = self.in_flight_rq(hctx_idx, tag) else {
             return false;
-        }
+        };
         // SAFETY: the request is in flight, hence owned by the driver until completed.
         let Some(ok) = f(unsafe { Request::from_raw(rq) }) else {
             return false;
         };
         // Timeout fault injection (`fail_io_timeout`): drop the completion, as if it never
         // came, so that the request times out.
-        if fake_timeout {
+        // SAFETY: the request is valid (above).
+        if unsafe { should_fake_timeout(rq) } {
             return true;
         }
         // SAFETY: as above. Exactly one of the three paths completes it: on its submitting
-        // CPU (remote), in the batch, or here (`blk_mq_complete_request` split open).
-        // INVARIANT: a request joining the batch is a completed request of this tag set,
-        // with our batch callback; a null batch adds nothing.
+        // CPU (remote), in the batch, or here (`blk_mq_complete_request` split open, and
+        // `blk_mq_add_to_batch` in Rust, as both are inline in C).
         unsafe {
-            if sys::rnvme_blk_mq_complete_begin(
-                rq,
-                batch.iob,
-                ok,
-                Some(OperationsVTable::<T>::complete_batch_callback),
-            ) {
+            if bindings::blk_mq_complete_request_remote(rq) {
+                return true;
+            }
+            if !(ok && batch.add(rq)) {
                 OperationsVTable::<T>::complete_callback(rq);
             }
         }
@@ -215,7 +265,7 @@ impl<T: Operations> TagSet<T> {
             // SAFETY: `data` is the `&mut dyn FnMut` passed below, live for the iteration.
             let f = unsafe { &mut *data.cast::<&mut dyn FnMut(&Request<T>)>() };
             // SAFETY: blk-mq passes started requests of our tag set.
-            if unsafe { sys::rnvme_blk_mq_request_in_flight(rq) } {
+            if unsafe { is_in_flight(rq) } {
                 // SAFETY: the request is in flight, hence owned by the driver.
                 f(unsafe { Request::from_raw(rq) });
                 // SAFETY: as above; completed exactly once (it is no longer in flight
