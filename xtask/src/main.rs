@@ -87,7 +87,7 @@ enum Cmd {
     ///
     /// `io`: the same namespace bound alternately to the C nvme driver and to
     /// rnvme (driver_override), fio 4 KiB random read at QD1 and QD32 and
-    /// 128 KiB sequential read, a warm-up and 9 alternating rounds per cell
+    /// 128 KiB sequential read, a warm-up and 15 alternating rounds per cell
     /// (fio from tmpfs, pinned to vCPU 1); prints each cell's rnvme/C IOPS
     /// ratio (the median of the rounds' ratios) with its spread and, last,
     /// `io ratio worst-cell: X.XX`. TCG numbers compare the drivers' CPU

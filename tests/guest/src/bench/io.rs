@@ -41,7 +41,7 @@ const CELLS: &[Cell] = &[
 ];
 
 /// Rounds per cell (one sample of each driver per round, in alternating order).
-const SAMPLES: usize = 9;
+const SAMPLES: usize = 15;
 /// Seconds per fio run.
 const RUNTIME: &str = "--runtime=4";
 
