@@ -221,6 +221,8 @@ impl DataPtr {
 /// `sgl_allowed` one SGL descriptor when the controller has SGLs (and `rnvme.sgls` is on)
 /// and the data is one DMA segment of more than two pages, as an IOMMU maps it. The
 /// controller then reads no PRP list, which is what the C driver does for such data.
+/// Inline: it runs for every read and write, and its result is the caller's command.
+#[inline(always)]
 fn map_data(
     io: &IoQueues,
     rq: &Request<IoOps>,

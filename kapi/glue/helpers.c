@@ -208,27 +208,6 @@ void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, unsigned int type,
 		blk_mq_map_queues(map);
 }
 
-/*
- * Maps the data of @rq, which has a single segment, for DMA by @dev without a
- * scatterlist (as the C nvme driver does for small I/O); stores its length in @len.
- * Returns the bus address, or DMA_MAPPING_ERROR.
- */
-dma_addr_t rnvme_blk_rq_map_single(struct request *rq, struct device *dev,
-				   enum dma_data_direction dir, unsigned int *len)
-{
-	struct bio_vec bv;
-	dma_addr_t addr;
-
-	if (blk_rq_nr_phys_segments(rq) != 1)
-		return DMA_MAPPING_ERROR;
-	bv = req_bvec(rq);
-	addr = dma_map_bvec(dev, &bv, dir, 0);
-	if (dma_mapping_error(dev, addr))
-		return DMA_MAPPING_ERROR;
-	*len = bv.bv_len;
-	return addr;
-}
-
 /* Gives a started request that never reached the hardware back to blk-mq for later. */
 void rnvme_blk_mq_requeue_started(struct request *rq)
 {

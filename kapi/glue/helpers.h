@@ -44,8 +44,6 @@ int rnvme_pcim_enable_device_mem(struct pci_dev *pdev);
 void rnvme_blk_mq_map_queues(struct blk_mq_tag_set *set, unsigned int type,
 			     unsigned int nr_queues, unsigned int offset, struct pci_dev *pdev,
 			     unsigned int first_vector);
-dma_addr_t rnvme_blk_rq_map_single(struct request *rq, struct device *dev,
-				   enum dma_data_direction dir, unsigned int *len);
 void rnvme_blk_mq_requeue_started(struct request *rq);
 int rnvme_blk_rq_map_sg(struct request *rq, struct scatterlist *sgl, unsigned int nents);
 /* The ioctl handler a disk's private_data points to. */

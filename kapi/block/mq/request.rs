@@ -111,6 +111,36 @@ impl<T: Operations> Request<T> {
         }
     }
 
+    /// The page, offset and length of the data of a request with a single physical
+    /// segment (`req_bvec`, inline in C): its special payload, or its first bio's current
+    /// (multi-page) bio_vec. `None` if the request has another number of segments.
+    #[inline]
+    pub(super) fn single_bvec(&self) -> Option<(*mut bindings::page, u32, u32)> {
+        if self.nr_phys_segments() != 1 {
+            return None;
+        }
+        let rq = self.as_raw();
+        // SAFETY: the request is valid and owned by the driver, so blk-mq does not change
+        // its payload under it. A request with one segment that is not a special payload
+        // has a bio whose iterator points into its bio_vec array (`mp_bvec_iter_bvec`).
+        unsafe {
+            if (*rq).rq_flags & RQF_SPECIAL_PAYLOAD != 0 {
+                let bv = (*rq).__bindgen_anon_3.special_vec;
+                return Some((bv.bv_page, bv.bv_offset, bv.bv_len));
+            }
+            let bio = (*rq).bio;
+            if bio.is_null() {
+                return None;
+            }
+            let iter = (*bio).bi_iter;
+            let bv = *(*bio).bi_io_vec.add(iter.bi_idx as usize);
+            let len = iter
+                .bi_size
+                .min(bv.bv_len.saturating_sub(iter.bi_bvec_done));
+            Some((bv.bv_page, bv.bv_offset + iter.bi_bvec_done, len))
+        }
+    }
+
     /// The index of the hardware queue the request was dispatched on.
     pub(crate) fn hctx_index(&self) -> u32 {
         // SAFETY: the request is valid and in flight, so `mq_hctx` points to its hardware

@@ -63,8 +63,11 @@ impl<const N: usize> RequestSg<N> {
     /// Maps the data of `rq` for DMA by the device; returns the number of DMA segments.
     /// Fails with `EINVAL` if the request has more than `N` segments or no data, `EBUSY` if
     /// a mapping exists, `ENOMEM` if the DMA mapping fails.
+    ///
+    /// Inline: most requests have one segment, which is mapped here without a call but
+    /// the DMA API's; more go through [`Self::map_sg`].
+    #[inline(always)]
     pub(crate) fn map<T: Operations>(&mut self, rq: &Request<T>) -> Result<usize> {
-        let dev = &*self.dev;
         if self.mapping.is_some() {
             return Err(EBUSY);
         }
@@ -73,22 +76,38 @@ impl<const N: usize> RequestSg<N> {
         } else {
             DMA_FROM_DEVICE
         };
-        if rq.nr_phys_segments() == 1 {
-            let mut len = 0u32;
-            // SAFETY: the request is valid, owned by the driver and has one segment; `dev`
-            // is valid; `len` is valid for writes.
-            let addr =
-                unsafe { sys::rnvme_blk_rq_map_single(rq.as_raw(), dev.as_raw(), dir, &mut len) };
-            if addr == DMA_MAPPING_ERROR {
-                return Err(ENOMEM);
-            }
-            // INVARIANT: mapped above.
-            self.mapping = Some(Mapping {
-                mapped: Mapped::Single { addr, len },
-                dir,
-            });
-            return Ok(1);
+        let Some((page, offset, len)) = rq.single_bvec() else {
+            return self.map_sg(rq, dir);
+        };
+        let dev = self.dev.as_raw();
+        // As the C driver maps small I/O (`dma_map_bvec`, `dma_mapping_error`), without a
+        // scatterlist and, as both are inline in C, without a call into the glue.
+        // SAFETY: `dev` is valid; the page range is the request's data, which the block
+        // layer keeps alive until the request ends (and `unmap` runs before that).
+        let addr = unsafe {
+            bindings::dma_map_page_attrs(dev, page, offset as usize, len as usize, dir, 0)
+        };
+        // SAFETY: as above; DMA API debugging records that the result was checked.
+        #[cfg(CONFIG_DMA_API_DEBUG)]
+        unsafe {
+            bindings::debug_dma_mapping_error(dev, addr)
+        };
+        if addr == DMA_MAPPING_ERROR {
+            return Err(ENOMEM);
         }
+        // INVARIANT: mapped above.
+        self.mapping = Some(Mapping {
+            mapped: Mapped::Single { addr, len },
+            dir,
+        });
+        Ok(1)
+    }
+
+    /// Maps the data of `rq`, which does not have a single segment, through the
+    /// scatterlist (direction `dir`); as [`Self::map`] otherwise.
+    #[inline(never)]
+    fn map_sg<T: Operations>(&mut self, rq: &Request<T>, dir: u32) -> Result<usize> {
+        let dev = self.dev.as_raw();
         let n = u32::try_from(N).map_err(|_| EINVAL)?;
         // SAFETY: the request is valid and owned by the driver; `sg` has room for `N`
         // entries, which the helper checks against the request's segment count.
@@ -97,9 +116,8 @@ impl<const N: usize> RequestSg<N> {
             return Err(EINVAL);
         }
         // SAFETY: the first `nents` entries describe the request's pages; `dev` is valid.
-        let mapped = unsafe {
-            bindings::dma_map_sg_attrs(dev.as_raw(), self.sg.as_mut_ptr(), nents, dir, 0)
-        };
+        let mapped =
+            unsafe { bindings::dma_map_sg_attrs(dev, self.sg.as_mut_ptr(), nents, dir, 0) };
         if mapped == 0 {
             return Err(ENOMEM);
         }
