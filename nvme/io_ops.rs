@@ -255,13 +255,15 @@ fn read_write(
     rq: &Request<IoOps>,
     dma: &mut IoDma,
 ) -> Result<Command, BlkStatus> {
+    // 9 to 12 (`Namespace` invariant): the wrapping operations cannot wrap, they only
+    // spare this path the overflow checks' branches.
     let shift = ns.lba_shift();
     let bytes = rq.bytes();
-    if bytes == 0 || bytes & ((1 << shift) - 1) != 0 || bytes > MAX_TRANSFER {
+    if bytes == 0 || bytes & 1u32.wrapping_shl(shift).wrapping_sub(1) != 0 || bytes > MAX_TRANSFER {
         return Err(BlkStatus::INVAL);
     }
-    let slba = rq.sector() >> (shift - 9);
-    let blocks = bytes >> shift;
+    let slba = rq.sector().wrapping_shr(shift.wrapping_sub(9));
+    let blocks = bytes.wrapping_shr(shift);
     let data = map_data(io, rq, dma, true)?;
     let cmd = Command::read_write(
         rq.op() == ReqOp::Write,
@@ -336,11 +338,9 @@ fn push_prepared(rq: &Request<IoOps>, sq: &mut SqBatch<'_>) -> Result {
 /// Builds the command of `rq` and maps its data; the command is kept in the request's
 /// DMA state for [`push_prepared`].
 fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<(), BlkStatus> {
-    match io.core.state() {
-        CtrlState::Live | CtrlState::Removing => {}
-        // Recovery quiesces the queues; a request that races in comes back later.
-        CtrlState::Resetting => return Err(BlkStatus::DEV_RESOURCE),
-        CtrlState::Dead => return Err(BlkStatus::IOERR),
+    let state = io.core.state();
+    if state != CtrlState::Live {
+        not_live(state)?;
     }
     rq.data().status.store(0, Ordering::Relaxed);
     rq.data().cancel(Cancel::No);
@@ -357,8 +357,11 @@ fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<(), Blk
     // One use of the DMA state per request: the data mapping, the pool block and the
     // command kept for the submission.
     with_dma(rq, |dma| {
+        // Reads and writes first, without a jump table on the operation.
+        if rq.is_read_write() {
+            return Ok(read_write(io, ns, rq, dma)?.with_cid(cid));
+        }
         let cmd = match (rq.op(), user_cmd) {
-            (ReqOp::Read | ReqOp::Write, _) => read_write(io, ns, rq, dma)?,
             (ReqOp::DrvIn | ReqOp::DrvOut, Some(cmd)) => passthru(io, rq, cmd, dma)?,
             (ReqOp::Flush, _) => Command::flush(ns.nsid()),
             (ReqOp::Discard, _) if ns.discard() => {
@@ -385,6 +388,18 @@ fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<(), Blk
         .with_cid(cid);
         Ok(cmd)
     })
+}
+
+/// Whether I/O goes to a controller that is not live: only while the driver unbinds
+/// (the queues drain). Out of line: [`prepare`] tests for the live state first.
+#[cold]
+fn not_live(state: CtrlState) -> Result<(), BlkStatus> {
+    match state {
+        CtrlState::Live | CtrlState::Removing => Ok(()),
+        // Recovery quiesces the queues; a request that races in comes back later.
+        CtrlState::Resetting => Err(BlkStatus::DEV_RESOURCE),
+        CtrlState::Dead => Err(BlkStatus::IOERR),
+    }
 }
 
 /// Whether a request is driver-private (a passthrough command from userspace).

@@ -222,14 +222,15 @@ impl IoQueue {
         fill: impl FnOnce(&mut SqBatch<'_>) -> Result,
     ) -> Result {
         let mut sq = self.sq.lock();
-        let usable = sq.set_head(self.sq_head.load(Ordering::Acquire)).is_ok();
+        // A head outside the ring (from a broken controller) is not taken: the ring keeps
+        // the last valid one and only looks fuller than it is.
+        let _ = sq.set_head(self.sq_head.load(Ordering::Acquire));
         let mut batch = SqBatch {
             sq: &mut sq,
-            usable,
-            pushed: 0,
+            pushed: false,
         };
         let filled = fill(&mut batch);
-        if ring && batch.pushed > 0 {
+        if ring && batch.pushed {
             sq.ring_doorbell(&self.bar)?;
         }
         filled
@@ -267,20 +268,15 @@ impl IoQueue {
 /// Commands being placed on a submission ring by [`IoQueue::submit`].
 pub(crate) struct SqBatch<'a> {
     sq: &'a mut SubmissionQueue,
-    /// False if the controller reported a head outside the ring: nothing is pushed.
-    usable: bool,
-    pushed: usize,
+    /// Whether a command was pushed (and the doorbell has something to announce).
+    pushed: bool,
 }
 
 impl SqBatch<'_> {
-    /// Copies `cmd` into the next slot. `EBUSY` if the ring is full, `EIO` if the
-    /// controller reported an impossible head.
+    /// Copies `cmd` into the next slot. `EBUSY` if the ring is full.
     pub(crate) fn push(&mut self, cmd: &Command) -> Result {
-        if !self.usable {
-            return Err(EIO);
-        }
         self.sq.push(cmd)?;
-        self.pushed += 1;
+        self.pushed = true;
         Ok(())
     }
 }

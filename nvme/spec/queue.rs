@@ -24,12 +24,14 @@ pub fn check_depth(depth: u32, max_entries: u32) -> Result<u16, QueueError> {
 }
 
 /// The slot after `index` on a ring of `depth` entries (`index < depth`), computed
-/// without a division (which the kernel build would check for a zero divisor).
+/// without a division (which the kernel build would check for a zero divisor) and, in
+/// 32 bits, without an overflow check: the submission path runs it for every command.
 fn next_slot(index: u16, depth: u16) -> u16 {
-    if index + 1 >= depth {
+    let next = u32::from(index) + 1;
+    if next >= u32::from(depth) {
         0
     } else {
-        index + 1
+        next as u16
     }
 }
 
@@ -86,11 +88,12 @@ impl SqRing {
 
     /// Claims the slot at the tail and advances the tail; returns the slot to fill.
     pub fn push(&mut self) -> Result<u16, QueueError> {
-        if self.is_full() {
+        let next = next_slot(self.tail, self.depth);
+        if next == self.head {
             return Err(QueueError::Full);
         }
         let slot = self.tail;
-        self.tail = next_slot(self.tail, self.depth);
+        self.tail = next;
         Ok(slot)
     }
 
@@ -153,11 +156,11 @@ impl CqCursor {
 
     /// Consumes the entry at the head; the phase flips when the head wraps.
     pub fn advance(&mut self) {
-        self.head += 1;
-        if self.head == self.depth {
-            self.head = 0;
+        let next = next_slot(self.head, self.depth);
+        if next == 0 {
             self.phase = !self.phase;
         }
+        self.head = next;
     }
 }
 
@@ -219,12 +222,30 @@ mod tests {
     #[test]
     fn bad_heads_and_depths_are_refused() {
         let mut sq = SqRing::new(8).expect("depth");
+        assert_eq!(sq.push(), Ok(0));
         assert_eq!(sq.set_head(8), Err(QueueError::BadHead));
+        // The ring keeps the head it had.
+        assert_eq!(sq.in_flight(), 1);
         assert_eq!(SqRing::new(1), Err(QueueError::BadDepth));
         assert_eq!(CqCursor::new(0), Err(QueueError::BadDepth));
         assert_eq!(check_depth(1, 2048), Err(QueueError::BadDepth));
         assert_eq!(check_depth(4096, 2048), Err(QueueError::BadDepth));
         assert_eq!(check_depth(1024, 2048), Ok(1024));
+    }
+
+    #[test]
+    fn largest_ring_wraps() {
+        let mut sq = SqRing::new(u16::MAX).expect("depth");
+        for _ in 0..u16::MAX - 2 {
+            sq.push().expect("free slot");
+        }
+        assert_eq!(sq.tail(), u16::MAX - 2);
+        sq.set_head(u16::MAX - 2).expect("head");
+        assert_eq!(sq.push(), Ok(u16::MAX - 2));
+        assert_eq!(sq.push(), Ok(u16::MAX - 1));
+        assert_eq!(sq.tail(), 0);
+        assert_eq!(sq.push(), Ok(0));
+        assert_eq!(sq.in_flight(), 3);
     }
 
     #[test]

@@ -153,6 +153,14 @@ impl<T: Operations> Request<T> {
         ReqOp::from_opf(self.opf())
     }
 
+    /// Whether the request reads or writes data (`REQ_OP_READ` or `REQ_OP_WRITE`): one
+    /// comparison, for the hot path to test before it looks at [`Self::op`].
+    pub(crate) fn is_read_write(&self) -> bool {
+        const _: () =
+            assert!(bindings::req_op_REQ_OP_READ == 0 && bindings::req_op_REQ_OP_WRITE == 1);
+        self.opf() & REQ_OP_MASK <= bindings::req_op_REQ_OP_WRITE
+    }
+
     /// The operation and flags (`cmd_flags`).
     fn opf(&self) -> u32 {
         // SAFETY: the request is valid and owned by the driver, which blk-mq leaves its
