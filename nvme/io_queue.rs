@@ -4,12 +4,7 @@
 
 use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
-use kernel::{
-    new_spinlock,
-    prelude::*,
-    sync::{Arc, SpinLock},
-    types::ARef,
-};
+use kernel::{prelude::*, sync::Arc, types::ARef};
 
 use crate::{
     core::CtrlCore,
@@ -21,7 +16,7 @@ use crate::{
         dma::DmaPool,
         irq::{Handler, IrqReturn},
         pci,
-        sync::IrqSpinLock,
+        sync::{IrqSpinLock, SpinLock},
     },
     queue::{CompletionQueue, SubmissionQueue},
     spec::{
@@ -76,7 +71,7 @@ impl IoQueue {
             vector,
             bar,
             dma,
-            sq <- new_spinlock!(sq, "IoQueue::sq"),
+            sq <- SpinLock::new(sq),
             cq <- IrqSpinLock::new(cq),
             sq_head: AtomicU16::new(0),
             irq: AtomicU32::new(0),

@@ -136,15 +136,26 @@ void rnvme_spin_lock_init(spinlock_t *lock)
 	spin_lock_init(lock);
 }
 
+/* All kapi::sync::SpinLock locks share this lockdep class (never taken in hardirq). */
+void rnvme_plain_spin_lock_init(spinlock_t *lock)
+{
+	spin_lock_init(lock);
+}
+
 /*
  * kapi::sync::IrqSpinLock calls _raw_spin_lock_irqsave() and
- * _raw_spin_unlock_irqrestore() on the spinlock_t itself: its raw lock must come
- * first (it does unless PREEMPT_RT, where spinlock_t is an rt_mutex).
+ * _raw_spin_unlock_irqrestore(), and kapi::sync::SpinLock _raw_spin_lock(), on the
+ * spinlock_t itself: its raw lock must come first (it does unless PREEMPT_RT, where
+ * spinlock_t is an rt_mutex), and the functions must be out of line.
  */
 #ifndef CONFIG_PREEMPT_RT
 static_assert(offsetof(spinlock_t, rlock) == 0);
 #else
-#error "kapi::sync::IrqSpinLock assumes a spinlock_t built on a raw spinlock"
+#error "kapi::sync::IrqSpinLock and SpinLock assume a spinlock_t built on a raw spinlock"
+#endif
+#if defined(CONFIG_INLINE_SPIN_LOCK) || defined(CONFIG_INLINE_SPIN_LOCK_IRQSAVE) || \
+	defined(CONFIG_INLINE_SPIN_UNLOCK_IRQRESTORE)
+#error "kapi::sync calls _raw_spin_lock(), _raw_spin_lock_irqsave() and _raw_spin_unlock_irqrestore(), which this configuration inlines"
 #endif
 
 void rnvme_dma_set_max_seg_size(struct device *dev, unsigned int size)

@@ -94,6 +94,7 @@ u64 rnvme_sg_dma_address(struct scatterlist *sg);
 unsigned int rnvme_sg_dma_len(struct scatterlist *sg);
 
 void rnvme_spin_lock_init(spinlock_t *lock);
+void rnvme_plain_spin_lock_init(spinlock_t *lock);
 
 /* A mutex whose holder runs actions deferred by contexts that could not wait for it. */
 struct rnvme_deferring_mutex {

@@ -16,6 +16,7 @@ pub const SUITES: &[&str] = &[
     "rnvme_kapi_io",
     "rnvme_kapi_pci",
     "rnvme_kapi_sync",
+    "rnvme_kapi_spinlock",
     "rnvme_kapi_blk_mq",
     "rnvme_mig",
 ];
