@@ -197,10 +197,9 @@ impl<const SIZE: usize> Io<SIZE> {
     #[inline(always)]
     const fn offset_valid<U>(offset: usize, size: usize) -> bool {
         let type_size = core::mem::size_of::<U>();
-        match offset.checked_add(type_size) {
-            Some(end) => end <= size && offset % type_size == 0,
-            None => false,
-        }
+        // `offset + type_size <= size` without the addition (which could wrap), and
+        // aligned; `&` rather than `&&`, so that a run-time check is one test.
+        (size >= type_size) & (offset <= size.wrapping_sub(type_size)) & (offset % type_size == 0)
     }
 
     #[inline(always)]
@@ -209,14 +208,34 @@ impl<const SIZE: usize> Io<SIZE> {
         self.addr() + offset
     }
 
+    /// Whether a `U` at `offset` lies within the mapped region and is aligned, as the
+    /// run-time checked accessors require.
+    #[inline]
+    pub(crate) fn valid_offset<U>(&self, offset: usize) -> bool {
+        Self::offset_valid::<U>(offset, self.maxsize())
+    }
+
+    /// Writes a 32-bit little-endian value at `offset` without checking it.
+    ///
+    /// # Safety
+    ///
+    /// [`Self::valid_offset::<u32>`] is true for `offset`.
+    #[inline(always)]
+    pub(crate) unsafe fn write32_prechecked(&self, value: u32, offset: usize) {
+        // Cannot wrap: `offset < maxsize` (the caller's guarantee) and `addr + maxsize`
+        // does not overflow (`Self::from_raw`).
+        let addr = self.addr().wrapping_add(offset);
+        mmio_write!(rnvme_writel, u32, value, addr);
+    }
+
     #[inline]
     fn io_addr<U>(&self, offset: usize) -> Result<usize> {
         if !Self::offset_valid::<U>(offset, self.maxsize()) {
             return Err(EINVAL);
         }
-        // Probably no need to check, since the safety requirements of `Self::from_raw`
+        // Cannot wrap: `offset < maxsize`, and the safety requirements of `Self::from_raw`
         // guarantee that `addr + maxsize` does not overflow.
-        self.addr().checked_add(offset).ok_or(EINVAL)
+        Ok(self.addr().wrapping_add(offset))
     }
 
     define_read!(
@@ -291,6 +310,9 @@ crate::kapi::kunit::kunit_tests!(rnvme_kapi_io, {
             assert_eq!(io.try_read8(63), Ok(0xde));
             assert_eq!(io.try_read8(64), Err(EINVAL));
             assert_eq!(io.try_write32(0, usize::MAX - 1), Err(EINVAL));
+            // Aligned, and `offset + 4` would wrap to 0.
+            assert_eq!(io.try_write32(0, usize::MAX - 3), Err(EINVAL));
+            assert_eq!(io.try_read64(usize::MAX - 7), Err(EINVAL));
         });
     }
 

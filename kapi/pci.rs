@@ -618,6 +618,39 @@ impl<const SIZE: usize> Deref for Bar<SIZE> {
     }
 }
 
+/// A 32-bit register of a [`Bar`] whose offset was checked once, when the register was
+/// made, so that a write costs no check (a queue doorbell, written for every command).
+///
+/// # Invariants
+///
+/// `offset` is aligned and a 32-bit access at it stays within `bar`'s mapping.
+pub(crate) struct BarReg32<const SIZE: usize> {
+    bar: Arc<Bar<SIZE>>,
+    offset: usize,
+}
+
+impl<const SIZE: usize> BarReg32<SIZE> {
+    /// The register at `offset` of `bar`; `EINVAL` if a 32-bit access there would leave the
+    /// mapping or is not aligned.
+    pub(crate) fn new(bar: &Arc<Bar<SIZE>>, offset: usize) -> Result<Self> {
+        if !bar.valid_offset::<u32>(offset) {
+            return Err(EINVAL);
+        }
+        // INVARIANT: checked above.
+        Ok(Self {
+            bar: bar.clone(),
+            offset,
+        })
+    }
+
+    /// Writes `value` to the register.
+    #[inline(always)]
+    pub(crate) fn write(&self, value: u32) {
+        // SAFETY: the offset was checked against this BAR's mapping (type invariant).
+        unsafe { self.bar.write32_prechecked(value, self.offset) }
+    }
+}
+
 impl<const SIZE: usize> Drop for Bar<SIZE> {
     fn drop(&mut self) {
         // SAFETY: by the type invariant the BAR is mapped and requested; nothing uses the

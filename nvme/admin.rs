@@ -3,7 +3,7 @@
 //! The admin queue: synchronous admin commands, polled for completion, and the one
 //! Asynchronous Event Request the controller holds until it has an event to report.
 
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Arc};
 
 use crate::{
     kapi::{
@@ -12,6 +12,7 @@ use crate::{
         dma::CoherentAllocation,
         error::etimedout,
         io::Io,
+        pci,
     },
     nvme_error::NvmeError,
     queue::{CompletionQueue, SubmissionQueue},
@@ -52,10 +53,14 @@ pub(crate) struct AdminQueue {
 
 impl AdminQueue {
     /// Allocates the admin queue memory.
-    pub(crate) fn new(dev: &Device<Bound>, stride: usize) -> Result<Self> {
+    pub(crate) fn new(
+        dev: &Device<Bound>,
+        bar: &Arc<pci::Bar<REGS_SIZE>>,
+        stride: usize,
+    ) -> Result<Self> {
         Ok(Self {
-            sq: SubmissionQueue::new(dev, 0, ADMIN_DEPTH, stride)?,
-            cq: CompletionQueue::new(dev, 0, ADMIN_DEPTH, stride)?,
+            sq: SubmissionQueue::new(dev, bar, 0, ADMIN_DEPTH, stride)?,
+            cq: CompletionQueue::new(dev, bar, 0, ADMIN_DEPTH, stride)?,
             next_cid: 0,
             bounce: CoherentAllocation::alloc_coherent(dev, MAX_PASSTHRU_DATA as usize)?,
             bounce_list: CoherentAllocation::alloc_coherent(dev, prp::list_capacity(4096))?,
@@ -113,21 +118,21 @@ impl AdminQueue {
     }
 
     /// Gives the controller an Asynchronous Event Request, unless it holds one already.
-    pub(crate) fn arm_async_event(&mut self, bar: &Io<REGS_SIZE>) -> Result {
+    pub(crate) fn arm_async_event(&mut self) -> Result {
         if self.aer_outstanding || self.event.is_some() {
             return Ok(());
         }
         self.sq.push(&Command::async_event().with_cid(AER_CID))?;
-        self.sq.ring_doorbell(bar)?;
+        self.sq.ring_doorbell()?;
         self.aer_outstanding = true;
         Ok(())
     }
 
     /// Takes the completions posted so far (without waiting) and returns the DW0 of an
     /// asynchronous event, if one arrived since the last call.
-    pub(crate) fn take_event(&mut self, bar: &Io<REGS_SIZE>) -> Result<Option<u32>> {
+    pub(crate) fn take_event(&mut self) -> Result<Option<u32>> {
         self.reap(None)?;
-        self.cq.ring_doorbell(bar)?;
+        self.cq.ring_doorbell()?;
         Ok(self.event.take())
     }
 
@@ -173,7 +178,7 @@ impl AdminQueue {
         let cid = self.next_cid;
         self.next_cid = self.next_cid.wrapping_add(1) % AER_CID;
         self.sq.push(&cmd.with_cid(cid))?;
-        self.sq.ring_doorbell(bar)?;
+        self.sq.ring_doorbell()?;
 
         let cqe = read_poll_timeout(
             || {
@@ -185,7 +190,7 @@ impl AdminQueue {
             Option::is_some,
             ADMIN_TIMEOUT_MS,
         );
-        self.cq.ring_doorbell(bar)?;
+        self.cq.ring_doorbell()?;
         let cqe = match cqe {
             Ok(Some(c)) => c,
             Ok(None) => return Err(NvmeError::Timeout),

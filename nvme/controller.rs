@@ -148,11 +148,9 @@ impl Controller {
         dev.dma_set_max_seg_size(u32::MAX);
         pdev.set_master();
 
-        let admin = AdminQueue::new(dev, cap.doorbell_stride())?;
-        let core = Arc::pin_init(
-            CtrlCore::new(pdev.get_ref(), Arc::new(bar, GFP_KERNEL)?, cap, admin),
-            GFP_KERNEL,
-        )?;
+        let bar = Arc::new(bar, GFP_KERNEL)?;
+        let admin = AdminQueue::new(dev, &bar, cap.doorbell_stride())?;
+        let core = Arc::pin_init(CtrlCore::new(pdev.get_ref(), bar, cap, admin), GFP_KERNEL)?;
         let mut ctrl = Self {
             chardev: None,
             class_dev: None,
@@ -246,14 +244,11 @@ impl Controller {
         let mut queues = KVec::new();
         let mut link_queues = KVec::new();
         for qid in 1..=nr_queues as u16 {
-            let sq = SubmissionQueue::new(dev, qid, depth, stride)?;
-            let cq = CompletionQueue::new(dev, qid, depth, stride)?;
+            let sq = SubmissionQueue::new(dev, core.bar(), qid, depth, stride)?;
+            let cq = CompletionQueue::new(dev, core.bar(), qid, depth, stride)?;
             let vector = (u32::from(qid) <= nr_interrupt)
                 .then(|| first_vector.map_or(0, |first| first + u32::from(qid) - 1) as u16);
-            let queue = Arc::pin_init(
-                IoQueue::new(qid, vector, core.bar().clone(), sq, cq),
-                GFP_KERNEL,
-            )?;
+            let queue = Arc::pin_init(IoQueue::new(qid, vector, sq, cq), GFP_KERNEL)?;
             core.create_io_queue(&queue, depth)?;
             link_queues.push(queue.clone(), GFP_KERNEL)?;
             queues.push(queue, GFP_KERNEL)?;

@@ -313,12 +313,12 @@ impl CtrlCore {
 
     /// Gives the controller an Asynchronous Event Request unless it holds one.
     pub(crate) fn arm_async_event(&self) -> Result {
-        self.admin.lock().arm_async_event(&self.bar)
+        self.admin.lock().arm_async_event()
     }
 
     /// The DW0 of an asynchronous event that arrived, if any.
     pub(crate) fn take_event(&self) -> Result<Option<u32>> {
-        self.admin.lock().take_event(&self.bar)
+        self.admin.lock().take_event()
     }
 
     /// Runs a passthrough admin command whose data moves through the admin queue's bounce

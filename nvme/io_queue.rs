@@ -15,7 +15,6 @@ use crate::{
         device::{dev_warn, Device},
         dma::DmaPool,
         irq::{Handler, IrqReturn},
-        pci,
         sync::{IrqSpinLock, SpinLock},
     },
     queue::{CompletionQueue, SubmissionQueue},
@@ -23,7 +22,6 @@ use crate::{
         cid::{self, Generation},
         command::Command,
         completion::Completion,
-        regs::REGS_SIZE,
     },
 };
 
@@ -34,7 +32,6 @@ pub(crate) struct IoQueue {
     /// The interrupt vector (MSI-X table index) of the completion queue; `None` for a
     /// polled queue, which has no interrupt.
     vector: Option<u16>,
-    bar: Arc<pci::Bar<REGS_SIZE>>,
     /// Only taken by submission (`queue_rq`, never in interrupt context) and by recovery,
     /// so, as in the C driver, a plain spinlock: interrupts stay enabled.
     #[pin]
@@ -61,7 +58,6 @@ impl IoQueue {
     pub(crate) fn new(
         qid: u16,
         vector: Option<u16>,
-        bar: Arc<pci::Bar<REGS_SIZE>>,
         sq: SubmissionQueue,
         cq: CompletionQueue,
     ) -> impl PinInit<Self> {
@@ -69,7 +65,6 @@ impl IoQueue {
         pin_init!(Self {
             qid,
             vector,
-            bar,
             dma,
             sq <- SpinLock::new(sq),
             cq <- IrqSpinLock::new(cq),
@@ -226,14 +221,14 @@ impl IoQueue {
         };
         let filled = fill(&mut batch);
         if ring && batch.pushed {
-            sq.ring_doorbell(&self.bar)?;
+            sq.ring_doorbell()?;
         }
         filled
     }
 
     /// Rings the submission doorbell for everything pushed so far.
     pub(crate) fn ring(&self) -> Result {
-        self.sq.lock().ring_doorbell(&self.bar)
+        self.sq.lock().ring_doorbell()
     }
 
     /// Takes every new completion off the ring and hands each to `f`, then rings the
@@ -254,7 +249,7 @@ impl IoQueue {
         }
         if n > 0 {
             // A failed doorbell write means the device is gone; its requests time out.
-            let _ = cq.ring_doorbell(&self.bar);
+            let _ = cq.ring_doorbell();
         }
         n
     }

@@ -2,14 +2,14 @@
 
 //! Submission and completion queues in coherent DMA memory, with their doorbells.
 
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Arc};
 
 use crate::{
     dbbuf::Shadow,
     kapi::{
         device::{Bound, Device},
         dma::{dma_rmb, CoherentAllocation},
-        io::Io,
+        pci::{Bar, BarReg32},
     },
     spec::{
         command::{Command, SQE_SIZE},
@@ -24,38 +24,51 @@ const SQE_DWORDS: usize = SQE_SIZE / 4;
 /// Dwords per completion queue entry.
 const CQE_DWORDS: usize = CQE_SIZE / 4;
 
-/// Writes `value` to the doorbell at `offset`, through `shadow` if the queue has one: then
-/// the MMIO write happens only when the controller's event index asks for it.
-fn write_doorbell(
-    bar: &Io<REGS_SIZE>,
-    shadow: Option<&Shadow>,
-    offset: usize,
-    value: u16,
-) -> Result {
+/// Writes `value` to `doorbell`, through `shadow` if the queue has one: then the MMIO
+/// write happens only when the controller's event index asks for it.
+fn write_doorbell(doorbell: &BarReg32<REGS_SIZE>, shadow: Option<&Shadow>, value: u16) -> Result {
     if let Some(s) = shadow {
         if !s.buf.update(s.index, value)? {
             return Ok(());
         }
     }
-    bar.try_write32(u32::from(value), offset)
+    doorbell.write(u32::from(value));
+    Ok(())
+}
+
+/// The doorbell register `which` of queue `qid` in `bar`, for a doorbell stride of
+/// `stride` bytes.
+fn doorbell(
+    bar: &Arc<Bar<REGS_SIZE>>,
+    qid: u16,
+    which: Doorbell,
+    stride: usize,
+) -> Result<BarReg32<REGS_SIZE>> {
+    BarReg32::new(bar, doorbell_offset(qid, which, stride).ok_or(EINVAL)?)
 }
 
 /// A submission queue: the ring the controller fetches commands from.
 pub(crate) struct SubmissionQueue {
     mem: CoherentAllocation<u32>,
     ring: SqRing,
-    doorbell: usize,
+    doorbell: BarReg32<REGS_SIZE>,
     shadow: Option<Shadow>,
 }
 
 impl SubmissionQueue {
-    /// Allocates submission queue `qid` of `depth` entries; `stride` is the controller's
-    /// doorbell stride in bytes.
-    pub(crate) fn new(dev: &Device<Bound>, qid: u16, depth: u16, stride: usize) -> Result<Self> {
+    /// Allocates submission queue `qid` of `depth` entries, whose doorbell is in `bar`;
+    /// `stride` is the controller's doorbell stride in bytes.
+    pub(crate) fn new(
+        dev: &Device<Bound>,
+        bar: &Arc<Bar<REGS_SIZE>>,
+        qid: u16,
+        depth: u16,
+        stride: usize,
+    ) -> Result<Self> {
         Ok(Self {
             mem: CoherentAllocation::alloc_coherent(dev, usize::from(depth) * SQE_DWORDS)?,
             ring: SqRing::new(depth).map_err(|_| EINVAL)?,
-            doorbell: doorbell_offset(qid, Doorbell::SqTail, stride).ok_or(EINVAL)?,
+            doorbell: doorbell(bar, qid, Doorbell::SqTail, stride)?,
             shadow: None,
         })
     }
@@ -81,8 +94,8 @@ impl SubmissionQueue {
 
     /// Tells the controller about every command pushed so far. `writel` orders the doorbell
     /// after the entries' memory writes.
-    pub(crate) fn ring_doorbell(&self, bar: &Io<REGS_SIZE>) -> Result {
-        write_doorbell(bar, self.shadow.as_ref(), self.doorbell, self.ring.tail())
+    pub(crate) fn ring_doorbell(&self) -> Result {
+        write_doorbell(&self.doorbell, self.shadow.as_ref(), self.ring.tail())
     }
 
     /// Uses shadow doorbell `shadow` from now on.
@@ -107,17 +120,23 @@ impl SubmissionQueue {
 pub(crate) struct CompletionQueue {
     mem: CoherentAllocation<u32>,
     cursor: CqCursor,
-    doorbell: usize,
+    doorbell: BarReg32<REGS_SIZE>,
     shadow: Option<Shadow>,
 }
 
 impl CompletionQueue {
-    /// Allocates completion queue `qid` of `depth` entries.
-    pub(crate) fn new(dev: &Device<Bound>, qid: u16, depth: u16, stride: usize) -> Result<Self> {
+    /// Allocates completion queue `qid` of `depth` entries, whose doorbell is in `bar`.
+    pub(crate) fn new(
+        dev: &Device<Bound>,
+        bar: &Arc<Bar<REGS_SIZE>>,
+        qid: u16,
+        depth: u16,
+        stride: usize,
+    ) -> Result<Self> {
         Ok(Self {
             mem: CoherentAllocation::alloc_coherent(dev, usize::from(depth) * CQE_DWORDS)?,
             cursor: CqCursor::new(depth).map_err(|_| EINVAL)?,
-            doorbell: doorbell_offset(qid, Doorbell::CqHead, stride).ok_or(EINVAL)?,
+            doorbell: doorbell(bar, qid, Doorbell::CqHead, stride)?,
             shadow: None,
         })
     }
@@ -143,8 +162,8 @@ impl CompletionQueue {
     }
 
     /// Tells the controller which completions the host has consumed.
-    pub(crate) fn ring_doorbell(&self, bar: &Io<REGS_SIZE>) -> Result {
-        write_doorbell(bar, self.shadow.as_ref(), self.doorbell, self.cursor.head())
+    pub(crate) fn ring_doorbell(&self) -> Result {
+        write_doorbell(&self.doorbell, self.shadow.as_ref(), self.cursor.head())
     }
 
     /// Uses shadow doorbell `shadow` from now on.
