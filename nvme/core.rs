@@ -18,7 +18,7 @@ use crate::{
     admin::{AdminQueue, ADMIN_DEPTH},
     dbbuf::DbBuf,
     io_ops::{Cancel, IoOps},
-    io_queue::IoQueue,
+    io_queue::{IfBusy, IoQueue},
     kapi::{
         block::{
             self,
@@ -534,12 +534,11 @@ impl CtrlCore {
         // once bus mastering stops, and nothing more will complete.
         let _ = self.disable();
         for q in link.queues.iter() {
-            // A polled queue has no interrupt; a polling task takes the queue's completion
-            // lock, as this drain does.
+            // A polled queue has no interrupt; this drain waits for a polling task's.
             if q.vector().is_some() {
                 irq::synchronize(q.irq());
             }
-            q.drain(&link.tagset);
+            q.drain(&link.tagset, IfBusy::Wait);
         }
         link.tagset
             .cancel_in_flight(&mut |rq| rq.data().cancel(how));

@@ -13,7 +13,7 @@ use kernel::{
 
 use crate::{
     core::CtrlState,
-    io_queue::{IoQueues, SqBatch},
+    io_queue::{IfBusy, IoQueues, SqBatch},
     kapi::{
         block::{
             mq::{
@@ -544,7 +544,9 @@ impl Operations for IoOps {
         let io = tagset.data();
         match io.queues.get(hctx_idx as usize) {
             // Only polled queues: an interrupt-driven one is reaped by its handler.
-            Some(queue) if queue.vector().is_none() => queue.drain_into(tagset, batch) as u32,
+            Some(queue) if queue.vector().is_none() => {
+                queue.drain_into(tagset, batch, IfBusy::Skip) as u32
+            }
             _ => 0,
         }
     }

@@ -15,7 +15,7 @@ use crate::{
         device::{dev_warn, Device},
         dma::DmaPool,
         irq::{Handler, IrqReturn},
-        sync::{IrqSpinLock, SpinLock},
+        sync::{Exclusive, SpinLock},
     },
     queue::{CompletionQueue, SubmissionQueue},
     spec::{
@@ -36,8 +36,12 @@ pub(crate) struct IoQueue {
     /// so, as in the C driver, a plain spinlock: interrupts stay enabled.
     #[pin]
     sq: SpinLock<SubmissionQueue>,
-    #[pin]
-    cq: IrqSpinLock<CompletionQueue>,
+    /// Used by the queue's interrupt handler (or, for a polled queue, by polling tasks) and
+    /// by recovery. As the C driver's interrupt handler, which takes no lock, the handler
+    /// makes no interrupt-flag change and no call for it: a drain finds it in use only
+    /// when another drain runs, which then takes the completions (see
+    /// [`Self::process_completions`]).
+    cq: Exclusive<CompletionQueue>,
     /// The SQ head the controller reported last, applied to the ring before a push.
     sq_head: AtomicU16,
     /// The Linux IRQ of the queue's vector, once its handler is registered (0 before).
@@ -67,7 +71,7 @@ impl IoQueue {
             vector,
             dma,
             sq <- SpinLock::new(sq),
-            cq <- IrqSpinLock::new(cq),
+            cq: Exclusive::new(cq),
             sq_head: AtomicU16::new(0),
             irq: AtomicU32::new(0),
             stray: AtomicU32::new(0),
@@ -98,26 +102,29 @@ impl IoQueue {
             buf: buf.clone(),
             index: sq_index,
         });
-        self.cq.lock().set_shadow(Shadow {
-            buf: buf.clone(),
-            index: sq_index + dstride,
+        self.cq.wait_with(|cq| {
+            cq.set_shadow(Shadow {
+                buf: buf.clone(),
+                index: sq_index + dstride,
+            })
         });
     }
 
     /// Empties both rings for a controller that is being re-enabled.
     pub(crate) fn reset(&self) -> Result {
         self.sq.lock().reset()?;
-        self.cq.lock().reset()?;
+        self.cq.wait_with(CompletionQueue::reset)?;
         self.sq_head.store(0, Ordering::Release);
         Ok(())
     }
 
     /// Completes every request whose completion the controller posted on this queue;
     /// returns how many completions there were. Completions that name no submission in
-    /// flight (bogus, stale or duplicate command identifiers) are dropped.
-    pub(crate) fn drain(&self, tagset: &TagSet<IoOps>) -> usize {
+    /// flight (bogus, stale or duplicate command identifiers) are dropped. `busy` says
+    /// what happens if another drain has the queue.
+    pub(crate) fn drain(&self, tagset: &TagSet<IoOps>, busy: IfBusy) -> usize {
         let mut batch = CompletionBatch::new();
-        self.drain_into(tagset, &mut batch.as_target())
+        self.drain_into(tagset, &mut batch.as_target(), busy)
         // Dropping the batch ends the requests that completed successfully.
     }
 
@@ -127,10 +134,11 @@ impl IoQueue {
         &self,
         tagset: &TagSet<IoOps>,
         batch: &mut BatchTarget<'_, IoOps>,
+        busy: IfBusy,
     ) -> usize {
         let hctx = u32::from(self.qid) - 1;
         let io = tagset.data();
-        self.process_completions(|cqe| {
+        self.process_completions(busy, |cqe| {
             // The generation of the tag's request, if the completion is for another one.
             let mut in_flight = None;
             let found = tagset.complete_tag(hctx, cid::tag(cqe.cid), batch, |rq| {
@@ -234,25 +242,49 @@ impl IoQueue {
     /// Takes every new completion off the ring and hands each to `f`, then rings the
     /// completion doorbell once; returns how many there were.
     ///
-    /// `f` runs under the completion lock, as the C driver handles completions under its
-    /// poll lock: completing a request never takes this lock again (a reset drains the
-    /// queue from its own work item), and no copy of the completions is needed.
-    pub(crate) fn process_completions(&self, mut f: impl FnMut(&Completion)) -> usize {
-        let mut cq = self.cq.lock();
-        let mut n = 0;
-        while let Ok(Some(c)) = cq.next() {
-            // Before the request completes: its completion may lead to a new submission,
-            // which needs the freed ring slots.
-            self.sq_head.store(c.sq_head, Ordering::Release);
-            f(&c);
-            n += 1;
+    /// `f` runs while the drain has the completion queue to itself, as the C driver
+    /// handles completions in its interrupt handler or under its poll lock, so no copy of
+    /// the completions is needed. If another drain has the queue, [`IfBusy`] says whether
+    /// to wait for it or to return 0 at once.
+    pub(crate) fn process_completions(
+        &self,
+        busy: IfBusy,
+        mut f: impl FnMut(&Completion),
+    ) -> usize {
+        let drain = |cq: &mut CompletionQueue| {
+            let mut n = 0;
+            while let Ok(Some(c)) = cq.next() {
+                // Before the request completes: its completion may lead to a new
+                // submission, which needs the freed ring slots.
+                self.sq_head.store(c.sq_head, Ordering::Release);
+                f(&c);
+                n += 1;
+            }
+            if n > 0 {
+                // A failed doorbell write means the device is gone; its requests time out.
+                let _ = cq.ring_doorbell();
+            }
+            n
+        };
+        match busy {
+            IfBusy::Skip => self.cq.try_with(drain).unwrap_or(0),
+            IfBusy::Wait => self.cq.wait_with(drain),
         }
-        if n > 0 {
-            // A failed doorbell write means the device is gone; its requests time out.
-            let _ = cq.ring_doorbell();
-        }
-        n
     }
+}
+
+/// What a drain does when another drain of the same queue is running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IfBusy {
+    /// Return at once, having taken nothing: the other drain takes the completions. For
+    /// the interrupt handler (the same handler never runs twice at once, so the other
+    /// drain is recovery, which drains a disabled controller itself) and for polling
+    /// tasks (a task polling for its own request polls again). A completion that leads
+    /// to a drain of its own queue also returns at once.
+    Skip,
+    /// Wait for the other drain to end: for recovery, which must have taken every
+    /// completion before it cancels what is left in flight.
+    Wait,
 }
 
 /// Commands being placed on a submission ring by [`IoQueue::submit`].
@@ -302,7 +334,7 @@ pub(crate) struct QueueIrq {
 
 impl Handler for QueueIrq {
     fn handle(&self) -> IrqReturn {
-        if self.queue.drain(&self.tagset) > 0 {
+        if self.queue.drain(&self.tagset, IfBusy::Skip) > 0 {
             IrqReturn::Handled
         } else {
             IrqReturn::None

@@ -52,6 +52,23 @@ impl<T> Exclusive<T> {
         self.busy.store(false, Ordering::Release);
         Some(r)
     }
+
+    /// Runs `f` on the value, spinning first while someone else uses it.
+    ///
+    /// Only where no user of the value can be stopped by this wait: in process context,
+    /// with preemption as the caller found it, and only for values whose users never
+    /// wait themselves (they all use [`Self::try_with`] but this caller). A user in
+    /// interrupt context, for one, cannot hold it across this caller on the same CPU:
+    /// it runs to its end before the interrupted waiter spins again.
+    pub(crate) fn wait_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        while self.busy.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        // SAFETY: as in `try_with`: this call set `busy`.
+        let r = f(unsafe { &mut *self.data.get() });
+        self.busy.store(false, Ordering::Release);
+        r
+    }
 }
 
 crate::kapi::kunit::kunit_tests!(rnvme_kapi_sync, {
@@ -76,5 +93,19 @@ crate::kapi::kunit::kunit_tests!(rnvme_kapi_sync, {
         });
         assert_eq!(inner, Some(None));
         assert_eq!(cell.try_with(|v| *v), Some(7));
+    }
+
+    fn exclusive_wait_with_lends_a_free_value() {
+        let cell = Exclusive::new(3u32);
+        assert_eq!(
+            cell.wait_with(|v| {
+                *v *= 2;
+                *v
+            }),
+            6
+        );
+        // Lent back: both kinds of user get it again.
+        assert_eq!(cell.try_with(|v| *v), Some(6));
+        assert_eq!(cell.wait_with(|v| *v), 6);
     }
 });
