@@ -197,9 +197,8 @@ impl<const SIZE: usize> Io<SIZE> {
     #[inline(always)]
     const fn offset_valid<U>(offset: usize, size: usize) -> bool {
         let type_size = core::mem::size_of::<U>();
-        // `offset + type_size <= size` without the addition (which could wrap), and
-        // aligned; `&` rather than `&&`, so that a run-time check is one test.
-        (size >= type_size) & (offset <= size.wrapping_sub(type_size)) & (offset % type_size == 0)
+        // `offset + type_size <= size` without the addition (which could wrap), and aligned.
+        size >= type_size && offset <= size - type_size && offset % type_size == 0
     }
 
     #[inline(always)]
