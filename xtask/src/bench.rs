@@ -1,12 +1,15 @@
-//! `cargo xtask bench io|provision`: boots the VM once and runs the guest runner's
-//! benchmark. `io` compares rnvme with the C nvme driver on the same namespace (last line
-//! `io ratio worst-cell: X.XX`); `provision` times turning every VF into a VFIO device
-//! directly against the stock C nvme + vfio-pci flow (last line `provision speedup: X.X`).
+//! `cargo xtask bench io|insns|provision|migrate`: boots the VM once and runs the guest
+//! runner's benchmark. `io` compares rnvme with the C nvme driver on the same namespace
+//! (last line `io ratio worst-cell: X.XX`); `insns` counts the guest instructions per I/O
+//! of both drivers' own code in the same workloads (`crate::insns`; last line `insns ratio
+//! worst-cell: X.XX`); `provision` times turning every VF into a VFIO device directly
+//! against the stock C nvme + vfio-pci flow (last line `provision speedup: X.X`).
 
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 
+use crate::insns;
 use crate::kernel;
 use crate::module;
 use crate::paths::Paths;
@@ -20,6 +23,7 @@ use crate::vm::{self, Echo};
 /// I/O queue pairs each).
 pub const BENCHMARKS: &[(&str, vm::VfSizing)] = &[
     ("io", vm::VfSizing::default_for(vm::DEFAULT_VFS)),
+    ("insns", vm::VfSizing::default_for(vm::DEFAULT_VFS)),
     ("provision", vm::VfSizing::default_for(vm::MAX_VFS)),
     (
         "migrate",
@@ -52,8 +56,19 @@ pub fn run(paths: &Paths, name: &str, timeout: Duration, verbose: bool) -> Resul
         timeout,
         verbose,
     };
-    let out = session::boot(paths, &k, &q, &rundir, &command, boot)?;
-    Ok(session::exit_code(&out, timeout))
+    if name != "insns" {
+        let out = session::boot(paths, &k, &q, &rundir, &command, boot)?;
+        return Ok(session::exit_code(&out, timeout));
+    }
+    let lib = insns::plugin(paths, &q)?;
+    let plugin = Some(insns::plugin_arg(&lib, &rundir));
+    let out = session::boot_with_plugin(paths, &k, &q, &rundir, &command, boot, plugin)?;
+    let code = session::exit_code(&out, timeout);
+    if code != 0 {
+        return Ok(code);
+    }
+    insns::report(&insns::analyze(&rundir, &insns::windows(&out.lines))?);
+    Ok(0)
 }
 
 #[cfg(test)]

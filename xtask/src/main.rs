@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod deps;
 mod fuzz;
+mod insns;
 mod kconfig;
 mod kernel;
 mod lint;
@@ -93,6 +94,14 @@ enum Cmd {
     /// `io ratio worst-cell: X.XX`. TCG numbers compare the drivers' CPU
     /// cost and the work they cause QEMU, not a real device's speed.
     ///
+    /// `insns`: the same workloads, counted instead of timed: QEMU loads a TCG
+    /// plugin (tests/vm/insn-count) that counts the translation blocks run
+    /// around each fio run of a fixed number of I/Os, and the host adds up the
+    /// guest instructions per I/O of each driver's own code (nvme.ko and
+    /// nvme-core.ko; rnvme.ko and the kernel's rust_helper_* functions), with
+    /// the functions that execute most; last `insns ratio worst-cell: X.XX`
+    /// (rnvme/C; lower is better). Independent of the host's speed.
+    ///
     /// `provision`: with the most VFs the emulated device offers (127), the
     /// time to make every VF a usable VFIO device (a) with rnvme's
     /// `sriov_vf_mode=vfio` and (b) with the stock flow (C nvme probe,
@@ -119,7 +128,7 @@ struct FuzzArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Which benchmark: io or provision.
+    /// Which benchmark: io, insns, provision or migrate.
     name: String,
     /// Kill the VM after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 1800)]

@@ -29,11 +29,13 @@ pub const BINARY: &str = "qemu-system-x86_64";
 /// QOM cast checks and debug information are off (speed of the emulator and of its
 /// build); `--disable-werror` keeps a newer compiler's new warnings from failing it.
 /// Debian's own build uses `/usr/bin/python3`, whose meson and pycotap come from apt.
+/// TCG plugins are on for `cargo xtask bench insns` (they cost nothing unless loaded).
 pub const CONFIGURE_ARGS: &[&str] = &[
     "--python=/usr/bin/python3",
     "--target-list=x86_64-softmmu",
     "--without-default-features",
     "--enable-tcg",
+    "--enable-plugins",
     "--disable-kvm",
     "--enable-attr",
     "--enable-virtfs",
@@ -88,6 +90,17 @@ pub struct Qemu {
     /// `<dir>/bin/qemu-system-x86_64`
     pub binary: PathBuf,
 }
+
+impl Qemu {
+    /// The TCG plugin API header this QEMU was built with (`<dir>/include/qemu-plugin.h`);
+    /// absent for a `$RNVME_QEMU` binary.
+    pub fn plugin_header(&self) -> PathBuf {
+        self.dir.join("include").join(PLUGIN_HEADER)
+    }
+}
+
+/// The TCG plugin API header, as QEMU installs it.
+pub const PLUGIN_HEADER: &str = "qemu-plugin.h";
 
 /// The orig tarball `apt-get source --print-uris` announces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -434,6 +447,12 @@ fn cold_build(
     fs::create_dir_all(&bin_dir).with_context(|| format!("cannot create {}", bin_dir.display()))?;
     fs::copy(build.join(BINARY), &q.binary)
         .with_context(|| format!("cannot install {}", q.binary.display()))?;
+    let header = q.plugin_header();
+    if let Some(dir) = header.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    fs::copy(src.join("include/qemu").join(PLUGIN_HEADER), &header)
+        .with_context(|| format!("cannot install {}", header.display()))?;
     remove_dir_if_exists(&build)?;
     remove_dir_if_exists(&src)?;
     println!(

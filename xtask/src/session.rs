@@ -47,6 +47,19 @@ pub fn boot(
     command: &str,
     opts: BootOpts,
 ) -> Result<VmOutcome> {
+    boot_with_plugin(paths, k, qemu, rundir, command, opts, None)
+}
+
+/// [`boot`], with QEMU loading the TCG plugin `plugin` (the value of `-plugin`).
+pub fn boot_with_plugin(
+    paths: &Paths,
+    k: &Kernel,
+    qemu: &Qemu,
+    rundir: &Path,
+    command: &str,
+    opts: BootOpts,
+    plugin: Option<String>,
+) -> Result<VmOutcome> {
     vm::check_qemu(&qemu.binary)?;
     let init = paths.init_sh();
     check_init(&init)?;
@@ -58,6 +71,7 @@ pub fn boot(
         rundir: rundir.to_path_buf(),
         sizing: opts.sizing,
         mttcg: opts.mttcg,
+        plugin,
     };
     println!(
         "[vm] booting {} kernel {} (QEMU {}-{}, TCG, {} VFs, timeout {} s); run dir {}",

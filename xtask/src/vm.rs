@@ -127,6 +127,8 @@ pub struct VmSpec {
     /// halted vCPU occasionally stops getting timer interrupts for good and the run hangs
     /// (see `qemu_args`), so the tests and the demo use single-threaded TCG.
     pub mttcg: bool,
+    /// A TCG plugin to load: the value of `-plugin` (`<library>,<arg>=<value>,...`).
+    pub plugin: Option<String>,
 }
 
 /// The kernel command line. `nohz=off` keeps the periodic tick on idle vCPUs (see
@@ -193,6 +195,9 @@ pub fn qemu_args(spec: &VmSpec) -> Result<Vec<String>> {
     .collect();
     // The self-built QEMU has no firmware of its own: Debian's SeaBIOS and option ROMs.
     a.extend(qemu::firmware_args());
+    if let Some(plugin) = &spec.plugin {
+        a.extend(["-plugin".to_string(), plugin.clone()]);
+    }
     Ok(a)
 }
 
@@ -448,6 +453,7 @@ mod tests {
             rundir: "/c/runs/1-2".into(),
             sizing: VfSizing::default_for(vfs),
             mttcg: false,
+            plugin: None,
         }
     }
 
@@ -505,6 +511,16 @@ mod tests {
         })
         .unwrap();
         assert_eq!(multi[1], "tcg,thread=multi");
+        assert!(!a.iter().any(|x| x == "-plugin"));
+        let counted = qemu_args(&VmSpec {
+            plugin: Some("/c/p.so,out=/c/runs/1-2/insns".into()),
+            ..spec(8)
+        })
+        .unwrap();
+        assert_eq!(
+            value_of(&counted, "-plugin", "p.so"),
+            "/c/p.so,out=/c/runs/1-2/insns"
+        );
         assert!(a.iter().any(|x| x == "-no-reboot"));
         assert!(a.iter().any(|x| x == "-nodefaults"));
         // Debian's firmware for the self-built L0 QEMU.

@@ -20,12 +20,13 @@ use crate::{
 };
 
 /// One fio workload.
-struct Cell {
-    name: &'static str,
-    args: &'static [&'static str],
+pub(super) struct Cell {
+    pub(super) name: &'static str,
+    pub(super) args: &'static [&'static str],
 }
 
-const CELLS: &[Cell] = &[
+/// The workloads `io` (and `insns`) measure.
+pub(super) const CELLS: &[Cell] = &[
     Cell {
         name: "4k-randread-qd1",
         args: &["--rw=randread", "--bs=4k", "--iodepth=1"],
@@ -47,20 +48,20 @@ const RUNTIME: &str = "--runtime=4";
 
 /// A driver under comparison.
 #[derive(Clone, Copy)]
-enum Driver {
+pub(super) enum Driver {
     C,
     Rust,
 }
 
 impl Driver {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Self::C => "nvme",
             Self::Rust => RNVME,
         }
     }
 
-    fn disk(self) -> &'static str {
+    pub(super) fn disk(self) -> &'static str {
         match self {
             Self::C => "/dev/nvme0n1",
             Self::Rust => "/dev/rnvme0n1",
@@ -69,7 +70,7 @@ impl Driver {
 }
 
 /// Binds the PF to `driver` through `driver_override` and waits for its disk.
-fn bind(pf: &pci::Function, driver: Driver) -> Result<(), String> {
+pub(super) fn bind(pf: &pci::Function, driver: Driver) -> Result<(), String> {
     if let Some(current) = pf.driver() {
         pf.unbind_from(&current)?;
     }

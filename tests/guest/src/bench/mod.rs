@@ -3,6 +3,7 @@
 //! Benchmarks run inside the VM (`cargo xtask bench <name>`), each comparing rnvme with
 //! the stock kernel in the same boot.
 
+mod insns;
 mod io;
 mod migrate;
 mod provision;
@@ -11,12 +12,13 @@ mod staged_fio;
 use crate::harness::Env;
 
 /// The benchmarks this runner knows.
-pub const KNOWN: &[&str] = &["io", "provision", "migrate"];
+pub const KNOWN: &[&str] = &["io", "insns", "provision", "migrate"];
 
 /// Runs benchmark `name`.
 pub fn run(env: &Env, name: &str) -> Result<(), String> {
     match name {
         "io" => io::run(env),
+        "insns" => insns::run(env),
         "provision" => provision::run(env),
         "migrate" => migrate::run(env),
         other => Err(format!(
