@@ -136,6 +136,12 @@ void rnvme_spin_lock_init(spinlock_t *lock)
 	spin_lock_init(lock);
 }
 
+/* Whether local interrupts are disabled (for kapi::sync's KUnit cases). */
+bool rnvme_irqs_disabled(void)
+{
+	return irqs_disabled();
+}
+
 /* All kapi::sync::SpinLock locks share this lockdep class (never taken in hardirq). */
 void rnvme_plain_spin_lock_init(spinlock_t *lock)
 {

@@ -95,6 +95,7 @@ unsigned int rnvme_sg_dma_len(struct scatterlist *sg);
 
 void rnvme_spin_lock_init(spinlock_t *lock);
 void rnvme_plain_spin_lock_init(spinlock_t *lock);
+bool rnvme_irqs_disabled(void);
 
 /* A mutex whose holder runs actions deferred by contexts that could not wait for it. */
 struct rnvme_deferring_mutex {

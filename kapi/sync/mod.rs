@@ -3,8 +3,8 @@
 //! Locks 6.12's `kernel::sync` lacks.
 //!
 //! - [`IrqSpinLock`]: a spinlock taken with interrupts disabled (upstream later added
-//!   `SpinLockIrq`).
-//! - [`SpinLock`]: a spinlock taken without the C helper 6.12's `SpinLock` calls.
+//!   `SpinLockIrq`), and [`SpinLock`], one taken without the C helper 6.12's `SpinLock`
+//!   calls: both call the kernel's `_raw_spin_*` functions directly.
 //! - [`Exclusive`]: a value lent to one user at a time that refuses, rather than waits for,
 //!   a second one (no interrupt-flag changes).
 //! - [`DeferringMutex`]: a mutex whose holder runs work that a context unable to wait for
@@ -12,10 +12,8 @@
 
 mod deferring_mutex;
 mod exclusive;
-mod irq_spinlock;
 mod spinlock;
 
 pub(crate) use deferring_mutex::DeferringMutex;
 pub(crate) use exclusive::Exclusive;
-pub(crate) use irq_spinlock::IrqSpinLock;
-pub(crate) use spinlock::SpinLock;
+pub(crate) use spinlock::{IrqSpinLock, SpinLock};

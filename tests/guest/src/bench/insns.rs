@@ -13,7 +13,7 @@
 use std::fs;
 
 use super::{
-    io::{bind, Driver, CELLS},
+    io::{bind, fio_reads, Driver, CELLS},
     staged_fio::StagedFio,
 };
 use crate::{
@@ -44,25 +44,12 @@ fn ios_of(cell: &str) -> u32 {
     }
 }
 
-/// Runs fio for `ios` I/Os of `cell` on `driver`'s disk; returns how many it did.
+/// Runs fio for `ios` I/Os with `args` on `driver`'s disk; returns how many it did.
 fn fio(fio: &StagedFio, driver: Driver, args: &[&str], ios: u32) -> Result<u64, String> {
-    let filename = format!("--filename={}", driver.disk());
     let number = format!("--number_ios={ios}");
-    let mut argv = vec![
-        "--name=insns",
-        filename.as_str(),
-        "--direct=1",
-        "--ioengine=libaio",
-        "--size=128M",
-        "--norandommap",
-        number.as_str(),
-        "--output-format=json",
-    ];
+    let mut argv = vec![number.as_str()];
     argv.extend_from_slice(args);
-    let out = fio.run(&argv)?;
-    let json: serde_json::Value =
-        serde_json::from_str(&out).map_err(|e| format!("fio json: {e}"))?;
-    json["jobs"][0]["read"]["total_ios"]
+    fio_reads(fio, driver, &argv)?["total_ios"]
         .as_u64()
         .ok_or_else(|| "fio json has no read total_ios".to_string())
 }

@@ -89,25 +89,35 @@ pub(super) fn bind(pf: &pci::Function, driver: Driver) -> Result<(), String> {
     ))
 }
 
-/// Runs one fio sample; returns IOPS.
-fn sample(fio: &StagedFio, driver: Driver, cell: &Cell) -> Result<f64, String> {
+/// Runs fio with `args` on `driver`'s disk: direct libaio reads of its first 128 MiB,
+/// anywhere in it (no random map); returns the `read` part of fio's JSON report.
+pub(super) fn fio_reads(
+    fio: &StagedFio,
+    driver: Driver,
+    args: &[&str],
+) -> Result<serde_json::Value, String> {
     let filename = format!("--filename={}", driver.disk());
     let mut argv = vec![
         "--name=bench",
         filename.as_str(),
         "--direct=1",
         "--ioengine=libaio",
-        "--time_based",
-        RUNTIME,
         "--size=128M",
         "--norandommap",
         "--output-format=json",
     ];
-    argv.extend_from_slice(cell.args);
+    argv.extend_from_slice(args);
     let out = fio.run(&argv)?;
-    let json: serde_json::Value =
+    let mut json: serde_json::Value =
         serde_json::from_str(&out).map_err(|e| format!("fio json: {e}"))?;
-    json["jobs"][0]["read"]["iops"]
+    Ok(json["jobs"][0]["read"].take())
+}
+
+/// Runs one fio sample; returns IOPS.
+fn sample(fio: &StagedFio, driver: Driver, cell: &Cell) -> Result<f64, String> {
+    let mut args = vec!["--time_based", RUNTIME];
+    args.extend_from_slice(cell.args);
+    fio_reads(fio, driver, &args)?["iops"]
         .as_f64()
         .ok_or_else(|| "fio json has no read iops".to_string())
 }
