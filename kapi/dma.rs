@@ -50,6 +50,15 @@ impl Device<Bound> {
         // SAFETY: the device is valid and bound; bus devices (PCI) have `dma_parms`.
         unsafe { super::bindings::sys::rnvme_dma_set_max_seg_size(self.as_raw(), size) }
     }
+
+    /// The largest streaming mapping, in bytes, that the DMA layer makes without extra
+    /// cost (`dma_opt_mapping_size`): with an IOMMU, the largest I/O virtual address range
+    /// its caches keep; without one, the largest mapping at all (`SIZE_MAX` if unbounded).
+    pub(crate) fn dma_opt_mapping_size(&self) -> usize {
+        // SAFETY: the device is valid and bound; the call only reads its DMA ops and
+        // IOMMU domain.
+        unsafe { super::bindings::sys::dma_opt_mapping_size(self.as_raw()) }
+    }
 }
 
 mod private {

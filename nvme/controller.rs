@@ -12,7 +12,7 @@ use crate::{
     dbbuf::DbBuf,
     driver::BAR0_NAME,
     events::AdminIrq,
-    io_ops::MAX_TRANSFER,
+    io_ops::{MAX_SEGMENTS, MAX_TRANSFER},
     io_queue::{IoQueue, IoQueues, QueueIrq},
     kapi::{
         block::mq::TagSet,
@@ -31,6 +31,7 @@ use crate::{
     spec::{
         command::cns,
         identify::{IdentifyController, IDENTIFY_SIZE},
+        limits::RequestLimits,
         queue::split_queues,
         regs::{Cap, Csts, Vs, REGS_SIZE},
     },
@@ -336,9 +337,15 @@ impl Controller {
             vectors.count()
         );
 
-        let max_transfer = id
-            .max_transfer_bytes(core.cap().min_page_size())
-            .map_or(MAX_TRANSFER, |b| b.min(MAX_TRANSFER as usize) as u32);
+        // As the C driver: no larger than the DMA layer maps at its cheapest, so that
+        // with an IOMMU every request's I/O virtual addresses come from its caches.
+        let limits = RequestLimits::new(
+            id.max_transfer_bytes(core.cap().min_page_size()),
+            pdev.as_dev().as_bound().dma_opt_mapping_size(),
+            MAX_TRANSFER,
+            MAX_SEGMENTS as u16,
+            PAGE_SIZE as u32,
+        );
         // In the `nvme` class the disks hang below the controller's class device, where
         // libnvme looks for them.
         let nvme_names = ClassRegistration::active();
@@ -371,7 +378,7 @@ impl Controller {
             prefix: prefix(),
             nvme_names,
             parent,
-            max_transfer,
+            limits,
             write_cache: id.has_volatile_write_cache(),
             oncs: id.oncs,
             identify_buf,

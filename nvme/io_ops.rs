@@ -390,8 +390,9 @@ fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<(), Blk
     })
 }
 
-/// Whether I/O goes to a controller that is not live: only while the driver unbinds
-/// (the queues drain). Out of line: [`prepare`] tests for the live state first.
+/// What becomes of I/O prepared while the controller is not live: it proceeds while the
+/// driver unbinds (the queues drain), comes back later during recovery, and fails once the
+/// controller is dead. Out of line: [`prepare`] tests for the live state first.
 #[cold]
 fn not_live(state: CtrlState) -> Result<(), BlkStatus> {
     match state {

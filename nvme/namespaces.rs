@@ -9,7 +9,7 @@ use kernel::{prelude::*, sync::Arc, types::ARef};
 
 use crate::{
     core::CtrlCore,
-    io_ops::{IoOps, MAX_SEGMENTS},
+    io_ops::IoOps,
     kapi::{
         block::mq::{DiskQueue, FrozenQueue, GenDisk, GenDiskBuilder, TagSet},
         device::{dev_err, dev_info, dev_warn, Device},
@@ -19,6 +19,7 @@ use crate::{
     spec::{
         command::cns,
         identify::{active_namespaces, IdentifyNamespace, IDENTIFY_SIZE},
+        limits::RequestLimits,
     },
 };
 
@@ -44,8 +45,8 @@ pub(crate) struct DiskTemplate {
     pub(crate) nvme_names: bool,
     /// The disks' parent device: the PCI function, or the controller's class device.
     pub(crate) parent: ARef<Device>,
-    /// Largest transfer of one request, in bytes.
-    pub(crate) max_transfer: u32,
+    /// How large one request may be.
+    pub(crate) limits: RequestLimits,
     /// Whether the controller has a volatile write cache.
     pub(crate) write_cache: bool,
     /// The controller's Optional NVM Command Support field.
@@ -310,8 +311,8 @@ fn limits(template: &DiskTemplate, id: &IdentifyNamespace) -> Result<GenDiskBuil
     Ok(GenDiskBuilder::new()
         .logical_block_size(id.block_size())?
         .capacity_sectors(id.nsze << (shift - 9))
-        .max_hw_sectors(template.max_transfer >> 9)
-        .max_segments(MAX_SEGMENTS as u16)
+        .max_hw_sectors(template.limits.max_transfer >> 9)
+        .max_segments(template.limits.max_segments)
         .virt_boundary_mask(PAGE_SIZE - 1)
         .write_cache(template.write_cache)
         .max_discard_sectors(if ns.discard() { MAX_DISCARD_SECTORS } else { 0 })

@@ -108,7 +108,7 @@ set -- "$@" \
 	--allowlist-type 'device_attribute' \
 	--allowlist-function 'misc_register|misc_deregister' \
 	--allowlist-type 'miscdevice' \
-	--allowlist-function 'dma_pool_(create|destroy|alloc|free)' \
+	--allowlist-function 'dma_pool_(create|destroy|alloc|free)|dma_opt_mapping_size' \
 	--allowlist-type 'pci_driver|pci_device_id|pci_dev' \
 	--allowlist-type 'nvme_.*' \
 	--allowlist-var 'PCI_.*|NVME_.*|IORESOURCE_.*|MISC_DYNAMIC_MINOR|rnvme_.*' \

@@ -13,6 +13,7 @@ pub mod command;
 pub mod completion;
 pub mod event;
 pub mod identify;
+pub mod limits;
 pub mod lm;
 pub mod passthru;
 pub mod prp;

@@ -147,6 +147,8 @@ fn hostile_io_commands(env: &Env) -> Result<Vec<Report>, String> {
 
         let mut buf = vec![0u8; 4096];
         let addr = buf.as_mut_ptr() as u64;
+        let mut big = vec![0u8; 256 << 10];
+        let big_addr = big.as_mut_ptr() as u64;
         let cases: Vec<(&str, i32, libc::c_ulong, Cmd, i32)> = vec![
             (
                 "another namespace through a disk",
@@ -174,6 +176,13 @@ fn hostile_io_commands(env: &Env) -> Result<Vec<Report>, String> {
                 dfd,
                 IO_CMD,
                 Cmd::raw(READ, 1, addr, 1 << 20, 0).cdw(12, 2047),
+                libc::EINVAL,
+            ),
+            (
+                "data beyond the disk's 128 KiB request limit",
+                dfd,
+                IO_CMD,
+                Cmd::raw(READ, 1, big_addr, 256 << 10, 0).cdw(12, 511),
                 libc::EINVAL,
             ),
             (
