@@ -13,14 +13,10 @@
 use std::fs;
 
 use super::{
-    io::{bind, fio_reads, Driver, CELLS},
+    io::{bind, fio_reads, set_up, tear_down, Driver, CELLS},
     staged_fio::StagedFio,
 };
-use crate::{
-    harness::Env,
-    module::{self, RNVME},
-    pci,
-};
+use crate::harness::Env;
 
 /// The marker leaf that zeroes the plugin's counts.
 const START: u32 = 0x524e_5601;
@@ -56,11 +52,7 @@ fn fio(fio: &StagedFio, driver: Driver, args: &[&str], ios: u32) -> Result<u64, 
 
 /// Runs the benchmark; returns an error if a run failed.
 pub fn run(env: &Env) -> Result<(), String> {
-    module::ensure_unloaded(RNVME)?;
-    let pf = pci::nvme_pf()?;
-    module::modprobe(&env.modroot, "nvme")?;
-    module::insmod(&env.module)?;
-    let staged = StagedFio::stage()?;
+    let (pf, staged) = set_up(env)?;
     let mut window = 0;
     for cell in CELLS {
         let ios = ios_of(cell.name);
@@ -81,12 +73,7 @@ pub fn run(env: &Env) -> Result<(), String> {
     let symbols = fs::read("/proc/kallsyms").map_err(|e| format!("/proc/kallsyms: {e}"))?;
     fs::write(env.out.join("kallsyms"), symbols)
         .map_err(|e| format!("cannot copy /proc/kallsyms to the run directory: {e}"))?;
-    let _ = module::sysfs_write(&pf.dir().join("driver_override"), "");
-    if let Some(d) = pf.driver() {
-        let _ = pf.unbind_from(&d);
-    }
-    module::rmmod(RNVME)?;
-    module::modprobe_remove(&env.modroot, "nvme")?;
+    tear_down(env, &pf)?;
     println!("insns windows: {window}");
     Ok(())
 }

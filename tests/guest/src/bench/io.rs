@@ -113,6 +113,26 @@ pub(super) fn fio_reads(
     Ok(json["jobs"][0]["read"].take())
 }
 
+/// Where `io` and `insns` start from: both drivers loaded (rnvme fresh), the NVMe PF found,
+/// and fio staged; returns the PF and fio.
+pub(super) fn set_up(env: &Env) -> Result<(pci::Function, StagedFio), String> {
+    module::ensure_unloaded(RNVME)?;
+    let pf = pci::nvme_pf()?;
+    module::modprobe(&env.modroot, "nvme")?;
+    module::insmod(&env.module)?;
+    Ok((pf, StagedFio::stage()?))
+}
+
+/// Undoes [`set_up`]: the PF's override cleared and the PF unbound, both drivers unloaded.
+pub(super) fn tear_down(env: &Env, pf: &pci::Function) -> Result<(), String> {
+    let _ = module::sysfs_write(&pf.dir().join("driver_override"), "");
+    if let Some(d) = pf.driver() {
+        let _ = pf.unbind_from(&d);
+    }
+    module::rmmod(RNVME)?;
+    module::modprobe_remove(&env.modroot, "nvme")
+}
+
 /// Runs one fio sample; returns IOPS.
 fn sample(fio: &StagedFio, driver: Driver, cell: &Cell) -> Result<f64, String> {
     let mut args = vec!["--time_based", RUNTIME];
@@ -124,11 +144,7 @@ fn sample(fio: &StagedFio, driver: Driver, cell: &Cell) -> Result<f64, String> {
 
 /// Runs the benchmark; returns an error if a run failed.
 pub fn run(env: &Env) -> Result<(), String> {
-    module::ensure_unloaded(RNVME)?;
-    let pf = pci::nvme_pf()?;
-    module::modprobe(&env.modroot, "nvme")?;
-    module::insmod(&env.module)?;
-    let fio = StagedFio::stage()?;
+    let (pf, fio) = set_up(env)?;
     let mut worst = f64::MAX;
     for cell in CELLS {
         for d in [Driver::C, Driver::Rust] {
@@ -175,12 +191,7 @@ pub fn run(env: &Env) -> Result<(), String> {
             ratio
         );
     }
-    let _ = module::sysfs_write(&pf.dir().join("driver_override"), "");
-    if let Some(d) = pf.driver() {
-        let _ = pf.unbind_from(&d);
-    }
-    module::rmmod(RNVME)?;
-    module::modprobe_remove(&env.modroot, "nvme")?;
+    tear_down(env, &pf)?;
     println!("io ratio worst-cell: {worst:.2}");
     Ok(())
 }
