@@ -110,6 +110,9 @@ impl NvmeParams {
         // The project's fault injection (qemu/patches/0005): inert until the guest turns
         // it on with Set Features C0h.
         s.push_str(",x-stale-cqe=on");
+        // An AER capability on the PF and its VFs (qemu/patches/0006), for the guest
+        // kernel's software error injection (/dev/aer_inject) in the recovery tests.
+        s.push_str(",x-aer=on");
         s
     }
 }
@@ -530,7 +533,7 @@ mod tests {
             value_of(&a, "-device", "nvme,id=nvme0"),
             "nvme,id=nvme0,bus=rp1,serial=RNVME0001,subsys=subsys0,sriov_max_vfs=8,\
              sriov_vq_flexible=24,sriov_vi_flexible=16,max_ioqpairs=32,msix_qsize=25,\
-             x-stale-cqe=on"
+             x-stale-cqe=on,x-aer=on"
         );
         assert_eq!(
             value_of(&a, "-fsdev", "id=run"),
@@ -558,7 +561,7 @@ mod tests {
         let a = qemu_args(&spec(0)).unwrap();
         let d = value_of(&a, "-device", "nvme,id=nvme0");
         assert!(!d.contains("sriov"));
-        assert!(d.ends_with("max_ioqpairs=8,msix_qsize=9,x-stale-cqe=on"));
+        assert!(d.ends_with("max_ioqpairs=8,msix_qsize=9,x-stale-cqe=on,x-aer=on"));
     }
 
     #[test]
