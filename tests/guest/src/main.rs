@@ -6,6 +6,7 @@
 //! reports one line per test: `PASS name`, `FAIL name: reason` or `SKIP name: reason`, on
 //! stdout and in `<out>/results.txt`, which `cargo xtask test` collects.
 
+mod aer;
 mod bench;
 mod cpio;
 mod demo;
