@@ -188,6 +188,24 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         unsafe { &*self.as_raw() }
     }
 
+    /// Saves the function's configuration space (`pci_save_state`), for
+    /// [`Device::restore_state`] after a reset took it away.
+    pub(crate) fn save_state(&self) {
+        // SAFETY: the device is valid (type invariant); the call reads config space and
+        // takes the locks it needs. It fails only without memory for the saved PCIe
+        // capability buffers, which the PCI core allocated when the device was added.
+        unsafe { sys::pci_save_state(self.as_raw()) };
+    }
+
+    /// Writes the configuration space saved by [`Device::save_state`] back
+    /// (`pci_restore_state`; with it the MSI-X set-up, and on a physical function its
+    /// SR-IOV set-up, VF Enable included). The saved copy is used up: save again before
+    /// the next restore. Does nothing if nothing was saved.
+    pub(crate) fn restore_state(&self) {
+        // SAFETY: the device is valid (type invariant); the call checks `state_saved`.
+        unsafe { sys::pci_restore_state(self.as_raw()) };
+    }
+
     /// Takes a reference on the function, usable beyond the current context.
     pub(crate) fn get_ref(&self) -> ARef<Device> {
         // SAFETY: `Normal` claims nothing beyond validity.
@@ -662,6 +680,47 @@ impl<const SIZE: usize> Drop for Bar<SIZE> {
     }
 }
 
+/// The state of a function's link when PCI error recovery reports an error
+/// (`pci_channel_state_t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChannelState {
+    /// I/O still works (a non-fatal error).
+    Normal,
+    /// I/O to the function is blocked until the link is reset (a fatal error).
+    Frozen,
+    /// The function is gone for good.
+    PermanentFailure,
+}
+
+impl ChannelState {
+    /// From the C value (`enum pci_channel_state` in `include/linux/pci.h`: 1, 2, 3);
+    /// an unknown value is taken as the worst case.
+    fn from_raw(raw: u32) -> Self {
+        match raw {
+            1 => Self::Normal,
+            2 => Self::Frozen,
+            _ => Self::PermanentFailure,
+        }
+    }
+}
+
+/// What a driver asks of PCI error recovery (`pci_ers_result_t`; the values are those of
+/// `enum pci_ers_result` in `include/linux/pci.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum ErsResult {
+    /// No opinion.
+    None = 1,
+    /// The driver can recover without a reset.
+    CanRecover = 2,
+    /// The driver needs the link or slot reset.
+    NeedReset = 3,
+    /// The device cannot be recovered.
+    Disconnect = 4,
+    /// The driver recovered.
+    Recovered = 5,
+}
+
 /// A PCI driver.
 pub(crate) trait Driver: Sized + Send + Sync + 'static {
     /// Per-entry data of the ID table, handed to [`Driver::probe`].
@@ -697,6 +756,45 @@ pub(crate) trait Driver: Sized + Send + Sync + 'static {
     fn sriov_configure(dev: &Device<Core>, this: Pin<&Self>, num_vfs: u16) -> Result<u16> {
         let _ = (dev, this, num_vfs);
         Err(ENODEV)
+    }
+
+    /// A reset of the function is about to happen (`echo 1 > reset`, a reset of the bus
+    /// it sits on, or a VFIO user's): stop using the device. The PCI core saves the
+    /// configuration space after this and restores it before [`Driver::reset_done`].
+    fn reset_prepare(dev: &Device<Core>, this: Pin<&Self>) {
+        let _ = (dev, this);
+    }
+
+    /// The reset announced by [`Driver::reset_prepare`] is over (successful or not): bring
+    /// the device back into use.
+    fn reset_done(dev: &Device<Core>, this: Pin<&Self>) {
+        let _ = (dev, this);
+    }
+
+    /// PCI error recovery (AER, DPC): an error was detected on the function's link in
+    /// `state`. Returns what the driver needs next. The default asks for nothing, which
+    /// the PCI core takes as "no opinion".
+    fn error_detected(dev: &Device<Core>, this: Pin<&Self>, state: ChannelState) -> ErsResult {
+        let _ = (dev, this, state);
+        ErsResult::None
+    }
+
+    /// PCI error recovery: MMIO works again (after [`ErsResult::CanRecover`]).
+    fn mmio_enabled(dev: &Device<Core>, this: Pin<&Self>) -> ErsResult {
+        let _ = (dev, this);
+        ErsResult::Recovered
+    }
+
+    /// PCI error recovery: the link or slot was reset (after [`ErsResult::NeedReset`]);
+    /// the function's configuration space is as after power-on.
+    fn slot_reset(dev: &Device<Core>, this: Pin<&Self>) -> ErsResult {
+        let _ = (dev, this);
+        ErsResult::Disconnect
+    }
+
+    /// PCI error recovery is over: normal operation may resume.
+    fn resume(dev: &Device<Core>, this: Pin<&Self>) {
+        let _ = (dev, this);
     }
 
     /// The sysfs attributes added to a function once it is bound (and removed before
@@ -1007,15 +1105,9 @@ impl<T: Driver> Adapter<T> {
         num_vfs: ffi::c_int,
     ) -> ffi::c_int {
         // SAFETY: the PCI core passes a valid device with its lock held.
-        let dev = unsafe { Device::<Core>::from_raw(pdev) };
-        // SAFETY: the device is valid.
-        let ptr = unsafe { sys::rnvme_dev_get_drvdata(dev.as_dev().as_raw()) };
-        if ptr.is_null() {
+        let Some((dev, data)) = (unsafe { Self::bound(pdev) }) else {
             return ENODEV.to_errno();
-        }
-        // SAFETY: a non-null drvdata is the object `probe_callback` stored, alive until
-        // `remove_callback`, which cannot run concurrently (the device lock is held).
-        let data = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(ptr) };
+        };
         from_result(|| {
             let n = u16::try_from(num_vfs).map_err(|_| EINVAL)?;
             T::sriov_configure(dev, data, n).map(ffi::c_int::from)
@@ -1027,17 +1119,112 @@ impl<T: Driver> Adapter<T> {
     /// Called by the PCI core at shutdown with a valid device, bound or not.
     unsafe extern "C" fn shutdown_callback(pdev: *mut sys::pci_dev) {
         // SAFETY: the PCI core calls shutdown with a valid device, its lock held.
+        if let Some((dev, data)) = unsafe { Self::bound(pdev) } {
+            T::shutdown(dev, data);
+        }
+    }
+
+    /// The device and the driver's data of a bound function, for the callbacks that run
+    /// on a bound function with its device lock held (all but probe and remove).
+    ///
+    /// # Safety
+    ///
+    /// `pdev` is valid and its device lock is held for `'a`.
+    unsafe fn bound<'a>(pdev: *mut sys::pci_dev) -> Option<(&'a Device<Core>, Pin<&'a T>)> {
+        // SAFETY: valid and locked (caller).
         let dev = unsafe { Device::<Core>::from_raw(pdev) };
         // SAFETY: the device is valid.
         let ptr = unsafe { sys::rnvme_dev_get_drvdata(dev.as_dev().as_raw()) };
         if ptr.is_null() {
-            return;
+            return None;
         }
         // SAFETY: a non-null drvdata is the object `probe_callback` stored, alive until
-        // `remove_callback`, which cannot run concurrently (the device lock is held).
-        let data = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow(ptr) };
-        T::shutdown(dev, data);
+        // `remove_callback`, which cannot run while the device lock is held.
+        Some((dev, unsafe {
+            <Pin<KBox<T>> as ForeignOwnable>::borrow(ptr)
+        }))
     }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core with a valid device whose lock is held.
+    unsafe extern "C" fn reset_prepare_callback(pdev: *mut sys::pci_dev) {
+        // SAFETY: as this function's contract.
+        if let Some((dev, data)) = unsafe { Self::bound(pdev) } {
+            T::reset_prepare(dev, data);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core with a valid device whose lock is held.
+    unsafe extern "C" fn reset_done_callback(pdev: *mut sys::pci_dev) {
+        // SAFETY: as this function's contract.
+        if let Some((dev, data)) = unsafe { Self::bound(pdev) } {
+            T::reset_done(dev, data);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core with a valid device whose lock is held.
+    unsafe extern "C" fn error_detected_callback(
+        pdev: *mut sys::pci_dev,
+        state: sys::pci_channel_state_t,
+    ) -> sys::pci_ers_result_t {
+        // SAFETY: as this function's contract.
+        let result = match unsafe { Self::bound(pdev) } {
+            Some((dev, data)) => T::error_detected(dev, data, ChannelState::from_raw(state)),
+            None => ErsResult::None,
+        };
+        result as sys::pci_ers_result_t
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core with a valid device whose lock is held.
+    unsafe extern "C" fn mmio_enabled_callback(pdev: *mut sys::pci_dev) -> sys::pci_ers_result_t {
+        // SAFETY: as this function's contract.
+        let result = match unsafe { Self::bound(pdev) } {
+            Some((dev, data)) => T::mmio_enabled(dev, data),
+            None => ErsResult::None,
+        };
+        result as sys::pci_ers_result_t
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core with a valid device whose lock is held.
+    unsafe extern "C" fn slot_reset_callback(pdev: *mut sys::pci_dev) -> sys::pci_ers_result_t {
+        // SAFETY: as this function's contract.
+        let result = match unsafe { Self::bound(pdev) } {
+            Some((dev, data)) => T::slot_reset(dev, data),
+            None => ErsResult::None,
+        };
+        result as sys::pci_ers_result_t
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core with a valid device whose lock is held.
+    unsafe extern "C" fn resume_callback(pdev: *mut sys::pci_dev) {
+        // SAFETY: as this function's contract.
+        if let Some((dev, data)) = unsafe { Self::bound(pdev) } {
+            T::resume(dev, data);
+        }
+    }
+
+    /// The error handlers of every driver of type `T`: a constant, so `&ERROR_HANDLERS`
+    /// is a static the PCI core may keep.
+    const ERROR_HANDLERS: sys::pci_error_handlers = sys::pci_error_handlers {
+        error_detected: Some(Self::error_detected_callback),
+        mmio_enabled: Some(Self::mmio_enabled_callback),
+        slot_reset: Some(Self::slot_reset_callback),
+        reset_prepare: Some(Self::reset_prepare_callback),
+        reset_done: Some(Self::reset_done_callback),
+        resume: Some(Self::resume_callback),
+        cor_error_detected: None,
+    };
 }
 
 /// A `struct pci_driver` registered with the PCI core; unregistered on drop. The typed
@@ -1126,6 +1313,7 @@ impl<T: Driver> Registration<T> {
                 (*drv).remove = Some(Adapter::<T>::remove_callback);
                 (*drv).shutdown = Some(Adapter::<T>::shutdown_callback);
                 (*drv).sriov_configure = Some(Adapter::<T>::sriov_configure_callback);
+                (*drv).err_handler = &Adapter::<T>::ERROR_HANDLERS;
             }
         };
         try_pin_init!(Self {

@@ -101,7 +101,7 @@ set -- "$@" \
 	--allowlist-function '__pci_register_driver|pci_unregister_driver' \
 	--allowlist-function 'pci_(enable_device_mem|disable_device|set_master|clear_master)' \
 	--allowlist-function 'pci_(request_region|release_region|iomap|iounmap)' \
-	--allowlist-function 'pci_(dev_get|dev_put|read_config_.*|write_config_.*)' \
+	--allowlist-function 'pci_(dev_get|dev_put|read_config_.*|write_config_.*|save_state|restore_state)' \
 	--allowlist-function 'pci_(enable_sriov|disable_sriov|num_vf|iov_vf_id)' \
 	--allowlist-function '_dev_printk' \
 	--allowlist-function 'device_(create_file|remove_file|release_driver)|flush_delayed_fput' \

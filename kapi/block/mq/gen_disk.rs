@@ -334,6 +334,15 @@ impl<T: Operations> GenDisk<T> {
         Ok(())
     }
 
+    /// Marks the disk dead (`blk_mark_disk_dead`): its controller is gone for good. New
+    /// I/O fails at once with `EIO`, I/O waiting to enter the queue is released with the
+    /// same error, and filesystems on it are told. The disk stays until it is removed.
+    pub(crate) fn mark_dead(&self) {
+        // SAFETY: the disk was added (type invariant) and is valid until `Drop`; the call
+        // takes its own locks and may be called once or more before `del_gendisk`.
+        unsafe { bindings::blk_mark_disk_dead(self.gendisk) };
+    }
+
     /// Sets the disk's capacity in 512-byte sectors (0: no I/O is possible) and tells
     /// userspace (a change uevent).
     pub(crate) fn set_capacity(&self, sectors: u64) {
