@@ -18,6 +18,7 @@ pub mod lm;
 pub mod passthru;
 pub mod prp;
 pub mod queue;
+pub mod recovery;
 pub mod regs;
 pub mod sgl;
 pub mod sriov;
