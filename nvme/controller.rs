@@ -148,6 +148,9 @@ impl Controller {
         // PRPs describe segments of any length (page by page); the C driver sets the same.
         dev.dma_set_max_seg_size(u32::MAX);
         pdev.set_master();
+        // For the restores after a reset of the function (`CtrlCore::finish_function_reset`,
+        // the PCI error handlers) and, on a VF, of its PF.
+        pdev.save_state();
 
         let bar = Arc::new(bar, GFP_KERNEL)?;
         let admin = AdminQueue::new(dev, &bar, cap.doorbell_stride())?;

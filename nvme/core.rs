@@ -99,9 +99,14 @@ pub(crate) struct CtrlCore {
     #[pin]
     reset_work: Work<CtrlCore>,
     resets: AtomicU32,
+    /// Why the queued reset runs (a [`ResetCause`]), for its log line.
+    reset_cause: AtomicU8,
     /// Handles asynchronous events (see `events.rs`).
     #[pin]
     pub(crate) event_work: Work<CtrlCore, 1>,
+    /// Marks the disks dead once the controller was given up ([`CtrlCore::give_up`]).
+    #[pin]
+    dead_work: Work<CtrlCore, 2>,
     /// The Asynchronous Event Configuration the driver set (0: none), set again after a
     /// reset.
     pub(crate) aen_config: AtomicU32,
@@ -126,14 +131,54 @@ pub(crate) struct CtrlCore {
 impl_has_work! {
     impl HasWork<CtrlCore> for CtrlCore { self.reset_work }
     impl HasWork<CtrlCore, 1> for CtrlCore { self.event_work }
+    impl HasWork<CtrlCore, 2> for CtrlCore { self.dead_work }
 }
 
 impl WorkItem for CtrlCore {
     type Pointer = Arc<CtrlCore>;
 
     fn run(this: Arc<CtrlCore>) {
-        this.reset();
+        let why = if this.reset_cause.load(Ordering::Relaxed) == ResetCause::PfReset as u8 {
+            "its PF's controller was reset"
+        } else {
+            "I/O timeout"
+        };
+        this.reset(why);
     }
+}
+
+impl WorkItem<2> for CtrlCore {
+    type Pointer = Arc<CtrlCore>;
+
+    fn run(this: Arc<CtrlCore>) {
+        // Queued only once the controller is dead; the disks go dead with it. The unbind
+        // removes them after cancelling this work.
+        this.namespaces.lock().mark_dead();
+        dev_err!(this.pdev, "disks marked dead: their I/O fails at once\n");
+    }
+}
+
+/// Why a reset is scheduled ([`CtrlCore::schedule_reset`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ResetCause {
+    /// A request timed out.
+    Timeout = 0,
+    /// The PF's controller was reset, which took this VF's secondary controller offline.
+    PfReset = 1,
+}
+
+/// How the VFs' own controllers come back after their PF's controller was reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VfRecovery {
+    /// Only the PF's controller was reset (CC.EN), which took the VFs' secondary
+    /// controllers offline: the VFs in block mode are reset once they are online again.
+    /// Also after PCI error recovery, where every VF's driver recovers its own function.
+    ResetControllers,
+    /// A function reset of the PF (FLR) reset its VFs' PCI functions too: the VFs in
+    /// block mode, which [`CtrlCore::prepare_function_reset`] took out of service, get
+    /// their configuration space back and are restarted.
+    RestoreFunctions,
 }
 
 impl CtrlStateSource for CtrlCore {
@@ -164,7 +209,9 @@ impl CtrlCore {
             io <- new_mutex!(None, "CtrlCore::io"),
             reset_work <- new_work!("CtrlCore::reset_work"),
             resets: AtomicU32::new(0),
+            reset_cause: AtomicU8::new(ResetCause::Timeout as u8),
             event_work <- new_work!("CtrlCore::event_work"),
+            dead_work <- new_work!("CtrlCore::dead_work"),
             aen_config: AtomicU32::new(0),
             namespaces <- new_mutex!(NsDisks::new(), "CtrlCore::namespaces"),
             sriov <- new_mutex!(Sriov::new(), "CtrlCore::sriov"),
@@ -295,8 +342,17 @@ impl CtrlCore {
         Csts::read(bar)
     }
 
+    /// A dead controller takes no admin command: it would only time out.
+    fn check_not_dead(&self) -> Result<(), NvmeError> {
+        if self.state() == CtrlState::Dead {
+            return Err(NvmeError::Dead);
+        }
+        Ok(())
+    }
+
     /// Sends an admin command and waits for it; returns the completion's DW0.
     pub(crate) fn admin_sync(&self, cmd: Command) -> Result<u32, NvmeError> {
+        self.check_not_dead()?;
         self.admin
             .lock()
             .submit_sync(&self.bar, cmd)
@@ -330,6 +386,7 @@ impl CtrlCore {
         fill: impl FnOnce(&CoherentAllocation<u8>) -> Result,
         drain: impl FnOnce(&CoherentAllocation<u8>) -> Result,
     ) -> Result<Completion, NvmeError> {
+        self.check_not_dead()?;
         self.admin
             .lock()
             .submit_bounced(&self.bar, cmd, data_len, fill, drain)
@@ -431,17 +488,19 @@ impl CtrlCore {
 
     /// Resets the controller now, from a user request; fails with `EBUSY` unless live, and
     /// with `ENODEV` if the driver began unbinding meanwhile.
-    pub(crate) fn reset_now(&self) -> Result {
+    pub(crate) fn reset_now(self: &Arc<Self>) -> Result {
         if self.state() != CtrlState::Live {
             return Err(EBUSY);
         }
-        self.reset();
+        self.reset("requested by the user");
         match self.state() {
             CtrlState::Live => Ok(()),
             // The driver began unbinding meanwhile (a mode switch, a removal): the
             // controller is going away, it did not fail.
             CtrlState::Removing => Err(ENODEV),
-            _ => Err(EIO),
+            // Another reset (a function reset) holds it.
+            CtrlState::Resetting => Err(EBUSY),
+            CtrlState::Dead => Err(EIO),
         }
     }
 
@@ -476,36 +535,60 @@ impl CtrlCore {
         *self.io.lock() = Some(link);
     }
 
-    /// Schedules a controller reset (from a request timeout); does nothing unless live.
-    pub(crate) fn schedule_reset(self: &Arc<Self>) {
+    /// Schedules a controller reset for `cause`; does nothing unless live.
+    pub(crate) fn schedule_reset(self: &Arc<Self>, cause: ResetCause) {
         if self.state() == CtrlState::Live {
+            self.reset_cause.store(cause as u8, Ordering::Relaxed);
             // Already queued is fine: one reset handles every timeout.
             let _ = workqueue::system().enqueue::<Arc<CtrlCore>, 0>(self.clone());
         }
     }
 
-    /// Resets the controller: holds I/O back, disables the controller, requeues every
-    /// request in flight, re-enables it and recreates the I/O queues. On failure the
-    /// controller is declared dead and every request fails.
-    fn reset(&self) {
-        // Not while a VF's controller is being brought up: it would miss the restore.
+    /// Resets the controller (`why` is logged): holds I/O back, disables the controller,
+    /// requeues every request in flight, re-enables it and recreates the I/O queues. On
+    /// failure the controller is given up ([`Self::give_up`]). Does nothing unless live.
+    fn reset(self: &Arc<Self>, why: &str) {
+        if self.begin_reset(why) {
+            self.finish_reset(VfRecovery::ResetControllers);
+        }
+    }
+
+    /// Takes the controller out of service for a reset, if it is live (`why` is logged):
+    /// I/O is held back, the controller disabled and every request in flight taken back,
+    /// to be dispatched again once [`Self::finish_reset`] brought the controller back.
+    /// Returns whether it did; if not (not live), nothing changed.
+    pub(crate) fn begin_reset(&self, why: &str) -> bool {
+        // Not while a VF's controller is being brought up (the PF's secondary controllers
+        // go offline here); a VF probe finding its PF resetting declines.
         let _bringup = self.vf_bringup.lock();
         if !self.transition(CtrlState::Live, CtrlState::Resetting) {
-            return;
+            return false;
         }
         dev_warn!(
             self.pdev,
-            "resetting controller (CSTS {:#x})\n",
+            "resetting controller: {} (CSTS {:#x})\n",
+            why,
             self.status().0
         );
-        let io = self.io.lock();
-        let Some(link) = io.as_ref() else {
-            self.transition(CtrlState::Resetting, CtrlState::Live);
+        if let Some(link) = self.io.lock().as_ref() {
+            link.tagset.quiesce();
+            self.stop_and_cancel(link, Cancel::Requeue);
+        }
+        true
+    }
+
+    /// Brings a controller that [`Self::begin_reset`] took out of service back: empty
+    /// rings, enabled, I/O queues recreated and I/O flowing again (the requests taken back
+    /// first); on a PF the VFs' secondary controllers are restored and their own
+    /// controllers come back as `vfs` says. A failure gives the controller up. Does
+    /// nothing unless the controller is resetting.
+    pub(crate) fn finish_reset(self: &Arc<Self>, vfs: VfRecovery) {
+        let bringup = self.vf_bringup.lock();
+        if self.state() != CtrlState::Resetting {
             return;
-        };
-        link.tagset.quiesce();
-        self.stop_and_cancel(link, Cancel::Requeue);
-        let restarted = match self.restart(link) {
+        }
+        let io = self.io.lock();
+        let restarted = match io.as_ref().map_or(Ok(()), |link| self.restart(link)) {
             Ok(()) => {
                 self.transition(CtrlState::Resetting, CtrlState::Live);
                 let n = self.resets.fetch_add(1, Ordering::Relaxed) + 1;
@@ -513,18 +596,71 @@ impl CtrlCore {
                 true
             }
             Err(e) => {
-                dev_err!(self.pdev, "reset failed ({:?}): controller is dead\n", e);
-                self.set_state(CtrlState::Dead);
-                self.stop_and_cancel(link, Cancel::Fail);
+                self.fail(io.as_ref(), format_args!("reset failed ({:?})", e));
                 false
             }
         };
-        link.tagset.unquiesce();
-        drop(io);
-        // The reset took the VFs' secondary controllers offline.
-        if restarted {
-            self.sriov_restore();
+        if let Some(link) = io.as_ref() {
+            link.tagset.unquiesce();
         }
+        drop(io);
+        drop(bringup);
+        // The reset took the VFs' secondary controllers offline; a PF given up takes its
+        // VFs' controllers with it.
+        self.sriov_restore(vfs, restarted);
+    }
+
+    /// Gives the controller up (the C driver's "disable controller" after a failed
+    /// recovery): see [`Self::fail`]. `why` is logged, once.
+    pub(crate) fn give_up(self: &Arc<Self>, why: ::core::fmt::Arguments<'_>) {
+        let io = self.io.lock();
+        self.fail(io.as_ref(), why);
+    }
+
+    /// Declares the controller dead (logged once, with `why`), disables it and fails every
+    /// request in flight with `EIO`; new I/O fails at once (`not_live`), and a work item
+    /// marks the disks dead, so that I/O held back at the disks' queues fails too. The
+    /// disks stay until the driver unbinds; the module can be unloaded once their users
+    /// let go. The work item, not the caller, takes the disks' lock: the caller may be a
+    /// timeout handler that a holder of that lock (freezing the disks) waits for.
+    fn fail(self: &Arc<Self>, link: Option<&IoLink>, why: ::core::fmt::Arguments<'_>) {
+        let was = CtrlState::from_u8(self.state.swap(CtrlState::Dead as u8, Ordering::AcqRel));
+        if was == CtrlState::Dead {
+            return;
+        }
+        dev_err!(
+            self.pdev,
+            "{}: giving the controller up (CSTS {:#x}); its I/O fails\n",
+            why,
+            self.status().0
+        );
+        if let Some(link) = link {
+            self.stop_and_cancel(link, Cancel::Fail);
+        }
+        // Not while unbinding: the disks are being removed anyway.
+        if was != CtrlState::Removing {
+            let _ = workqueue::system().enqueue::<Arc<CtrlCore>, 2>(self.clone());
+        }
+    }
+
+    /// Takes the controller out of service before a reset of its PCI function (FLR,
+    /// `echo 1 > reset`); on a PF, its VFs in block mode first, since the function reset
+    /// of a PF resets its VFs too. [`Self::finish_function_reset`] brings them back.
+    pub(crate) fn prepare_function_reset(self: &Arc<Self>) {
+        // A reset queued by a timeout is superseded by this one.
+        cancel_arc_work_sync::<_, 0>(self);
+        for vf in self.block_vfs().iter() {
+            vf.begin_reset("function reset of its PF");
+        }
+        self.begin_reset("function reset");
+    }
+
+    /// Brings the controller back after a reset of its PCI function, whose configuration
+    /// space the PCI core restored (on a PF with the VFs enabled again).
+    pub(crate) fn finish_function_reset(self: &Arc<Self>) {
+        // The restore used the saved state up; keep one for the next reset.
+        self.pdev.save_state();
+        self.finish_reset(VfRecovery::RestoreFunctions);
     }
 
     /// Disables the controller (so it no longer touches any queue or data memory), takes
@@ -585,6 +721,7 @@ impl CtrlCore {
     fn cancel_work(self: &Arc<Self>) {
         cancel_arc_work_sync::<_, 0>(self);
         cancel_arc_work_sync::<_, 1>(self);
+        cancel_arc_work_sync::<_, 2>(self);
     }
 
     /// Stops the controller for a system shutdown or reboot: no more I/O is dispatched,

@@ -6,11 +6,11 @@ use kernel::{c_str, prelude::*, sync::Arc};
 
 use crate::{
     controller::Controller,
-    core::CtrlCore,
+    core::{CtrlCore, CtrlState, VfRecovery},
     kapi::{
-        device::{dev_info, Core},
+        device::{dev_info, dev_warn, Core},
         init::pin_init_scope,
-        pci::{self, pci_device_table},
+        pci::{self, pci_device_table, ChannelState, ErsResult},
     },
     sysfs,
 };
@@ -63,6 +63,73 @@ impl pci::Driver for NvmeDriver {
 
     fn sriov_configure(pdev: &pci::Device<Core>, this: Pin<&Self>, num_vfs: u16) -> Result<u16> {
         this.controller.core().sriov_configure(pdev, num_vfs)
+    }
+
+    fn reset_prepare(_pdev: &pci::Device<Core>, this: Pin<&Self>) {
+        this.core().prepare_function_reset();
+    }
+
+    fn reset_done(_pdev: &pci::Device<Core>, this: Pin<&Self>) {
+        this.core().finish_function_reset();
+    }
+
+    /// As the C driver: a non-fatal error needs nothing; a frozen link takes the controller
+    /// out of service until the link was reset ([`Self::slot_reset`]); a permanent failure
+    /// gives the controller up.
+    fn error_detected(
+        pdev: &pci::Device<Core>,
+        this: Pin<&Self>,
+        state: ChannelState,
+    ) -> ErsResult {
+        let core = this.core();
+        dev_warn!(pdev, "PCI error detected, channel {:?}\n", state);
+        match state {
+            ChannelState::Normal => ErsResult::CanRecover,
+            ChannelState::Frozen => {
+                if core.begin_reset("PCI error recovery (link frozen)") {
+                    ErsResult::NeedReset
+                } else {
+                    ErsResult::Disconnect
+                }
+            }
+            ChannelState::PermanentFailure => {
+                core.give_up(format_args!("PCI error recovery: permanent failure"));
+                ErsResult::Disconnect
+            }
+        }
+    }
+
+    fn mmio_enabled(pdev: &pci::Device<Core>, _this: Pin<&Self>) -> ErsResult {
+        dev_info!(
+            pdev,
+            "PCI error recovery: MMIO enabled, nothing to restore\n"
+        );
+        ErsResult::Recovered
+    }
+
+    /// The link was reset: the configuration space (on a PF, VF Enable with it) is written
+    /// back, and the controller restarted. Each VF's driver gets its own call.
+    fn slot_reset(pdev: &pci::Device<Core>, this: Pin<&Self>) -> ErsResult {
+        let core = this.core();
+        dev_info!(
+            pdev,
+            "PCI error recovery: restarting after the link reset\n"
+        );
+        pdev.restore_state();
+        pdev.save_state();
+        core.finish_reset(VfRecovery::ResetControllers);
+        match core.state() {
+            CtrlState::Live => ErsResult::Recovered,
+            _ => ErsResult::Disconnect,
+        }
+    }
+
+    fn resume(pdev: &pci::Device<Core>, this: Pin<&Self>) {
+        dev_info!(
+            pdev,
+            "PCI error recovery done, controller {:?}\n",
+            this.core().state()
+        );
     }
 
     fn attributes(pdev: &pci::Device<Core>) -> &'static [&'static pci::BoundAttribute<Self>] {

@@ -12,7 +12,7 @@ use kernel::{
 };
 
 use crate::{
-    core::CtrlState,
+    core::{CtrlState, ResetCause},
     io_queue::{IfBusy, IoQueues, SqBatch},
     kapi::{
         block::{
@@ -33,6 +33,7 @@ use crate::{
         command::{dsm_range, Command},
         completion::{BlockOutcome, Status},
         prp::{self, Prp2},
+        recovery::{timeout_step, TimeoutStep, Tries},
         sgl,
     },
     user_cmd,
@@ -93,7 +94,8 @@ pub(crate) struct IoPdu {
     cancel: AtomicU8,
     /// Whether an Abort was sent since the request was last dispatched.
     aborted: AtomicBool,
-    /// How often the request was sent again after a retryable error.
+    /// Its [`Tries`]: how often it was sent again after a retryable error, and whether a
+    /// controller reset took it back; zero once it completed.
     retries: AtomicU8,
     /// The generation count of the request's current submission (the upper bits of its
     /// command identifier, see [`cid`]).
@@ -504,14 +506,20 @@ impl Operations for IoOps {
         // happened (as with the C driver's fail-fast passthrough requests).
         let passthru = is_passthru(rq);
         let status = match pdu.cancel.load(Ordering::Relaxed) {
-            // Taken back by a reset: not a retry, the count stays.
-            c if c == Cancel::Requeue as u8 && !passthru => return CompleteAction::Requeue,
+            // Taken back by a reset: not a retry, the count stays; marked, so that a second
+            // timeout gives the controller up.
+            c if c == Cancel::Requeue as u8 && !passthru => {
+                let tries = Tries::from_raw(pdu.retries.load(Ordering::Relaxed));
+                pdu.retries
+                    .store(tries.with_taken_back().raw(), Ordering::Relaxed);
+                return CompleteAction::Requeue;
+            }
             c if c != Cancel::No as u8 => BlkStatus::IOERR,
             _ => {
                 let status = pdu.status();
-                let retries = pdu.retries.load(Ordering::Relaxed);
-                if !passthru && status.should_retry(retries) {
-                    pdu.retries.store(retries + 1, Ordering::Relaxed);
+                let tries = Tries::from_raw(pdu.retries.load(Ordering::Relaxed));
+                if !passthru && status.should_retry(tries.retries()) {
+                    pdu.retries.store(tries.retried().raw(), Ordering::Relaxed);
                     return CompleteAction::Requeue;
                 }
                 blk_status(status.block_outcome())
@@ -578,36 +586,52 @@ impl Operations for IoOps {
         match state {
             // First try to abort just this command (its completion then retries it); if
             // that fails, or the request times out again, the reset disables the
-            // controller and requeues every request.
+            // controller and requeues every request; if a request the reset took back
+            // times out again, the controller is given up (`spec::recovery`).
             CtrlState::Live => {
-                let sqid = (rq.hctx_index() + 1) as u16;
-                let Some(cid) = command_id(rq) else {
-                    core.schedule_reset();
-                    return TimeoutAction::ResetTimer;
-                };
-                if !rq.data().aborted.swap(true, Ordering::Relaxed) {
-                    match core.abort(sqid, cid) {
-                        Ok(aborted) => {
-                            dev_warn!(
-                                core.pdev(),
-                                "abort of I/O tag {} (command {:#06x}) on queue {}: {}\n",
-                                rq.tag(),
-                                cid,
-                                sqid,
-                                if aborted { "aborted" } else { "not aborted" }
-                            );
+                let pdu = rq.data();
+                let tries = Tries::from_raw(pdu.retries.load(Ordering::Relaxed));
+                let aborted = pdu.aborted.load(Ordering::Relaxed);
+                match timeout_step(tries, aborted) {
+                    TimeoutStep::Abort => {
+                        pdu.aborted.store(true, Ordering::Relaxed);
+                        let sqid = (rq.hctx_index() + 1) as u16;
+                        // Without an identifier (not reached: the queue depth fits the
+                        // tag bits) there is nothing to abort: reset.
+                        let Some(cid) = command_id(rq) else {
+                            core.schedule_reset(ResetCause::Timeout);
                             return TimeoutAction::ResetTimer;
+                        };
+                        match core.abort(sqid, cid) {
+                            Ok(aborted) => {
+                                dev_warn!(
+                                    core.pdev(),
+                                    "abort of I/O tag {} (command {:#06x}) on queue {}: {}\n",
+                                    rq.tag(),
+                                    cid,
+                                    sqid,
+                                    if aborted { "aborted" } else { "not aborted" }
+                                );
+                                return TimeoutAction::ResetTimer;
+                            }
+                            Err(e) => dev_warn!(core.pdev(), "abort failed: {:?}\n", e),
                         }
-                        Err(e) => dev_warn!(core.pdev(), "abort failed: {:?}\n", e),
                     }
-                } else {
-                    dev_warn!(
+                    TimeoutStep::Reset => dev_warn!(
                         core.pdev(),
                         "I/O tag {} timed out again after its abort\n",
                         rq.tag()
-                    );
+                    ),
+                    TimeoutStep::GiveUp => {
+                        core.give_up(format_args!(
+                            "I/O tag {} timed out again after a controller reset",
+                            rq.tag()
+                        ));
+                        // Giving up failed every request in flight, this one too.
+                        return TimeoutAction::Done;
+                    }
                 }
-                core.schedule_reset();
+                core.schedule_reset(ResetCause::Timeout);
                 TimeoutAction::ResetTimer
             }
             CtrlState::Resetting => TimeoutAction::ResetTimer,

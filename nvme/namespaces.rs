@@ -102,6 +102,13 @@ impl NsDisks {
         self.template = None;
     }
 
+    /// Marks every disk dead: its I/O fails at once (the controller was given up).
+    pub(crate) fn mark_dead(&self) {
+        for d in self.disks.iter() {
+            d.disk.mark_dead();
+        }
+    }
+
     /// Whether any disk is open (mounted, or opened by a process).
     pub(crate) fn in_use(&self) -> bool {
         self.disks.iter().any(|d| d.disk.openers() > 0)

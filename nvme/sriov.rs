@@ -23,7 +23,7 @@
 use kernel::{prelude::*, sync::Arc};
 
 use crate::{
-    core::{CtrlCore, CtrlState},
+    core::{CtrlCore, CtrlState, ResetCause, VfRecovery},
     kapi::{
         device::{dev_err, dev_info, dev_warn, Core},
         dma::CoherentAllocation,
@@ -421,6 +421,17 @@ impl CtrlCore {
     /// online if this function configured it and it is not online yet; a failure is logged
     /// on the VF.
     pub(crate) fn sriov_vf_online(&self, vf: &pci::Device, vfn: u16) -> Result {
+        // A PF being reset takes no admin command (its controller is disabled), and a dead
+        // one none at all: the VF is not bound, and can be bound again once the PF is back.
+        if self.state() != CtrlState::Live {
+            dev_warn!(
+                vf,
+                "VF {}: its PF is {:?}, the VF's controller cannot be brought online\n",
+                vfn,
+                self.state()
+            );
+            return Err(EBUSY);
+        }
         let mut sriov = self.sriov.lock();
         let Some(s) = sriov.secondaries.iter_mut().find(|s| s.vfn == vfn) else {
             return Ok(());
@@ -511,12 +522,27 @@ impl CtrlCore {
         }
     }
 
-    /// After a reset of this (physical) function, which took every secondary controller
-    /// offline: assigns their resources again, brings them online and resets the VFs'
-    /// controllers, whose queues the device dropped.
-    pub(crate) fn sriov_restore(&self) {
+    /// The controllers of the VFs bound in block mode.
+    pub(crate) fn block_vfs(&self) -> KVec<Arc<CtrlCore>> {
         let sriov = self.sriov.lock();
-        for s in sriov.secondaries.iter().filter(|s| s.online) {
+        let mut vfs = KVec::new();
+        for vf in sriov.vfs.iter().flatten() {
+            if vfs.push(vf.clone(), GFP_KERNEL).is_err() {
+                dev_err!(self.pdev(), "out of memory listing the VFs\n");
+                break;
+            }
+        }
+        vfs
+    }
+
+    /// After a reset of this (physical) function, which took every secondary controller
+    /// offline: if the PF came back (`restarted`), assigns their resources again and
+    /// brings them online, and brings the VFs' controllers back as `how` says; if the PF
+    /// was given up, so are the VFs' controllers in block mode. The VFs in vfio mode are
+    /// told either way: their controller lost its state.
+    pub(crate) fn sriov_restore(&self, how: VfRecovery, restarted: bool) {
+        let sriov = self.sriov.lock();
+        for s in sriov.secondaries.iter().filter(|s| s.online && restarted) {
             let done = self
                 .give_resources(s, None)
                 .and_then(|()| self.virt_mgmt(s.scid, VirtAction::Online));
@@ -536,9 +562,6 @@ impl CtrlCore {
                 ),
             }
         }
-        for vf in sriov.vfs.iter().flatten() {
-            vf.schedule_reset();
-        }
         // Told without the lock: they take their own locks, under which they may ask this
         // function for things that take it.
         let mut told = KVec::new();
@@ -552,6 +575,19 @@ impl CtrlCore {
             }
         }
         drop(sriov);
+        for vf in self.block_vfs().iter() {
+            if !restarted {
+                vf.give_up(format_args!("its PF was given up"));
+                continue;
+            }
+            match how {
+                VfRecovery::ResetControllers => vf.schedule_reset(ResetCause::PfReset),
+                VfRecovery::RestoreFunctions => {
+                    vf.pdev().restore_state();
+                    vf.finish_function_reset();
+                }
+            }
+        }
         for vf in told.iter() {
             vf.reset_by_pf();
         }

@@ -7,7 +7,7 @@
 //! Every argument is untrusted: the structure is validated before a command is built, data
 //! goes through kernel bounce buffers, and only `CAP_SYS_ADMIN` may send commands.
 
-use kernel::{alloc::KVVec, prelude::*, uaccess::UserSlice};
+use kernel::{alloc::KVVec, prelude::*, sync::Arc, uaccess::UserSlice};
 
 use crate::{
     admin::MAX_PASSTHRU_DATA,
@@ -32,7 +32,7 @@ const RESERVED_OPCODES: [u8; 4] = [
 ];
 
 /// Ioctls of the controller device.
-pub(crate) fn ctrl_ioctl(core: &CtrlCore, cmd: u32, arg: usize) -> Result<isize> {
+pub(crate) fn ctrl_ioctl(core: &Arc<CtrlCore>, cmd: u32, arg: usize) -> Result<isize> {
     let ioc = Ioctl::from_cmd(cmd).ok_or(ENOTTY)?;
     if ioc != Ioctl::Id {
         may_send_commands(core)?;
