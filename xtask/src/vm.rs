@@ -184,8 +184,11 @@ pub fn qemu_args(spec: &VmSpec) -> Result<Vec<String>> {
         "-device", "virtio-9p-pci,fsdev=root,mount_tag=/dev/root",
         "-fsdev", &format!("local,id=run,path={run},security_model=none,multidevs=remap"),
         "-device", "virtio-9p-pci,fsdev=run,mount_tag=rnvmerun",
-        // 16 MiB of window: the BARs of 127 VFs do not fit the default one.
-        "-device", "pcie-root-port,id=rp1,chassis=1,slot=1,mem-reserve=16M",
+        // 16 MiB of window: the BARs of 127 VFs do not fit the default one. A 5 GT/s link:
+        // after a secondary bus reset (AER recovery of a fatal error) Linux then waits for
+        // the functions' configuration space, not for the port's Data Link Layer Link
+        // Active bit, which QEMU's root port does not set again after the reset.
+        "-device", "pcie-root-port,id=rp1,chassis=1,slot=1,mem-reserve=16M,x-speed=5",
         "-device", "nvme-subsys,id=subsys0,nqn=rnvme-subsys0",
         "-device", &nvme.device(),
         "-drive", &ns(1),

@@ -25,6 +25,8 @@ mod nvme_class;
 mod passthru;
 mod poll;
 mod recovery;
+mod recovery_aer;
+mod recovery_reset;
 mod smoke;
 mod sriov;
 pub(crate) mod vfio;
@@ -51,6 +53,8 @@ pub fn all() -> Vec<Test> {
     v.extend(migration::tests());
     v.extend(migration_qemu::tests());
     v.extend(recovery::tests());
+    v.extend(recovery_reset::tests());
+    v.extend(recovery_aer::tests());
     v.extend(lifecycle::tests());
     // Before the leak scan, so that it covers the campaigns too.
     v.extend(hardening::tests());

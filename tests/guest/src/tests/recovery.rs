@@ -3,7 +3,14 @@
 //! Error recovery: a request whose completion is lost times out, the driver resets the
 //! controller, requeues what was in flight, and no data is lost.
 
-use std::{fs, os::fd::AsRawFd, path::Path};
+use std::{
+    fs,
+    io::Read,
+    os::fd::AsRawFd,
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use crate::{
     disk::{pattern, Direct},
@@ -32,14 +39,19 @@ pub fn tests() -> Vec<Test> {
             groups: &["recovery", "block"],
             run: stale_completions_are_dropped,
         },
+        Test {
+            name: "recovery/permanent-timeouts-give-the-controller-up",
+            groups: &["recovery", "block"],
+            run: permanent_timeouts_give_up,
+        },
     ]
 }
 
 const FAIL_DIR: &str = "/sys/kernel/debug/fail_io_timeout";
 
-/// Makes the next `times` completions of rnvme0n1 vanish (block layer fault injection),
-/// with a short request timeout so that the test does not wait 30 s.
-fn inject_lost_completions(times: u32) -> Result<(), String> {
+/// Makes the next `times` completions of rnvme0n1 vanish (block layer fault injection; -1:
+/// every one, for good), with a short request timeout so that the test does not wait 30 s.
+fn inject_lost_completions(times: i32) -> Result<(), String> {
     let w = |p: &str, v: &str| module::sysfs_write(Path::new(p), v);
     w("/sys/block/rnvme0n1/queue/io_timeout", "2000")?;
     w(&format!("{FAIL_DIR}/probability"), "100")?;
@@ -239,5 +251,117 @@ fn stale_completions_are_dropped(env: &Env) -> Result<Vec<Report>, String> {
     )?;
     ensure(timeouts? == 0, || "a request timed out".into())?;
     ensure(resets? == 0, || "the controller was reset".into())?;
+    Ok(vec![])
+}
+
+/// The request timeout the permanent-timeout test sets (`inject_lost_completions`).
+const SHORT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the driver may take to give a controller up whose completions never come: the
+/// policy's three timeouts (abort, reset, the reset's requests again) and two admin
+/// commands' worth of waiting (10 s each), with room for TCG.
+const GIVE_UP_BOUND: Duration = Duration::from_secs(60);
+
+/// Every completion of the PF's disk is lost for good (the C driver's operator report of
+/// issue 24): the driver aborts, resets, and when a request the reset took back times out
+/// again gives the controller up. fio gets `EIO` within the bound, new I/O fails at once,
+/// the module unloads, and a reload binds the (healthy) controller again with the data
+/// written before intact.
+fn permanent_timeouts_give_up(env: &Env) -> Result<Vec<Report>, String> {
+    if !Path::new(FAIL_DIR).exists() {
+        return Err(format!(
+            "{FAIL_DIR} missing: kernel without CONFIG_FAIL_IO_TIMEOUT"
+        ));
+    }
+    load_fresh(env)?;
+    let data = pattern(64 << 10, 0xdead);
+    Direct::open()?.write_at(8 << 20, &data)?;
+    let mark = kmsg::mark()?;
+    let run = (|| {
+        inject_lost_completions(-1)?;
+        let started = Instant::now();
+        let mut fio = Command::new("fio")
+            .args([
+                "--name=dead",
+                "--filename=/dev/rnvme0n1",
+                "--direct=1",
+                "--ioengine=libaio",
+                "--rw=randread",
+                "--bs=4k",
+                "--numjobs=2",
+                "--iodepth=4",
+                "--size=64M",
+                "--time_based",
+                "--runtime=600",
+                "--output=/dev/null",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("fio: {e}"))?;
+        let mut status = None;
+        while started.elapsed() < GIVE_UP_BOUND {
+            status = fio.try_wait().map_err(|e| format!("fio: {e}"))?;
+            if status.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let took = started.elapsed();
+        let Some(status) = status else {
+            let _ = fio.kill();
+            let _ = fio.wait();
+            return Err(format!(
+                "fio still runs {} s into lost completions: the controller was not given up",
+                took.as_secs()
+            ));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = fio.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        ensure(!status.success(), || {
+            "fio succeeded although no completion arrived".into()
+        })?;
+        ensure(err.contains("Input/output error"), || {
+            format!("fio failed, but not with EIO: {err}")
+        })?;
+        println!(
+            "# fio got EIO {:.1} s into lost completions (request timeout {} s)",
+            took.as_secs_f64(),
+            SHORT_TIMEOUT.as_secs()
+        );
+        // Dead disks fail new I/O at once: opening refuses, or the read fails.
+        let t = Instant::now();
+        let read = Direct::open().and_then(|mut d| d.read_at(0, 4096));
+        ensure(read.is_err(), || "a read of the dead disk succeeded".into())?;
+        ensure(t.elapsed() < Duration::from_secs(5), || {
+            format!(
+                "a read of the dead disk took {} s to fail",
+                t.elapsed().as_secs()
+            )
+        })
+    })();
+    let _ = stop_injection();
+    let given_up = count_since(mark, "giving the controller up");
+    let marked = count_since(mark, "disks marked dead");
+    let resets = count_since(mark, "controller reset complete");
+    let unloaded = module::rmmod(RNVME);
+    run?;
+    unloaded.map_err(|e| format!("rmmod after the controller was given up: {e}"))?;
+    ensure(given_up? == 1, || {
+        "the controller was not given up exactly once (logged once)".into()
+    })?;
+    ensure(marked? == 1, || "the disks were not marked dead".into())?;
+    ensure(resets? >= 1, || {
+        "the controller was given up without a reset first".into()
+    })?;
+    // The controller itself is healthy: a reload binds it and the data is there.
+    load_fresh(env)?;
+    let back = Direct::open().and_then(|mut d| d.read_at(8 << 20, data.len()));
+    module::rmmod(RNVME)?;
+    ensure(back? == data, || {
+        "the data written before the controller was given up reads back differently".into()
+    })?;
     Ok(vec![])
 }
