@@ -13,12 +13,16 @@ use std::{
 };
 
 use crate::{
-    disk::{pattern, Direct},
+    disk::{pattern, Direct, DISK},
     harness::{ensure, Env, Report, Test},
     kmsg,
     module::{self, RNVME},
     nvme_ioctl::{Cmd, ADMIN_CMD},
-    tests::smoke::load_fresh,
+    tests::{
+        recovery_reset::vfio_queue_works,
+        smoke::load_fresh,
+        vfio::{set_mode, wait_vf_disk, with_vfs},
+    },
 };
 
 /// The recovery tests.
@@ -44,6 +48,11 @@ pub fn tests() -> Vec<Test> {
             groups: &["recovery", "block"],
             run: permanent_timeouts_give_up,
         },
+        Test {
+            name: "recovery/a-vf-given-up-takes-nothing-else",
+            groups: &["recovery", "vfio"],
+            run: vf_given_up_alone,
+        },
     ]
 }
 
@@ -52,18 +61,33 @@ const FAIL_DIR: &str = "/sys/kernel/debug/fail_io_timeout";
 /// Makes the next `times` completions of rnvme0n1 vanish (block layer fault injection; -1:
 /// every one, for good), with a short request timeout so that the test does not wait 30 s.
 fn inject_lost_completions(times: i32) -> Result<(), String> {
+    inject_lost_completions_on(DISK, times)
+}
+
+/// [`inject_lost_completions`] on block device `disk` (`/dev/<name>`).
+fn inject_lost_completions_on(disk: &str, times: i32) -> Result<(), String> {
+    let name = disk.trim_start_matches("/dev/");
     let w = |p: &str, v: &str| module::sysfs_write(Path::new(p), v);
-    w("/sys/block/rnvme0n1/queue/io_timeout", "2000")?;
+    w(&format!("/sys/block/{name}/queue/io_timeout"), "2000")?;
     w(&format!("{FAIL_DIR}/probability"), "100")?;
     w(&format!("{FAIL_DIR}/interval"), "1")?;
     w(&format!("{FAIL_DIR}/verbose"), "0")?;
     w(&format!("{FAIL_DIR}/times"), &times.to_string())?;
-    w("/sys/block/rnvme0n1/io-timeout-fail", "1")
+    w(&format!("/sys/block/{name}/io-timeout-fail"), "1")
 }
 
 fn stop_injection() -> Result<(), String> {
-    if Path::new("/sys/block/rnvme0n1/io-timeout-fail").exists() {
-        module::sysfs_write(Path::new("/sys/block/rnvme0n1/io-timeout-fail"), "0")?;
+    stop_injection_on(DISK)
+}
+
+/// Ends the injection on `disk` (if it still exists) and everywhere else.
+fn stop_injection_on(disk: &str) -> Result<(), String> {
+    let flag = format!(
+        "/sys/block/{}/io-timeout-fail",
+        disk.trim_start_matches("/dev/")
+    );
+    if Path::new(&flag).exists() {
+        module::sysfs_write(Path::new(&flag), "0")?;
     }
     module::sysfs_write(Path::new(&format!("{FAIL_DIR}/times")), "0")
 }
@@ -277,71 +301,7 @@ fn permanent_timeouts_give_up(env: &Env) -> Result<Vec<Report>, String> {
     let data = pattern(64 << 10, 0xdead);
     Direct::open()?.write_at(8 << 20, &data)?;
     let mark = kmsg::mark()?;
-    let run = (|| {
-        inject_lost_completions(-1)?;
-        let started = Instant::now();
-        let mut fio = Command::new("fio")
-            .args([
-                "--name=dead",
-                "--filename=/dev/rnvme0n1",
-                "--direct=1",
-                "--ioengine=libaio",
-                "--rw=randread",
-                "--bs=4k",
-                "--numjobs=2",
-                "--iodepth=4",
-                "--size=64M",
-                "--time_based",
-                "--runtime=600",
-                "--output=/dev/null",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("fio: {e}"))?;
-        let mut status = None;
-        while started.elapsed() < GIVE_UP_BOUND {
-            status = fio.try_wait().map_err(|e| format!("fio: {e}"))?;
-            if status.is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let took = started.elapsed();
-        let Some(status) = status else {
-            let _ = fio.kill();
-            let _ = fio.wait();
-            return Err(format!(
-                "fio still runs {} s into lost completions: the controller was not given up",
-                took.as_secs()
-            ));
-        };
-        let mut err = String::new();
-        if let Some(mut e) = fio.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        ensure(!status.success(), || {
-            "fio succeeded although no completion arrived".into()
-        })?;
-        ensure(err.contains("Input/output error"), || {
-            format!("fio failed, but not with EIO: {err}")
-        })?;
-        println!(
-            "# fio got EIO {:.1} s into lost completions (request timeout {} s)",
-            took.as_secs_f64(),
-            SHORT_TIMEOUT.as_secs()
-        );
-        // Dead disks fail new I/O at once: opening refuses, or the read fails.
-        let t = Instant::now();
-        let read = Direct::open().and_then(|mut d| d.read_at(0, 4096));
-        ensure(read.is_err(), || "a read of the dead disk succeeded".into())?;
-        ensure(t.elapsed() < Duration::from_secs(5), || {
-            format!(
-                "a read of the dead disk took {} s to fail",
-                t.elapsed().as_secs()
-            )
-        })
-    })();
+    let run = fio_until_eio(DISK);
     let _ = stop_injection();
     let given_up = count_since(mark, "giving the controller up");
     let marked = count_since(mark, "disks marked dead");
@@ -364,4 +324,108 @@ fn permanent_timeouts_give_up(env: &Env) -> Result<Vec<Report>, String> {
         "the data written before the controller was given up reads back differently".into()
     })?;
     Ok(vec![])
+}
+
+/// Runs fio reads on `disk` with every completion lost for good, and returns how long it
+/// took fio to get `EIO` (at most [`GIVE_UP_BOUND`]); then checks that new I/O to the
+/// dead disk fails at once. The injection is left on (the caller ends it).
+fn fio_until_eio(disk: &str) -> Result<Duration, String> {
+    inject_lost_completions_on(disk, -1)?;
+    let started = Instant::now();
+    let mut fio = Command::new("fio")
+        .args([
+            "--name=dead",
+            &format!("--filename={disk}"),
+            "--direct=1",
+            "--ioengine=libaio",
+            "--rw=randread",
+            "--bs=4k",
+            "--numjobs=2",
+            "--iodepth=4",
+            "--size=32M",
+            "--time_based",
+            "--runtime=600",
+            "--output=/dev/null",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("fio: {e}"))?;
+    let mut status = None;
+    while started.elapsed() < GIVE_UP_BOUND {
+        status = fio.try_wait().map_err(|e| format!("fio: {e}"))?;
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let took = started.elapsed();
+    let Some(status) = status else {
+        let _ = fio.kill();
+        let _ = fio.wait();
+        return Err(format!(
+            "fio still runs {} s into lost completions: the controller was not given up",
+            took.as_secs()
+        ));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = fio.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    ensure(!status.success(), || {
+        "fio succeeded although no completion arrived".into()
+    })?;
+    ensure(err.contains("Input/output error"), || {
+        format!("fio failed, but not with EIO: {err}")
+    })?;
+    println!(
+        "# fio got EIO {:.1} s into lost completions on {disk} (request timeout {} s)",
+        took.as_secs_f64(),
+        SHORT_TIMEOUT.as_secs()
+    );
+    // Dead disks fail new I/O at once: opening refuses, or the read fails.
+    let t = Instant::now();
+    let read = Direct::open_path(disk).and_then(|mut d| d.read_at(0, 4096));
+    ensure(read.is_err(), || "a read of the dead disk succeeded".into())?;
+    ensure(t.elapsed() < Duration::from_secs(5), || {
+        format!(
+            "a read of the dead disk took {} s to fail",
+            t.elapsed().as_secs()
+        )
+    })?;
+    Ok(took)
+}
+
+/// VF 1's controller (block mode) loses every completion and is given up: only it. The
+/// PF's disk keeps its data and serves I/O, and VF 2's controller works (through VFIO).
+fn vf_given_up_alone(env: &Env) -> Result<Vec<Report>, String> {
+    if !Path::new(FAIL_DIR).exists() {
+        return Err(format!(
+            "{FAIL_DIR} missing: kernel without CONFIG_FAIL_IO_TIMEOUT"
+        ));
+    }
+    with_vfs(env, 2, true, |_pf, vfs| {
+        let (vf1, vf2) = (&vfs[0], &vfs[1]);
+        let vf_disk = wait_vf_disk(vf1)?;
+        let data = pattern(64 << 10, 0x1f1f);
+        Direct::open()?.write_at(6 << 20, &data)?;
+        let mark = kmsg::mark()?;
+        let run = fio_until_eio(&vf_disk);
+        let _ = stop_injection_on(&vf_disk);
+        run?;
+        let given_up: Vec<String> = kmsg::since(mark)?
+            .into_iter()
+            .filter(|l| l.contains("giving the controller up"))
+            .collect();
+        ensure(
+            given_up.len() == 1 && given_up[0].contains(&vf1.bdf),
+            || format!("not VF 1 alone was given up: {given_up:?}"),
+        )?;
+        let back = Direct::open()?.read_at(6 << 20, data.len())?;
+        ensure(back == data, || {
+            "the PF's data changed when VF 1 was given up".into()
+        })?;
+        set_mode(vf2, "vfio")?;
+        vfio_queue_works(vf2)
+    })
 }
