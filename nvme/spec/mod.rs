@@ -21,4 +21,5 @@ pub mod queue;
 pub mod regs;
 pub mod sgl;
 pub mod sriov;
+pub mod trigger;
 pub mod wire;
