@@ -6,9 +6,8 @@
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use kernel::{
-    c_str, new_mutex, new_work,
+    new_mutex, new_work,
     prelude::*,
-    str::CStr,
     sync::{Arc, Mutex},
     types::ARef,
     workqueue::{self, impl_has_work, Work, WorkItem},
@@ -27,9 +26,7 @@ use crate::{
         delay::read_poll_timeout,
         device::{dev_err, dev_info, dev_warn},
         dma::CoherentAllocation,
-        irq,
-        nvme_class::CtrlStateSource,
-        pci,
+        irq, pci,
         workqueue::cancel_arc_work_sync,
     },
     namespaces::{DiskTemplate, NsDisks},
@@ -133,17 +130,6 @@ impl WorkItem for CtrlCore {
 
     fn run(this: Arc<CtrlCore>) {
         this.reset();
-    }
-}
-
-impl CtrlStateSource for CtrlCore {
-    fn state_name(&self) -> &'static CStr {
-        match self.state() {
-            CtrlState::Live => c_str!("live"),
-            CtrlState::Resetting => c_str!("resetting"),
-            CtrlState::Dead => c_str!("dead"),
-            CtrlState::Removing => c_str!("deleting"),
-        }
     }
 }
 
