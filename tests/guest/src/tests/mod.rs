@@ -4,6 +4,7 @@
 
 mod block;
 mod chardev;
+mod ctrl_attrs;
 mod debug;
 mod hardening;
 mod hardening_cancel;
@@ -51,6 +52,7 @@ pub fn all() -> Vec<Test> {
     v.extend(migration::tests());
     v.extend(migration_qemu::tests());
     v.extend(recovery::tests());
+    v.extend(ctrl_attrs::tests());
     v.extend(lifecycle::tests());
     // Before the leak scan, so that it covers the campaigns too.
     v.extend(hardening::tests());
