@@ -174,8 +174,12 @@ fn read_only(pf: &Function, l: &Layout, ctrl: &Path, probe_mark: u64) -> Result<
     };
     let cntlid = id["cntlid"].as_u64().ok_or("no cntlid in id-ctrl")?;
     let (queues, depth) = logged_queues(probe_mark)?;
-    let numa = fs::read_to_string(pf.dir().join("numa_node"))
-        .map_err(|e| format!("{}/numa_node: {e}", pf.bdf))?;
+    // A kernel without NUMA has no numa_node attribute on the function: no node (-1).
+    let numa = match fs::read_to_string(pf.dir().join("numa_node")) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "-1".to_string(),
+        Err(e) => return Err(format!("{}/numa_node: {e}", pf.bdf)),
+    };
     let want = [
         ("state", "live".to_string()),
         ("transport", "pcie".to_string()),
@@ -292,7 +296,10 @@ fn reset(l: &Layout, ctrl: &Path) -> Result<(), String> {
         ensure(attr(ctrl, "state")? == "live", || {
             "not live right after the reset".into()
         })?;
-        println!("# reset_controller ({input:?}) took {took:?}");
+        println!(
+            "# reset_controller ({}) took {took:?}",
+            input.escape_ascii()
+        );
     }
     ensure(disk.read_at(8 << 20, data.len())? == data, || {
         "data written before the reset reads back differently".into()
