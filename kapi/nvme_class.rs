@@ -8,6 +8,10 @@
 //! `nvme-core` is not loaded) the module registers them at load and refuses to let
 //! `nvme-core` load while it holds them; every controller then gets a class device
 //! `nvme<N>` (parent: its PCI function) and a subsystem `nvme-subsys<N>`.
+//!
+//! The controller attributes of the C nvme driver (`state`, `serial`, ..., and the actions
+//! `reset_controller` and `rescan_controller`) are on the class device with the classes,
+//! and on the controller's misc device without them ([`CtrlDevice`]).
 
 use core::ptr::NonNull;
 
@@ -20,7 +24,7 @@ use kernel::{
     types::ForeignOwnable,
 };
 
-use super::{bindings::sys, device::Device};
+use super::{bindings::sys, device::Device, miscdevice::MiscAttributes};
 
 /// The classes, registered while the module is loaded (if the parameter asks for them).
 ///
@@ -55,11 +59,22 @@ impl Drop for ClassRegistration {
     }
 }
 
-/// The state of a controller as the class device's `state` attribute shows it.
-pub(crate) trait CtrlStateSource: Send + Sync + 'static {
+/// What a controller's attributes ask the driver: the `state` shown, and the actions of
+/// `reset_controller` and `rescan_controller`.
+///
+/// The actions run synchronously in the writer's context (a sysfs store callback); the
+/// controller's device cannot be removed until they return (device removal waits for
+/// running callbacks), so they must not wait for anything its removal holds.
+pub(crate) trait CtrlControls: Send + Sync + 'static {
     /// The state's name as the C driver spells it (`live`, `resetting`, `deleting`,
     /// `dead`, ...).
     fn state_name(&self) -> &'static CStr;
+
+    /// A write of `input` to `reset_controller`: resets the controller, or fails.
+    fn reset_controller(this: &Arc<Self>, input: &[u8]) -> Result;
+
+    /// A write of `input` to `rescan_controller`: rescans the namespaces, or fails.
+    fn rescan_controller(this: &Arc<Self>, input: &[u8]) -> Result;
 }
 
 /// What a controller's class and subsystem devices show, fixed at creation.
@@ -91,28 +106,45 @@ fn copy_field<const N: usize>(dst: &mut [ffi::c_char; N], src: &[u8]) {
     dst[n] = 0;
 }
 
-/// A controller's class device `nvme<N>` and subsystem `nvme-subsys<N>`; removed on drop.
+/// A controller's sysfs controls: the attribute data of the C glue, and, while the
+/// module holds the classes, the class device `nvme<N>` (which carries the attributes) and
+/// the subsystem `nvme-subsys<N>`. Without the classes the attributes go on the
+/// controller's misc device: pass the object (as [`MiscAttributes`]) to
+/// [`super::miscdevice::MiscRegistration::register`]. Removed on drop.
 ///
 /// # Invariants
 ///
-/// `raw` came from `rnvme_nvme_ctrl_create` with `state_data` from
-/// `Arc::<S>::into_raw`-style `into_foreign`, both released only by `Drop`.
-pub(crate) struct CtrlDevice<S: CtrlStateSource> {
+/// `raw` came from `rnvme_nvme_ctrl_create` with the ops of `S` and `data` from
+/// `Arc::<S>::into_foreign`, both released only by `Drop`.
+pub(crate) struct CtrlDevice<S: CtrlControls> {
     raw: NonNull<sys::rnvme_nvme_ctrl>,
-    state_data: *const ffi::c_void,
+    data: *const ffi::c_void,
     _source: core::marker::PhantomData<Arc<S>>,
 }
 
-// SAFETY: the C object is only touched at creation and drop; `S` is `Send + Sync`.
-unsafe impl<S: CtrlStateSource> Send for CtrlDevice<S> {}
+// SAFETY: the C object is only touched at creation and drop, and by attribute callbacks
+// (which only read it); `S` is `Send + Sync`.
+unsafe impl<S: CtrlControls> Send for CtrlDevice<S> {}
 // SAFETY: `&self` only reads the device pointer.
-unsafe impl<S: CtrlStateSource> Sync for CtrlDevice<S> {}
+unsafe impl<S: CtrlControls> Sync for CtrlDevice<S> {}
 
-impl<S: CtrlStateSource> CtrlDevice<S> {
-    /// Creates the devices of a controller of PCI function `parent` (the classes must be
-    /// registered: `ENODEV` otherwise); `address` shows `parent`'s name and `state`
-    /// answers the `state` attribute.
-    pub(crate) fn new(parent: &Device, info: &CtrlInfo<'_>, state: Arc<S>) -> Result<Self> {
+/// The C callbacks of a controller whose driver side is `S`.
+struct Ops<S>(core::marker::PhantomData<S>);
+
+impl<S: CtrlControls> Ops<S> {
+    /// The table `rnvme_nvme_ctrl_create` gets.
+    const OPS: sys::rnvme_nvme_ctrl_ops = sys::rnvme_nvme_ctrl_ops {
+        state: Some(state_show::<S>),
+        reset: Some(reset_store::<S>),
+        rescan: Some(rescan_store::<S>),
+    };
+}
+
+impl<S: CtrlControls> CtrlDevice<S> {
+    /// Creates the controls of a controller of PCI function `parent`, with its class
+    /// devices if the module holds the classes; `address` shows `parent`'s name and
+    /// `controls` answers the state and the actions.
+    pub(crate) fn new(parent: &Device, info: &CtrlInfo<'_>, controls: Arc<S>) -> Result<Self> {
         // SAFETY: all-zero is a valid `rnvme_nvme_ctrl_info` (integers and char arrays).
         let mut raw_info: sys::rnvme_nvme_ctrl_info = unsafe { core::mem::zeroed() };
         raw_info.instance = info.instance;
@@ -124,47 +156,61 @@ impl<S: CtrlStateSource> CtrlDevice<S> {
         raw_info.cntlid = info.cntlid;
         raw_info.queue_count = info.queue_count;
         raw_info.sqsize = info.sqsize;
-        let state_data = state.into_foreign();
-        // SAFETY: `parent` is a valid device; `raw_info` is copied by the call; the
-        // trampoline gets `state_data`, alive until `Drop` releases it after the devices
-        // (whose attributes call it) are gone.
-        let raw = unsafe {
-            sys::rnvme_nvme_ctrl_create(
-                parent.as_raw(),
-                &raw_info,
-                Some(state_show::<S>),
-                state_data,
-            )
-        };
+        let data = controls.into_foreign();
+        let ops: &'static sys::rnvme_nvme_ctrl_ops = &Ops::<S>::OPS;
+        // SAFETY: `parent` is a valid device (the C side takes a reference); `raw_info` is
+        // copied by the call; `ops` is static and its trampolines get `data`, alive until
+        // `Drop` releases it after the devices whose attributes call them are gone.
+        let raw = unsafe { sys::rnvme_nvme_ctrl_create(parent.as_raw(), &raw_info, ops, data) };
         match from_err_ptr(raw).map(NonNull::new) {
-            // INVARIANT: created above with `state_data`.
+            // INVARIANT: created above with `data`.
             Ok(Some(raw)) => Ok(Self {
                 raw,
-                state_data,
+                data,
                 _source: core::marker::PhantomData,
             }),
             Ok(None) | Err(_) => {
-                // SAFETY: nothing refers to `state_data`: the creation failed.
-                drop(unsafe { Arc::<S>::from_foreign(state_data) });
+                // SAFETY: nothing refers to `data`: the creation failed.
+                drop(unsafe { Arc::<S>::from_foreign(data) });
                 Err(from_err_ptr(raw).err().unwrap_or(ENOMEM))
             }
         }
     }
 
-    /// The class device `nvme<N>` (the parent of the controller's disks).
-    pub(crate) fn device(&self) -> &Device {
+    /// The class device `nvme<N>` (the parent of the controller's disks), if the module
+    /// holds the classes.
+    pub(crate) fn class_device(&self) -> Option<&Device> {
+        // SAFETY: created by `rnvme_nvme_ctrl_create` (type invariant).
+        let dev = unsafe { sys::rnvme_nvme_ctrl_device(self.raw.as_ptr()) };
+        if dev.is_null() {
+            return None;
+        }
         // SAFETY: the class device lives until `Drop` (type invariant).
-        unsafe { Device::from_raw(sys::rnvme_nvme_ctrl_device(self.raw.as_ptr())) }
+        Some(unsafe { Device::from_raw(dev) })
     }
 }
 
-impl<S: CtrlStateSource> Drop for CtrlDevice<S> {
+// SAFETY: `rnvme_nvme_ctrl_groups` is a static, NULL-terminated array of the C glue whose
+// callbacks take `rnvme_misc_attr_data` to be the `rnvme_nvme_ctrl` of `data()`, which
+// lives as long as `self` (type invariant) and holds `Arc<S>` for the trampolines.
+unsafe impl<S: CtrlControls> MiscAttributes for CtrlDevice<S> {
+    fn groups(&self) -> *const *const kernel::bindings::attribute_group {
+        (&raw const sys::rnvme_nvme_ctrl_groups).cast()
+    }
+
+    fn data(&self) -> *mut ffi::c_void {
+        self.raw.as_ptr().cast()
+    }
+}
+
+impl<S: CtrlControls> Drop for CtrlDevice<S> {
     fn drop(&mut self) {
-        // SAFETY: created by `rnvme_nvme_ctrl_create` (type invariant); after the call no
-        // attribute callback runs, so `state_data` can be released.
+        // SAFETY: created by `rnvme_nvme_ctrl_create` (type invariant); a misc device
+        // using it as `MiscAttributes` holds a reference to `self`, so it is gone; after
+        // the call no attribute callback runs, so `data` can be released.
         unsafe {
             sys::rnvme_nvme_ctrl_destroy(self.raw.as_ptr());
-            drop(Arc::<S>::from_foreign(self.state_data));
+            drop(Arc::<S>::from_foreign(self.data));
         }
     }
 }
@@ -174,12 +220,66 @@ impl<S: CtrlStateSource> Drop for CtrlDevice<S> {
 /// # Safety
 ///
 /// `data` must come from `Arc::<S>::into_foreign` and still be owned by a [`CtrlDevice`].
-unsafe extern "C" fn state_show<S: CtrlStateSource>(
-    data: *const ffi::c_void,
-) -> *const ffi::c_char {
+unsafe extern "C" fn state_show<S: CtrlControls>(data: *const ffi::c_void) -> *const ffi::c_char {
     // SAFETY: guaranteed by the caller.
     let source = unsafe { Arc::<S>::borrow(data) };
     source.state_name().as_char_ptr()
+}
+
+/// The written bytes of a store callback.
+///
+/// # Safety
+///
+/// `buf` must be valid for reads of `count` bytes for `'a`.
+unsafe fn written<'a>(buf: *const ffi::c_char, count: usize) -> &'a [u8] {
+    if count == 0 || buf.is_null() {
+        return &[];
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) }
+}
+
+/// The `reset_controller` attribute's callback: 0 or a negative errno.
+///
+/// # Safety
+///
+/// `data` must come from `Arc::<S>::into_foreign` and still be owned by a [`CtrlDevice`];
+/// `buf` must be valid for reads of `count` bytes during the call.
+unsafe extern "C" fn reset_store<S: CtrlControls>(
+    data: *const ffi::c_void,
+    buf: *const ffi::c_char,
+    count: usize,
+) -> ffi::c_int {
+    // SAFETY: guaranteed by the caller.
+    let (source, input) = unsafe { (Arc::<S>::borrow(data), written(buf, count)) };
+    // A reference of its own for the action (a reset may hand the controller to work
+    // items), dropped when the callback returns.
+    let source: Arc<S> = source.into();
+    match S::reset_controller(&source, input) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// The `rescan_controller` attribute's callback: 0 or a negative errno.
+///
+/// # Safety
+///
+/// As [`reset_store`].
+unsafe extern "C" fn rescan_store<S: CtrlControls>(
+    data: *const ffi::c_void,
+    buf: *const ffi::c_char,
+    count: usize,
+) -> ffi::c_int {
+    // SAFETY: guaranteed by the caller.
+    let (source, input) = unsafe { (Arc::<S>::borrow(data), written(buf, count)) };
+    // A reference of its own for the action (a reset may hand the controller to work
+    // items), dropped when the callback returns.
+    let source: Arc<S> = source.into();
+    match S::rescan_controller(&source, input) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// The attribute groups of a namespace disk in the classes (`nsid`), for

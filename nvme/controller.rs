@@ -20,7 +20,7 @@ use crate::{
         dma::{CoherentAllocation, DmaMask, DmaPool},
         instance::InstanceId,
         irq,
-        miscdevice::{MiscFile, MiscRegistration},
+        miscdevice::{MiscAttributes, MiscFile, MiscRegistration},
         nvme_class::{ClassRegistration, CtrlDevice, CtrlInfo},
         params,
         pci::{self, IrqTypes, IrqVectors},
@@ -71,8 +71,10 @@ fn prefix() -> &'static str {
 /// memory, BAR), then the vectors.
 pub(crate) struct Controller {
     chardev: Option<Pin<KBox<MiscRegistration>>>,
-    /// The controller's devices in the `nvme` classes (`nvme_class` parameter).
-    class_dev: Option<CtrlDevice<CtrlCore>>,
+    /// The controller's attributes, with its devices in the `nvme` classes (`nvme_class`
+    /// parameter); without the classes the attributes are the misc device's, which holds
+    /// a reference (dropped first, with `chardev`).
+    controls: Option<Arc<CtrlDevice<CtrlCore>>>,
     irqs: KVec<Pin<KBox<irq::Registration<QueueIrq>>>>,
     admin_irq: Option<Pin<KBox<irq::Registration<AdminIrq>>>>,
     core: Arc<CtrlCore>,
@@ -157,7 +159,7 @@ impl Controller {
         let core = Arc::pin_init(CtrlCore::new(pdev.get_ref(), bar, cap, admin), GFP_KERNEL)?;
         let mut ctrl = Self {
             chardev: None,
-            class_dev: None,
+            controls: None,
             irqs: KVec::new(),
             admin_irq: None,
             core,
@@ -178,8 +180,16 @@ impl Controller {
         ctrl.setup_io(pdev, &id, identify_buf)?;
         let name = CString::try_from_fmt(fmt!("{}{}", prefix(), ctrl.instance.get()))?;
         let file: Arc<dyn MiscFile> = Arc::new(CtrlFile::new(ctrl.core.clone()), GFP_KERNEL)?;
+        // Without the classes the controller's attributes go on this device.
+        let attrs: Option<Arc<dyn MiscAttributes>> = if ClassRegistration::active() {
+            None
+        } else {
+            ctrl.controls
+                .clone()
+                .map(|c| -> Arc<dyn MiscAttributes> { c })
+        };
         ctrl.chardev = Some(KBox::pin_init(
-            MiscRegistration::register(name, file),
+            MiscRegistration::register(name, file, attrs),
             GFP_KERNEL,
         )?);
         if let Some((pf, vfn)) = &physfn {
@@ -349,32 +359,30 @@ impl Controller {
             MAX_SEGMENTS as u16,
             PAGE_SIZE as u32,
         );
-        // In the `nvme` class the disks hang below the controller's class device, where
-        // libnvme looks for them.
+        // The controller's attributes; in the `nvme` class also its class device, below
+        // which the disks hang (libnvme looks for them there).
         let nvme_names = ClassRegistration::active();
-        if nvme_names {
-            let mut nqn = [0u8; 256];
-            let nqn_len = id.subsystem_nqn(&mut nqn);
-            let info = CtrlInfo {
-                instance: self.instance.get(),
-                model: id.model.trimmed(),
-                serial: id.serial.trimmed(),
-                firmware: id.firmware.trimmed(),
-                subsysnqn: &nqn[..nqn_len],
-                cntlid: id.cntlid,
-                queue_count: nr_queues as u16 + 1,
-                sqsize: depth - 1,
-            };
-            self.class_dev = Some(CtrlDevice::new(
-                pdev.as_dev().as_normal(),
-                &info,
-                core.clone(),
-            )?);
-        }
-        let parent: ARef<Device> = match &self.class_dev {
-            Some(c) => c.device().into(),
+        let mut nqn = [0u8; 256];
+        let nqn_len = id.subsystem_nqn(&mut nqn);
+        let info = CtrlInfo {
+            instance: self.instance.get(),
+            model: id.model.trimmed(),
+            serial: id.serial.trimmed(),
+            firmware: id.firmware.trimmed(),
+            subsysnqn: &nqn[..nqn_len],
+            cntlid: id.cntlid,
+            queue_count: nr_queues as u16 + 1,
+            sqsize: depth - 1,
+        };
+        let controls = Arc::new(
+            CtrlDevice::new(pdev.as_dev().as_normal(), &info, core.clone())?,
+            GFP_KERNEL,
+        )?;
+        let parent: ARef<Device> = match controls.class_device() {
+            Some(c) => c.into(),
             None => pdev.as_dev().as_normal().into(),
         };
+        self.controls = Some(controls);
         core.set_disk_template(DiskTemplate {
             tagset,
             instance: self.instance.get(),
@@ -406,8 +414,10 @@ impl Drop for Controller {
         if let Some((pf, vfn)) = self.physfn.take() {
             pf.sriov_detach(vfn);
         }
-        // Remove the disks first: this drains their I/O while the queues still work (a
-        // timeout now fails everything instead of resetting).
+        // The misc device first: once it is gone no attribute action of it runs (see
+        // `ctrl_attrs.rs` for why waiting for one cannot deadlock). Then remove the disks:
+        // this drains their I/O while the queues still work (a timeout now fails
+        // everything instead of resetting).
         drop(self.chardev.take());
         self.core.begin_removal();
         self.core.remove_disks();

@@ -6,9 +6,8 @@
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use kernel::{
-    c_str, new_mutex, new_work,
+    new_mutex, new_work,
     prelude::*,
-    str::CStr,
     sync::{Arc, Mutex},
     types::ARef,
     workqueue::{self, impl_has_work, Work, WorkItem},
@@ -27,9 +26,7 @@ use crate::{
         delay::read_poll_timeout,
         device::{dev_err, dev_info, dev_warn},
         dma::CoherentAllocation,
-        irq,
-        nvme_class::CtrlStateSource,
-        pci,
+        irq, pci,
         workqueue::cancel_arc_work_sync,
     },
     namespaces::{DiskTemplate, NsDisks},
@@ -179,17 +176,6 @@ pub(crate) enum VfRecovery {
     /// block mode, which [`CtrlCore::prepare_function_reset`] took out of service, get
     /// their configuration space back and are restarted.
     RestoreFunctions,
-}
-
-impl CtrlStateSource for CtrlCore {
-    fn state_name(&self) -> &'static CStr {
-        match self.state() {
-            CtrlState::Live => c_str!("live"),
-            CtrlState::Resetting => c_str!("resetting"),
-            CtrlState::Dead => c_str!("dead"),
-            CtrlState::Removing => c_str!("deleting"),
-        }
-    }
 }
 
 impl CtrlCore {
@@ -548,9 +534,15 @@ impl CtrlCore {
     /// requeues every request in flight, re-enables it and recreates the I/O queues. On
     /// failure the controller is given up ([`Self::give_up`]). Does nothing unless live.
     fn reset(self: &Arc<Self>, why: &str) {
-        if self.begin_reset(why) {
-            self.finish_reset(VfRecovery::ResetControllers);
+        // Held from the start until the secondary controllers are online again, so that
+        // no VF's controller is brought up in between and left offline.
+        let bringup = self.vf_bringup.lock();
+        if !self.stop_for_reset(why) {
+            return;
         }
+        let restarted = self.restart_after_reset();
+        drop(bringup);
+        self.sriov_recover_vfs(VfRecovery::ResetControllers, restarted);
     }
 
     /// Takes the controller out of service for a reset, if it is live (`why` is logged):
@@ -561,6 +553,24 @@ impl CtrlCore {
         // Not while a VF's controller is being brought up (the PF's secondary controllers
         // go offline here); a VF probe finding its PF resetting declines.
         let _bringup = self.vf_bringup.lock();
+        self.stop_for_reset(why)
+    }
+
+    /// Brings a controller that [`Self::begin_reset`] took out of service back; then its
+    /// VFs' controllers come back as `vfs` says (or are given up with it). Does nothing
+    /// unless the controller is resetting.
+    pub(crate) fn finish_reset(self: &Arc<Self>, vfs: VfRecovery) {
+        let bringup = self.vf_bringup.lock();
+        if self.state() != CtrlState::Resetting {
+            return;
+        }
+        let restarted = self.restart_after_reset();
+        drop(bringup);
+        self.sriov_recover_vfs(vfs, restarted);
+    }
+
+    /// The first half of a reset, with `vf_bringup` held: see [`Self::begin_reset`].
+    fn stop_for_reset(&self, why: &str) -> bool {
         if !self.transition(CtrlState::Live, CtrlState::Resetting) {
             return false;
         }
@@ -577,16 +587,11 @@ impl CtrlCore {
         true
     }
 
-    /// Brings a controller that [`Self::begin_reset`] took out of service back: empty
-    /// rings, enabled, I/O queues recreated and I/O flowing again (the requests taken back
-    /// first); on a PF the VFs' secondary controllers are restored and their own
-    /// controllers come back as `vfs` says. A failure gives the controller up. Does
-    /// nothing unless the controller is resetting.
-    pub(crate) fn finish_reset(self: &Arc<Self>, vfs: VfRecovery) {
-        let bringup = self.vf_bringup.lock();
-        if self.state() != CtrlState::Resetting {
-            return;
-        }
+    /// The second half of a reset, with `vf_bringup` held and the controller resetting:
+    /// empty rings, enabled, I/O queues recreated and I/O flowing again (the requests taken
+    /// back first), and on a PF the VFs' secondary controllers online again. A failure
+    /// gives the controller up. Returns whether the controller is live again.
+    fn restart_after_reset(self: &Arc<Self>) -> bool {
         let io = self.io.lock();
         let restarted = match io.as_ref().map_or(Ok(()), |link| self.restart(link)) {
             Ok(()) => {
@@ -604,10 +609,11 @@ impl CtrlCore {
             link.tagset.unquiesce();
         }
         drop(io);
-        drop(bringup);
-        // The reset took the VFs' secondary controllers offline; a PF given up takes its
-        // VFs' controllers with it.
-        self.sriov_restore(vfs, restarted);
+        // The reset took the VFs' secondary controllers offline.
+        if restarted {
+            self.sriov_restore_secondaries();
+        }
+        restarted
     }
 
     /// Gives the controller up (the C driver's "disable controller" after a failed
@@ -618,27 +624,31 @@ impl CtrlCore {
     }
 
     /// Declares the controller dead (logged once, with `why`), disables it and fails every
-    /// request in flight with `EIO`; new I/O fails at once (`not_live`), and a work item
-    /// marks the disks dead, so that I/O held back at the disks' queues fails too. The
-    /// disks stay until the driver unbinds; the module can be unloaded once their users
-    /// let go. The work item, not the caller, takes the disks' lock: the caller may be a
-    /// timeout handler that a holder of that lock (freezing the disks) waits for.
+    /// request in flight with `EIO`, with the queues quiesced so that none is being
+    /// submitted meanwhile; new I/O fails at once (`not_live`). A work item marks the
+    /// disks dead, so that I/O held back at the disks' queues fails too. The disks stay
+    /// until the driver unbinds; the module can be unloaded once their users let go. The
+    /// work item, not the caller, takes the disks' lock: the caller may be a timeout
+    /// handler that a holder of that lock (freezing the disks) waits for. On a dead
+    /// controller it only fails what is in flight again (a request that timed out there).
     fn fail(self: &Arc<Self>, link: Option<&IoLink>, why: ::core::fmt::Arguments<'_>) {
         let was = CtrlState::from_u8(self.state.swap(CtrlState::Dead as u8, Ordering::AcqRel));
-        if was == CtrlState::Dead {
-            return;
+        if was != CtrlState::Dead {
+            dev_err!(
+                self.pdev,
+                "{}: giving the controller up (CSTS {:#x}); its I/O fails\n",
+                why,
+                self.status().0
+            );
         }
-        dev_err!(
-            self.pdev,
-            "{}: giving the controller up (CSTS {:#x}); its I/O fails\n",
-            why,
-            self.status().0
-        );
         if let Some(link) = link {
+            // Quiesce nests: a failed reset already holds the queues quiesced.
+            link.tagset.quiesce();
             self.stop_and_cancel(link, Cancel::Fail);
+            link.tagset.unquiesce();
         }
         // Not while unbinding: the disks are being removed anyway.
-        if was != CtrlState::Removing {
+        if was != CtrlState::Dead && was != CtrlState::Removing {
             let _ = workqueue::system().enqueue::<Arc<CtrlCore>, 2>(self.clone());
         }
     }
@@ -706,15 +716,6 @@ impl CtrlCore {
         let (db, ei) = buf.dma();
         self.admin_checked(Command::dbbuf_config(db, ei), "Doorbell Buffer Config")
             .map(|_| ())
-    }
-
-    /// Gives up on the controller at once (a timeout while unbinding): disables it and
-    /// fails every request in flight.
-    pub(crate) fn kill(&self) {
-        self.set_state(CtrlState::Dead);
-        if let Some(link) = self.io.lock().as_ref() {
-            self.stop_and_cancel(link, Cancel::Fail);
-        }
     }
 
     /// Cancels a queued reset or event handling and waits for a running one.

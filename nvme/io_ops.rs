@@ -635,9 +635,14 @@ impl Operations for IoOps {
                 TimeoutAction::ResetTimer
             }
             CtrlState::Resetting => TimeoutAction::ResetTimer,
-            // Unbinding, or already failed: fail everything in flight, this request too.
+            // Unbinding, or already failed: fail everything in flight, this request too,
+            // so that unbinding cannot hang on a controller that stopped answering.
             CtrlState::Removing | CtrlState::Dead => {
-                core.kill();
+                core.give_up(format_args!(
+                    "I/O tag {} timed out while the controller is {:?}",
+                    rq.tag(),
+                    state
+                ));
                 TimeoutAction::Done
             }
         }

@@ -27,6 +27,7 @@ mod admin;
 mod chardev;
 mod controller;
 mod core;
+mod ctrl_attrs;
 mod dbbuf;
 mod driver;
 mod events;

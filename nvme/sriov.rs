@@ -17,8 +17,9 @@
 //! 4. Online whatever no VF probe brought online (VFs bound to another driver or none).
 //!
 //! A PF reset takes every secondary controller offline (the device drops their
-//! resources); the reset path calls [`CtrlCore::sriov_restore`] to assign and online them
-//! again and resets the VFs' own controllers.
+//! resources); the reset path calls [`CtrlCore::sriov_restore_secondaries`] to assign and
+//! online them again, then [`CtrlCore::sriov_recover_vfs`] to bring the VFs' own
+//! controllers back.
 
 use kernel::{prelude::*, sync::Arc};
 
@@ -536,13 +537,11 @@ impl CtrlCore {
     }
 
     /// After a reset of this (physical) function, which took every secondary controller
-    /// offline: if the PF came back (`restarted`), assigns their resources again and
-    /// brings them online, and brings the VFs' controllers back as `how` says; if the PF
-    /// was given up, so are the VFs' controllers in block mode. The VFs in vfio mode are
-    /// told either way: their controller lost its state.
-    pub(crate) fn sriov_restore(&self, how: VfRecovery, restarted: bool) {
+    /// offline, once the PF is live again: assigns their resources again and brings them
+    /// online. Called with `vf_bringup` held, so that no VF probe runs in between.
+    pub(crate) fn sriov_restore_secondaries(&self) {
         let sriov = self.sriov.lock();
-        for s in sriov.secondaries.iter().filter(|s| s.online && restarted) {
+        for s in sriov.secondaries.iter().filter(|s| s.online) {
             let done = self
                 .give_resources(s, None)
                 .and_then(|()| self.virt_mgmt(s.scid, VirtAction::Online));
@@ -562,10 +561,17 @@ impl CtrlCore {
                 ),
             }
         }
+    }
+
+    /// After a reset of this (physical) function: if the PF came back (`restarted`), the
+    /// VFs' controllers in block mode come back as `how` says; if it was given up, so are
+    /// they. The VFs in vfio mode are told either way: their controller lost its state.
+    /// Called without `vf_bringup` (a VF's reset takes the VF's own).
+    pub(crate) fn sriov_recover_vfs(&self, how: VfRecovery, restarted: bool) {
         // Told without the lock: they take their own locks, under which they may ask this
         // function for things that take it.
         let mut told = KVec::new();
-        for vf in sriov.vfio_vfs.iter().flatten() {
+        for vf in self.sriov.lock().vfio_vfs.iter().flatten() {
             if told.push(vf.clone(), GFP_KERNEL).is_err() {
                 dev_err!(
                     self.pdev(),
@@ -574,7 +580,6 @@ impl CtrlCore {
                 break;
             }
         }
-        drop(sriov);
         for vf in self.block_vfs().iter() {
             if !restarted {
                 vf.give_up(format_args!("its PF was given up"));

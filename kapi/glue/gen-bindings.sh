@@ -107,7 +107,7 @@ set -- "$@" \
 	--allowlist-function 'device_(create_file|remove_file|release_driver)|flush_delayed_fput' \
 	--allowlist-type 'device_attribute' \
 	--allowlist-function 'misc_register|misc_deregister' \
-	--allowlist-type 'miscdevice' \
+	--allowlist-type 'miscdevice|rnvme_miscdevice|rnvme_nvme_ctrl_ops' \
 	--allowlist-function 'dma_pool_(create|destroy|alloc|free)|dma_opt_mapping_size' \
 	--allowlist-type 'pci_driver|pci_device_id|pci_dev' \
 	--allowlist-type 'nvme_.*' \

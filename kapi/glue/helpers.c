@@ -293,6 +293,13 @@ const struct file_operations rnvme_misc_fops = {
 	.compat_ioctl = compat_ptr_ioctl,
 };
 
+void *rnvme_misc_attr_data(struct device *dev)
+{
+	struct miscdevice *misc = dev_get_drvdata(dev);
+
+	return container_of(misc, struct rnvme_miscdevice, misc)->attr_data;
+}
+
 /*
  * The deferring mutex (kapi/sync.rs DeferringMutex): a context that must not wait for
  * the mutex (a PCI reset_done callback, which runs under locks the mutex's holders take

@@ -7,6 +7,7 @@
 #ifndef RNVME_HELPERS_H
 #define RNVME_HELPERS_H
 
+#include <linux/miscdevice.h>
 #include <linux/mutex_types.h>
 #include <linux/spinlock_types.h>
 #include <linux/types.h>
@@ -85,6 +86,15 @@ unsigned short rnvme_param_vf_vectors(void);
 unsigned int rnvme_disk_openers(struct gendisk *disk);
 extern const struct block_device_operations rnvme_bdev_fops;
 extern const struct file_operations rnvme_misc_fops;
+/*
+ * A misc device of rnvme (kapi/miscdevice.rs): misc.groups' callbacks find @attr_data
+ * with rnvme_misc_attr_data() (the misc core makes the device's drvdata the miscdevice).
+ */
+struct rnvme_miscdevice {
+	struct miscdevice misc;
+	void *attr_data;
+};
+void *rnvme_misc_attr_data(struct device *dev);
 struct request_queue;
 struct queue_limits rnvme_queue_limits_start_update(struct request_queue *q);
 struct gendisk *rnvme_blk_mq_alloc_disk(struct blk_mq_tag_set *set, struct queue_limits *lim,
@@ -134,12 +144,23 @@ struct rnvme_nvme_ctrl_info {
 int rnvme_nvme_class_register(void);
 void rnvme_nvme_class_unregister(void);
 bool rnvme_nvme_class_is_active(void);
+/*
+ * What the driver answers for a controller's attributes (Rust trampolines; @data is the
+ * argument given at creation): the state's name, and the actions of reset_controller and
+ * rescan_controller, which get the written bytes and return 0 or a negative errno.
+ */
+struct rnvme_nvme_ctrl_ops {
+	const char *(*state)(const void *data);
+	int (*reset)(const void *data, const char *buf, size_t count);
+	int (*rescan)(const void *data, const char *buf, size_t count);
+};
 struct rnvme_nvme_ctrl *rnvme_nvme_ctrl_create(struct device *parent,
 					       const struct rnvme_nvme_ctrl_info *info,
-					       const char *(*state)(const void *data),
-					       const void *state_data);
+					       const struct rnvme_nvme_ctrl_ops *ops,
+					       const void *data);
 void rnvme_nvme_ctrl_destroy(struct rnvme_nvme_ctrl *c);
 struct device *rnvme_nvme_ctrl_device(struct rnvme_nvme_ctrl *c);
+extern const struct attribute_group *rnvme_nvme_ctrl_groups[];
 extern const struct attribute_group *rnvme_nvme_ns_groups[];
 
 void rnvme_kunit_fail(const char *file, int line, const void *fmt_args);

@@ -135,23 +135,34 @@ bool rnvme_nvme_class_is_active(void)
 }
 
 /*
- * A controller in the classes: its class device nvme<N> (parent: the PCI function) and
- * its subsystem nvme-subsys<N> (a virtual device holding a link to the controller), with
- * the attributes libnvme reads. Everything but the state is fixed at creation; the state
- * comes from the driver through @state (a Rust trampoline with its @state_data).
+ * A controller's sysfs controls: the attributes of the C nvme driver's controller device
+ * (identity, state, reset_controller, rescan_controller). They live on the class device
+ * nvme<N> while rnvme holds the classes, and otherwise on rnvme's own controller device,
+ * the misc device rnvme<N> (kapi/miscdevice.rs: its groups are rnvme_nvme_ctrl_groups and
+ * its attribute data this object). With the classes the controller also has a subsystem
+ * nvme-subsys<N> (a virtual device holding a link to the controller), with the attributes
+ * libnvme reads. Everything but the state is fixed at creation; the state and the actions
+ * come from the driver through @ops (Rust trampolines taking @data).
  */
 struct rnvme_nvme_ctrl {
+	struct device *parent;
 	struct device *dev;
 	struct device *subsys;
 	bool linked;
 	struct rnvme_nvme_ctrl_info info;
-	const char *(*state)(const void *data);
-	const void *state_data;
+	const struct rnvme_nvme_ctrl_ops *ops;
+	const void *data;
 };
 
+/*
+ * The controller of an attribute's device: the drvdata of a class or subsystem device,
+ * or the attribute data of the misc device (whose drvdata is its struct miscdevice).
+ */
 static struct rnvme_nvme_ctrl *rnvme_ctrl_of(struct device *dev)
 {
-	return dev_get_drvdata(dev);
+	if (dev->class == &rnvme_nvme_class || dev->class == &rnvme_nvme_subsys_class)
+		return dev_get_drvdata(dev);
+	return rnvme_misc_attr_data(dev);
 }
 
 #define RNVME_STR_ATTR(name, field)							\
@@ -187,15 +198,40 @@ static ssize_t state_show(struct device *dev, struct device_attribute *attr, cha
 {
 	struct rnvme_nvme_ctrl *c = rnvme_ctrl_of(dev);
 
-	return sysfs_emit(buf, "%s\n", c->state(c->state_data));
+	return sysfs_emit(buf, "%s\n", c->ops->state(c->data));
 }
 static DEVICE_ATTR_RO(state);
 
+/* The PCI function's node: the misc device has no parent, so not dev->parent. */
 static ssize_t numa_node_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "%d\n", dev_to_node(dev->parent));
+	return sysfs_emit(buf, "%d\n", dev_to_node(rnvme_ctrl_of(dev)->parent));
 }
 static DEVICE_ATTR_RO(numa_node);
+
+/*
+ * The actions run synchronously in the writer's context; the driver parses @buf (it
+ * accepts "1" with an optional newline) and returns 0 or a negative errno.
+ */
+static ssize_t reset_controller_store(struct device *dev, struct device_attribute *attr,
+				      const char *buf, size_t count)
+{
+	struct rnvme_nvme_ctrl *c = rnvme_ctrl_of(dev);
+	int ret = c->ops->reset(c->data, buf, count);
+
+	return ret ? ret : count;
+}
+static DEVICE_ATTR_WO(reset_controller);
+
+static ssize_t rescan_controller_store(struct device *dev, struct device_attribute *attr,
+				       const char *buf, size_t count)
+{
+	struct rnvme_nvme_ctrl *c = rnvme_ctrl_of(dev);
+	int ret = c->ops->rescan(c->data, buf, count);
+
+	return ret ? ret : count;
+}
+static DEVICE_ATTR_WO(rescan_controller);
 
 static ssize_t cntrltype_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
@@ -223,9 +259,20 @@ static struct attribute *rnvme_ctrl_attrs[] = {
 	&dev_attr_sqsize.attr,
 	&dev_attr_cntrltype.attr,
 	&dev_attr_dctype.attr,
+	&dev_attr_reset_controller.attr,
+	&dev_attr_rescan_controller.attr,
 	NULL,
 };
-ATTRIBUTE_GROUPS(rnvme_ctrl);
+
+static const struct attribute_group rnvme_ctrl_group = {
+	.attrs = rnvme_ctrl_attrs,
+};
+
+/* Also the groups of the misc device when the classes are not held. */
+const struct attribute_group *rnvme_nvme_ctrl_groups[] = {
+	&rnvme_ctrl_group,
+	NULL,
+};
 
 static ssize_t subsystype_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
@@ -251,33 +298,24 @@ static struct attribute *rnvme_subsys_attrs[] = {
 };
 ATTRIBUTE_GROUPS(rnvme_subsys);
 
-struct rnvme_nvme_ctrl *rnvme_nvme_ctrl_create(struct device *parent,
-					       const struct rnvme_nvme_ctrl_info *info,
-					       const char *(*state)(const void *data),
-					       const void *state_data)
+/* Creates the class and subsystem devices of @c (the classes are held). */
+static int rnvme_nvme_ctrl_add_class_devices(struct rnvme_nvme_ctrl *c)
 {
-	struct rnvme_nvme_ctrl *c;
 	int ret;
 
-	if (!rnvme_nvme_class_active)
-		return ERR_PTR(-ENODEV);
-	c = kzalloc(sizeof(*c), GFP_KERNEL);
-	if (!c)
-		return ERR_PTR(-ENOMEM);
-	c->info = *info;
-	c->state = state;
-	c->state_data = state_data;
 	c->subsys = device_create_with_groups(&rnvme_nvme_subsys_class, NULL, 0, c,
 					      rnvme_subsys_groups, "nvme-subsys%u",
-					      info->instance);
+					      c->info.instance);
 	if (IS_ERR(c->subsys)) {
 		ret = PTR_ERR(c->subsys);
-		goto out_free;
+		c->subsys = NULL;
+		return ret;
 	}
-	c->dev = device_create_with_groups(&rnvme_nvme_class, parent, 0, c, rnvme_ctrl_groups,
-					   "nvme%u", info->instance);
+	c->dev = device_create_with_groups(&rnvme_nvme_class, c->parent, 0, c,
+					   rnvme_nvme_ctrl_groups, "nvme%u", c->info.instance);
 	if (IS_ERR(c->dev)) {
 		ret = PTR_ERR(c->dev);
+		c->dev = NULL;
 		goto out_subsys;
 	}
 	/* libnvme finds a controller's subsystem by this link. */
@@ -285,27 +323,64 @@ struct rnvme_nvme_ctrl *rnvme_nvme_ctrl_create(struct device *parent,
 	if (ret)
 		goto out_dev;
 	c->linked = true;
-	return c;
+	return 0;
 
 out_dev:
 	device_unregister(c->dev);
+	c->dev = NULL;
 out_subsys:
 	device_unregister(c->subsys);
-out_free:
-	kfree(c);
-	return ERR_PTR(ret);
+	c->subsys = NULL;
+	return ret;
 }
 
-/* Removes both devices; once it returns, no attribute callback runs any more. */
+/*
+ * The controls of a controller of PCI function @parent; with the classes held, also its
+ * class device nvme<N> and subsystem nvme-subsys<N>.
+ */
+struct rnvme_nvme_ctrl *rnvme_nvme_ctrl_create(struct device *parent,
+					       const struct rnvme_nvme_ctrl_info *info,
+					       const struct rnvme_nvme_ctrl_ops *ops,
+					       const void *data)
+{
+	struct rnvme_nvme_ctrl *c;
+	int ret;
+
+	c = kzalloc(sizeof(*c), GFP_KERNEL);
+	if (!c)
+		return ERR_PTR(-ENOMEM);
+	c->parent = get_device(parent);
+	c->info = *info;
+	c->ops = ops;
+	c->data = data;
+	if (rnvme_nvme_class_active) {
+		ret = rnvme_nvme_ctrl_add_class_devices(c);
+		if (ret) {
+			put_device(c->parent);
+			kfree(c);
+			return ERR_PTR(ret);
+		}
+	}
+	return c;
+}
+
+/*
+ * Removes the class devices; once it returns, no attribute callback of them runs any
+ * more. The misc device using @c must be deregistered before.
+ */
 void rnvme_nvme_ctrl_destroy(struct rnvme_nvme_ctrl *c)
 {
 	if (c->linked)
 		sysfs_remove_link(&c->subsys->kobj, dev_name(c->dev));
-	device_unregister(c->dev);
-	device_unregister(c->subsys);
+	if (c->dev)
+		device_unregister(c->dev);
+	if (c->subsys)
+		device_unregister(c->subsys);
+	put_device(c->parent);
 	kfree(c);
 }
 
+/* The class device nvme<N>, or NULL without the classes. */
 struct device *rnvme_nvme_ctrl_device(struct rnvme_nvme_ctrl *c)
 {
 	return c->dev;

@@ -22,4 +22,5 @@ pub mod recovery;
 pub mod regs;
 pub mod sgl;
 pub mod sriov;
+pub mod trigger;
 pub mod wire;

@@ -187,7 +187,8 @@ pub fn qemu_args(spec: &VmSpec) -> Result<Vec<String>> {
         // 16 MiB of window: the BARs of 127 VFs do not fit the default one. A 5 GT/s link:
         // after a secondary bus reset (AER recovery of a fatal error) Linux then waits for
         // the functions' configuration space, not for the port's Data Link Layer Link
-        // Active bit, which QEMU's root port does not set again after the reset.
+        // Active bit, which it waits for on faster links and which QEMU never sets here
+        // (q35's ACPI PCI hotplug takes the port's hotplug handling, where QEMU sets it).
         "-device", "pcie-root-port,id=rp1,chassis=1,slot=1,mem-reserve=16M,x-speed=5",
         "-device", "nvme-subsys,id=subsys0,nqn=rnvme-subsys0",
         "-device", &nvme.device(),

@@ -4,6 +4,7 @@
 
 mod block;
 mod chardev;
+mod ctrl_attrs;
 mod debug;
 mod hardening;
 mod hardening_cancel;
@@ -55,6 +56,7 @@ pub fn all() -> Vec<Test> {
     v.extend(recovery::tests());
     v.extend(recovery_reset::tests());
     v.extend(recovery_aer::tests());
+    v.extend(ctrl_attrs::tests());
     v.extend(lifecycle::tests());
     // Before the leak scan, so that it covers the campaigns too.
     v.extend(hardening::tests());
