@@ -46,6 +46,7 @@ pub fn run(paths: &Paths, name: &str, timeout: Duration, verbose: bool) -> Resul
     let (ko, bin) = module::build(paths, &k, true)?.require()?;
     let q = qemu::ensure(paths)?;
     let rundir = rundir::create(paths)?;
+    let (ko, bin) = rundir::stage(&rundir, &ko, &bin)?;
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &["--bench", name]);
     let boot = BootOpts {
         sizing,

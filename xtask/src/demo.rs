@@ -25,6 +25,7 @@ pub fn run(paths: &Paths, opts: &DemoOpts) -> Result<i32> {
     let (ko, bin) = module::build(paths, &k, true)?.require()?;
     let q = qemu::ensure(paths)?;
     let rundir = rundir::create(paths)?;
+    let (ko, bin) = rundir::stage(&rundir, &ko, &bin)?;
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &["--demo"]);
     let boot = BootOpts {
         sizing: vm::VfSizing::default_for(vm::DEFAULT_VFS),

@@ -17,6 +17,23 @@ pub const KEEP_RUNS: usize = 10;
 pub const NS_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
 pub const NS_IMAGES: &[&str] = &["ns1.img", "ns2.img"];
 
+/// Copies the module and the guest test runner into the run directory and returns the
+/// copies' paths, which the guest loads and runs: another run that rebuilds them in the
+/// repository meanwhile (a release and a debug suite side by side) cannot swap them under
+/// this one's VM.
+pub fn stage(rundir: &Path, ko: &Path, bin: &Path) -> Result<(PathBuf, PathBuf)> {
+    let copy = |from: &Path| -> Result<PathBuf> {
+        let name = from
+            .file_name()
+            .with_context(|| format!("{} has no file name", from.display()))?;
+        let to = rundir.join(name);
+        fs::copy(from, &to)
+            .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+        Ok(to)
+    };
+    Ok((copy(ko)?, copy(bin)?))
+}
+
 /// Create a fresh run directory with its namespace images.
 pub fn create(paths: &Paths) -> Result<PathBuf> {
     let runs = paths.runs_dir();

@@ -88,6 +88,14 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
 
     // (3) the guest suites, one boot.
     let filter: Vec<&str> = opts.filter.iter().map(String::as_str).collect();
+    let (ko, bin) = match rundir::stage(&rundir, &ko, &bin) {
+        Ok(staged) => staged,
+        Err(e) => {
+            proc::print_error("[test] ", &e);
+            tally.fail("stage", &format!("{e:#}"));
+            return Ok(finish(&tally, all));
+        }
+    };
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &filter);
     let boot = BootOpts {
         sizing: vm::VfSizing::default_for(vm::DEFAULT_VFS),
