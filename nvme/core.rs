@@ -557,20 +557,24 @@ impl CtrlCore {
     }
 
     /// Brings a controller that [`Self::begin_reset`] took out of service back; then its
-    /// VFs' controllers come back as `vfs` says (or are given up with it). Does nothing
-    /// unless the controller is resetting.
+    /// VFs' controllers come back as `vfs` says, or are given up if it is dead.
     pub(crate) fn finish_reset(self: &Arc<Self>, vfs: VfRecovery) {
         let bringup = self.vf_bringup.lock();
-        if self.state() != CtrlState::Resetting {
-            return;
-        }
-        let restarted = self.restart_after_reset();
+        let restarted = match self.state() {
+            CtrlState::Resetting => self.restart_after_reset(),
+            // Not taken out of service by `begin_reset` (dead already): the VFs it took
+            // out of service are given up with it.
+            state => state == CtrlState::Live,
+        };
         drop(bringup);
         self.sriov_recover_vfs(vfs, restarted);
     }
 
     /// The first half of a reset, with `vf_bringup` held: see [`Self::begin_reset`].
     fn stop_for_reset(&self, why: &str) -> bool {
+        let io = self.io.lock();
+        // INVARIANT: `Resetting` is entered and left with `io` held, and the I/O queues
+        // stay quiesced (once, by the reset) for as long as it lasts.
         if !self.transition(CtrlState::Live, CtrlState::Resetting) {
             return false;
         }
@@ -580,7 +584,7 @@ impl CtrlCore {
             why,
             self.status().0
         );
-        if let Some(link) = self.io.lock().as_ref() {
+        if let Some(link) = io.as_ref() {
             link.tagset.quiesce();
             self.stop_and_cancel(link, Cancel::Requeue);
         }
@@ -596,18 +600,19 @@ impl CtrlCore {
         let restarted = match io.as_ref().map_or(Ok(()), |link| self.restart(link)) {
             Ok(()) => {
                 self.transition(CtrlState::Resetting, CtrlState::Live);
+                if let Some(link) = io.as_ref() {
+                    link.tagset.unquiesce();
+                }
                 let n = self.resets.fetch_add(1, Ordering::Relaxed) + 1;
                 dev_info!(self.pdev, "controller reset complete ({} so far)\n", n);
                 true
             }
             Err(e) => {
+                // Ends the reset's quiesce too.
                 self.fail(io.as_ref(), format_args!("reset failed ({:?})", e));
                 false
             }
         };
-        if let Some(link) = io.as_ref() {
-            link.tagset.unquiesce();
-        }
         drop(io);
         // The reset took the VFs' secondary controllers offline.
         if restarted {
@@ -631,6 +636,7 @@ impl CtrlCore {
     /// work item, not the caller, takes the disks' lock: the caller may be a timeout
     /// handler that a holder of that lock (freezing the disks) waits for. On a dead
     /// controller it only fails what is in flight again (a request that timed out there).
+    /// `link` is borrowed from the held `io` lock, under which the state changes.
     fn fail(self: &Arc<Self>, link: Option<&IoLink>, why: ::core::fmt::Arguments<'_>) {
         let was = CtrlState::from_u8(self.state.swap(CtrlState::Dead as u8, Ordering::AcqRel));
         if was != CtrlState::Dead {
@@ -642,10 +648,14 @@ impl CtrlCore {
             );
         }
         if let Some(link) = link {
-            // Quiesce nests: a failed reset already holds the queues quiesced.
             link.tagset.quiesce();
             self.stop_and_cancel(link, Cancel::Fail);
             link.tagset.unquiesce();
+            // A reset under way held the queues quiesced (`stop_for_reset`): a dead
+            // controller lets them go, so that what waits there fails at once.
+            if was == CtrlState::Resetting {
+                link.tagset.unquiesce();
+            }
         }
         // Not while unbinding: the disks are being removed anyway.
         if was != CtrlState::Dead && was != CtrlState::Removing {
@@ -752,8 +762,13 @@ impl CtrlCore {
     /// Starts unbinding: waits for a running reset, then lets I/O drain.
     pub(crate) fn begin_removal(self: &Arc<Self>) {
         self.cancel_work();
-        if self.state() != CtrlState::Dead {
-            self.set_state(CtrlState::Removing);
+        let io = self.io.lock();
+        match self.state() {
+            CtrlState::Dead => {}
+            // Held stopped by a function reset of its PF that has not finished: it would
+            // not come back, and its requests wait at quiesced queues; fail them now.
+            CtrlState::Resetting => self.fail(io.as_ref(), format_args!("unbound during a reset")),
+            CtrlState::Live | CtrlState::Removing => self.set_state(CtrlState::Removing),
         }
     }
 
