@@ -33,6 +33,8 @@ pub const BOOKWORM_PKGS: &[&str] = &[
     "kmod",
     // clippy-driver for the kernel's rustc (`cargo xtask lint`).
     "rust-web-clippy",
+    // Building Documentation/ with warnings as errors (`cargo xtask lint`).
+    "python3-sphinx",
     // Building the L0 QEMU from Debian's source (`cargo xtask qemu`).
     "ninja-build",
     "libglib2.0-dev",

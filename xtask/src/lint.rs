@@ -1,4 +1,5 @@
-//! `cargo xtask lint`: rustfmt and clippy over the host crates and the kernel module.
+//! `cargo xtask lint`: rustfmt and clippy over the host crates and the kernel module, and
+//! the Sphinx build of `Documentation/` with warnings as errors.
 //!
 //! The kernel-side code is linted by Kbuild itself (`make CLIPPY=1`), which runs
 //! Debian's `clippy-driver` (package rust-web-clippy, the same 1.96 toolchain as the
@@ -58,6 +59,17 @@ pub fn run(paths: &Paths, k: &Kernel) -> Result<()> {
     ]);
     if proc::run(&mut clippy).is_err() {
         failures.push("cargo clippy (host crates)".to_string());
+    }
+
+    // Documentation/ as Sphinx builds it, any warning an error; the output goes to the
+    // cache, not the repository.
+    let mut sphinx = Command::new("sphinx-build");
+    sphinx
+        .current_dir(&paths.repo)
+        .args(["-W", "--keep-going", "-q", "-b", "html", "Documentation"])
+        .arg(paths.cache.join("sphinx-html"));
+    if proc::run(&mut sphinx).is_err() {
+        failures.push("sphinx-build -W (Documentation/)".to_string());
     }
 
     crate::module::clean_if_other_kernel(paths, k)?;

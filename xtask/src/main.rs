@@ -82,7 +82,8 @@ enum Cmd {
     /// Boot the VM and run the narrated demo, streaming the guest console.
     Demo(DemoArgs),
     /// Check formatting and lints: rustfmt and clippy over the host crates,
-    /// rustfmt and the kernel's clippy (make CLIPPY=1) over the module.
+    /// rustfmt and the kernel's clippy (make CLIPPY=1) over the module, and
+    /// Documentation/ built by Sphinx with warnings as errors.
     Lint,
     /// Run a benchmark in the VM (release kernel).
     ///
