@@ -148,6 +148,9 @@ macro_rules! kunit_tests {
             static mut SUITE: kernel::bindings::kunit_suite =
                 $crate::kapi::kunit::suite(stringify!($suite), &raw mut CASES as *mut _);
 
+            // The section KUnit finds its suites in; expanded in driver code, whose crate
+            // denies `unsafe_code`, so the macro allows its own attribute.
+            #[allow(unsafe_code)]
             #[used]
             #[link_section = ".kunit_test_suites"]
             static mut SUITE_ENTRY: *const kernel::bindings::kunit_suite = &raw const SUITE;

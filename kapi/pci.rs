@@ -146,6 +146,9 @@ impl<T: 'static> IdTable<T> {
 /// ```
 macro_rules! pci_device_table {
     ($table:ident, $module_table:ident, $info_ty:ty, [ $( ($id:expr, $info:expr) ),+ $(,)? ]) => {
+        // The table modpost reads under this symbol name; expanded in driver code, whose
+        // crate denies `unsafe_code`, so the macro allows its own attribute.
+        #[allow(unsafe_code)]
         #[export_name = concat!("__mod_pci__", stringify!($module_table), "_device_table")]
         static $module_table: [$crate::kapi::pci::DeviceId; [$(stringify!($id)),+].len() + 1] =
             $crate::kapi::pci::DeviceId::index_table([

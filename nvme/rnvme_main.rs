@@ -13,8 +13,13 @@
 //! - `vfio-mode/`: the vfio-mode driver and the switch between the two modes.
 //! - `sysfs/`: the `mode` and `sriov_vf_mode` attributes.
 
+// Driver code is safe Rust, and the compiler holds it to that: only the kernel API layer
+// (`kapi/`) may contain `unsafe`, each block with its `// SAFETY:` argument.
+#![deny(unsafe_code)]
+
 // The layer mirrors upstream APIs as a library would; not every item has a user yet.
 #[allow(dead_code)]
+#[allow(unsafe_code)]
 #[macro_use]
 #[path = "../kapi/mod.rs"]
 mod kapi;
