@@ -14,7 +14,7 @@
 //! - `sysfs/`: the `mode` and `sriov_vf_mode` attributes.
 
 // Driver code is safe Rust, and the compiler holds it to that: only the kernel API layer
-// (`kapi/`) may contain `unsafe`, each block with its `// SAFETY:` argument.
+// (`kapi/`) may contain `unsafe`, each block with the argument why it is sound.
 #![deny(unsafe_code)]
 
 // The layer mirrors upstream APIs as a library would; not every item has a user yet.

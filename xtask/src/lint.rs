@@ -80,6 +80,9 @@ pub fn run(paths: &Paths, k: &Kernel) -> Result<()> {
         .args(k.make_vars())
         .arg("CLIPPY=1")
         .arg(format!("CLIPPY_DRIVER={KERNEL_CLIPPY_DRIVER}"))
+        // cargo gives `cargo xtask` its package's rust-version in this variable, which
+        // clippy-driver would take as the module's MSRV over the kernel's clippy.toml.
+        .env_remove("CARGO_PKG_RUST_VERSION")
         .arg(format!("-j{}", proc::jobs()))
         .arg("modules");
     println!("[lint] {}", proc::show(&make));
