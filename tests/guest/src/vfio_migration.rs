@@ -22,46 +22,17 @@ const FEATURE_MIGRATION: u32 = 1;
 const FEATURE_MIG_DEVICE_STATE: u32 = 2;
 const FEATURE_MIG_DATA_SIZE: u32 = 9;
 
-/// `VFIO_MIGRATION_STOP_COPY`, `_P2P`, `_PRE_COPY`.
-pub const STOP_COPY: u64 = 1;
-/// See [`STOP_COPY`].
-pub const P2P: u64 = 2;
-/// See [`STOP_COPY`].
-pub const PRE_COPY: u64 = 4;
+/// `enum vfio_device_mig_state`, the uAPI flags and every state: the driver's own
+/// definitions (`vfio-mode/mig/fsm.rs`, through the host crate `rnvme-spec`), so the test
+/// and the driver cannot disagree about a value.
+pub use rnvme_spec::mig::fsm::{
+    MigState as State, MIGRATION_P2P as P2P, MIGRATION_PRE_COPY as PRE_COPY,
+    MIGRATION_STOP_COPY as STOP_COPY, STATES,
+};
 
-/// `enum vfio_device_mig_state`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum State {
-    Error = 0,
-    Stop = 1,
-    Running = 2,
-    StopCopy = 3,
-    Resuming = 4,
-    RunningP2p = 5,
-    PreCopy = 6,
-    PreCopyP2p = 7,
-}
-
-/// Every state, in uAPI order.
-pub const STATES: [State; 8] = [
-    State::Error,
-    State::Stop,
-    State::Running,
-    State::StopCopy,
-    State::Resuming,
-    State::RunningP2p,
-    State::PreCopy,
-    State::PreCopyP2p,
-];
-
-impl State {
-    fn from_raw(v: u32) -> io::Result<Self> {
-        STATES
-            .get(v as usize)
-            .copied()
-            .ok_or_else(|| io::Error::other(format!("device state {v} is not a state")))
-    }
+/// The state of a uAPI value the kernel returned.
+fn state_of(v: u32) -> io::Result<State> {
+    State::from_raw(v).ok_or_else(|| io::Error::other(format!("device state {v} is not a state")))
 }
 
 /// `struct vfio_device_feature` with room for the largest payload used here.
@@ -116,7 +87,7 @@ pub fn state(device: &impl AsRawFd) -> io::Result<State> {
         [0; 2],
         8,
     )?;
-    State::from_raw(d[0] as u32)
+    state_of(d[0] as u32)
 }
 
 /// Moves the device to `state`; returns the data fd the change opened, if any.
