@@ -11,6 +11,7 @@ mod bench;
 mod cpio;
 mod demo;
 mod disk;
+mod fixture;
 mod harness;
 mod identity;
 mod kmsg;

@@ -21,13 +21,13 @@
 use std::time::{Duration, Instant};
 
 use super::median;
+use crate::fixture::set_mode;
 use crate::{
     disk::pattern,
     harness::Env,
     module::{self, RNVME},
     pci::{self, Function},
     sriov::{scid_of, set_numvfs, vfs, CHARDEV},
-    tests::vfio::set_mode,
     vfio_client::{Client, Path, Q},
     vfio_migration::{read_all, set_state, state, write_all, ReadEnd, State},
 };

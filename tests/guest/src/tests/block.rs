@@ -6,11 +6,11 @@
 
 use std::{fs, io::Write, path::Path};
 
+use crate::fixture::{load_fresh, with_loaded};
 use crate::{
     disk::{pattern, Direct, DISK},
     harness::{ensure, Env, Report, Test},
     module::{self, RNVME},
-    tests::smoke::{load_fresh, with_loaded},
 };
 
 /// The block tests.

@@ -5,11 +5,11 @@
 
 use std::{fs, os::fd::AsRawFd, path::Path, thread, time::Duration};
 
+use crate::fixture::{load_fresh, with_loaded};
 use crate::{
     harness::{ensure, Env, Report, Test},
     module::{self, RNVME},
     nvme_ioctl::{self, errno_unprivileged, Cmd, ADMIN_CMD, ID},
-    tests::smoke::{load_fresh, with_loaded},
 };
 
 /// The first controller's character device.

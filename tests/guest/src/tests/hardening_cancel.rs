@@ -15,6 +15,7 @@
 
 use std::{fs::File, io::Read, io::Write, time::Duration};
 
+use crate::fixture::set_mode;
 use crate::{
     disk::pattern,
     harness::{ensure, Env, Report, Test},
@@ -23,7 +24,6 @@ use crate::{
     tests::{
         hardening::Campaign,
         migration::{migrate, open_pair, with_vf_pair},
-        vfio::set_mode,
     },
     vfio_client::{Client, Path, Q},
     vfio_migration::{read_all, set_state, state, write_all, ReadEnd, State},

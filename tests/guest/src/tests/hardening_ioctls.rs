@@ -11,11 +11,12 @@
 
 use std::{fs, os::fd::AsRawFd};
 
+use crate::fixture::with_loaded;
 use crate::{
     disk::{pattern, Direct},
     harness::{ensure, Env, Report, Test},
     nvme_ioctl::{self, errno_unprivileged, Cmd, ADMIN_CMD, ID, IO64_CMD, IO_CMD},
-    tests::{hardening::Campaign, smoke::with_loaded},
+    tests::hardening::Campaign,
 };
 
 /// The ioctl campaign.

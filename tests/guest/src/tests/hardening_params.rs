@@ -12,16 +12,14 @@
 
 use std::{ffi::OsStr, os::unix::ffi::OsStrExt, path::PathBuf, process::Command};
 
+use crate::fixture::with_loaded;
 use crate::{
     disk::{pattern, Direct},
     harness::{ensure, Env, Report, Test},
     kmsg,
     module::{self, RNVME},
     sriov::{list_secondary, set_numvfs},
-    tests::{
-        hardening::{hostile_values, write_once, Campaign},
-        smoke::with_loaded,
-    },
+    tests::hardening::{hostile_values, write_once, Campaign},
 };
 
 /// The parameter campaigns.

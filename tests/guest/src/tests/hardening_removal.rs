@@ -18,6 +18,7 @@ use std::{
     time::Duration,
 };
 
+use crate::fixture::{check_mode, set_mode, with_loaded};
 use crate::{
     disk::{pattern, Direct},
     harness::{ensure, wait_until, Env, Report, Test},
@@ -25,11 +26,7 @@ use crate::{
     module::{self, RNVME},
     pci::Function,
     sriov::{scid_of, set_numvfs, vfs, write_attr, CHARDEV},
-    tests::{
-        hardening::Campaign,
-        smoke::with_loaded,
-        vfio::{check_mode, set_mode, wait_vf_disk},
-    },
+    tests::{hardening::Campaign, vfio::wait_vf_disk},
     vfio_client::{Client, Path},
 };
 

@@ -16,6 +16,7 @@ use std::{
     time::Duration,
 };
 
+use crate::fixture::{check_mode, load_fresh, mode_path, read_mode, with_vfs};
 use crate::{
     disk::{pattern, Direct},
     harness::{ensure, wait_until, Env, Report, Test},
@@ -26,8 +27,7 @@ use crate::{
     sriov::{vf_disk, write_attr, CHARDEV},
     tests::{
         hardening::Campaign,
-        smoke::load_fresh,
-        vfio::{check_mode, disk_ios, mode_path, read_mode, wait_vf_disk, with_vfs, FioVerify},
+        vfio::{disk_ios, wait_vf_disk, FioVerify},
     },
     vfio_client::{Client, Path},
 };

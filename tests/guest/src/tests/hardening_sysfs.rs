@@ -12,13 +12,14 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use crate::fixture::{check_mode, mode_path, set_mode, with_vfs};
 use crate::{
     disk::{pattern, Direct},
     harness::{ensure, wait_until, Env, Report, Test},
     module::{self, RNVME},
     tests::{
         hardening::{hostile_values, write_once, Campaign},
-        vfio::{check_mode, mode_path, set_mode, wait_vf_disk, with_vfs},
+        vfio::wait_vf_disk,
     },
 };
 

@@ -5,11 +5,11 @@
 
 use std::{path::Path, thread, time::Duration};
 
+use crate::fixture::load_fresh;
 use crate::{
     harness::{ensure, Env, Report, Test},
     kmsg,
     module::{self, RNVME},
-    tests::smoke::load_fresh,
 };
 
 /// The identify tests.

@@ -2,12 +2,12 @@
 
 //! The module's KUnit suites: they run when the module loads; every case becomes one result.
 
+use crate::fixture::load_fresh;
 use crate::{
     harness::{Env, Outcome, Report, Test},
     kmsg,
     ktap::{self, CaseStatus},
     module::{self, RNVME},
-    tests::smoke::load_fresh,
 };
 
 /// Suites the module must contain.

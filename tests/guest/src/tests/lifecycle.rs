@@ -4,11 +4,11 @@
 
 use std::{fs, thread, time::Duration};
 
+use crate::fixture::load_fresh;
 use crate::{
     harness::{ensure, Env, Report, Test},
     module::{self, RNVME},
     pci,
-    tests::smoke::load_fresh,
 };
 
 /// The lifecycle tests.

@@ -20,13 +20,13 @@ use std::{
     time::Duration,
 };
 
+use crate::fixture::{set_mode, with_loaded};
 use crate::{
     disk::pattern,
     harness::{ensure, Env, Report, Test},
     kmsg, module,
     pci::Function,
     sriov::{scid_of, set_numvfs, vfs, CHARDEV},
-    tests::{smoke::with_loaded, vfio::set_mode},
     vfio_client::{Client, Path, Q, QDEPTH},
     vfio_migration::{
         self as mig, data_size, flags, precopy_info, read_all, set_state, set_state_raw, state,

@@ -23,6 +23,7 @@ use std::{
 
 use qapi::qmp;
 
+use crate::fixture::set_mode;
 use crate::{
     cpio::Cpio,
     disk::{pattern, Direct},
@@ -31,7 +32,7 @@ use crate::{
     pci::Function,
     tests::{
         migration::with_vf_pair,
-        vfio::{set_mode, wait_vf_disk},
+        vfio::wait_vf_disk,
         vfio_qemu::{
             check_realized, log_tail, nested_kernel, no_problems_since, problems, wait_exit, Vmm,
             BUSYBOX,

@@ -6,11 +6,11 @@
 
 use std::{path::Path, time::Duration};
 
+use crate::fixture::with_loaded;
 use crate::{
     disk::{pattern, Direct},
     harness::{ensure, wait_until, Env, Report, Test},
     kmsg, module,
-    tests::smoke::with_loaded,
 };
 
 /// The controller's character device.

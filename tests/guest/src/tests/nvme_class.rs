@@ -9,6 +9,7 @@ use std::{fs, path::Path, thread, time::Duration};
 
 use serde_json::Value;
 
+use crate::fixture::load_fresh;
 use crate::{
     disk::{pattern, Direct},
     harness::{ensure, wait_until, Env, Report, Test},
@@ -16,7 +17,6 @@ use crate::{
     module::{self, RNVME},
     pci::{self, Function},
     sriov::{list_secondary_on, set_numvfs, vfs},
-    tests::smoke::load_fresh,
 };
 
 /// How long a probe may take to show its devices (TCG, and the C driver probes

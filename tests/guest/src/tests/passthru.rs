@@ -6,12 +6,12 @@
 
 use std::{fs, os::fd::AsRawFd};
 
+use crate::fixture::with_loaded;
 use crate::{
     disk::{pattern, Direct, DISK},
     harness::{ensure, Env, Report, Test},
     module,
     nvme_ioctl::{errno_unprivileged, Cmd, ID, IO64_CMD, IO_CMD},
-    tests::smoke::with_loaded,
 };
 
 /// The controller device.

@@ -12,17 +12,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::fixture::{load_fresh, set_mode, with_vfs};
 use crate::{
     disk::{pattern, Direct, DISK},
     harness::{ensure, Env, Report, Test},
     kmsg,
     module::{self, RNVME},
     nvme_ioctl::{Cmd, ADMIN_CMD},
-    tests::{
-        recovery_reset::vfio_queue_works,
-        smoke::load_fresh,
-        vfio::{set_mode, wait_vf_disk, with_vfs},
-    },
+    tests::{recovery_reset::vfio_queue_works, vfio::wait_vf_disk},
 };
 
 /// The recovery tests.

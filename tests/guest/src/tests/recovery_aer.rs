@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use crate::fixture::{check_mode, load_fresh, set_mode, with_vfs};
 use crate::{
     aer,
     disk::{pattern, Direct, DISK},
@@ -19,8 +20,7 @@ use crate::{
     module::{self, RNVME},
     tests::{
         recovery_reset::vfio_queue_works,
-        smoke::load_fresh,
-        vfio::{check_mode, disk_ios, set_mode, wait_vf_disk, with_vfs, FioVerify},
+        vfio::{disk_ios, wait_vf_disk, FioVerify},
     },
 };
 

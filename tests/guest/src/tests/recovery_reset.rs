@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::fixture::{check_mode, load_fresh, set_mode, with_vfs};
 use crate::{
     disk::{pattern, Direct, DISK},
     harness::{ensure, wait_until, Env, Report, Test},
@@ -18,10 +19,7 @@ use crate::{
     module::{self, RNVME},
     pci::Function,
     sriov::write_attr,
-    tests::{
-        smoke::load_fresh,
-        vfio::{check_mode, disk_ios, set_mode, wait_vf_disk, with_vfs, FioVerify},
-    },
+    tests::vfio::{disk_ios, wait_vf_disk, FioVerify},
     vfio_client::{Client, Path},
 };
 

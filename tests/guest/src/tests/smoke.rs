@@ -6,11 +6,11 @@
 use std::{fs, path::Path, thread, time::Duration};
 
 use crate::{
+    fixture::load_fresh,
     harness::{ensure, Env, Report, Test},
     identity, kmsg,
     mmio::BarMap,
     module::{self, RNVME},
-    pci,
 };
 
 /// The smoke tests.
@@ -47,29 +47,6 @@ pub fn tests() -> Vec<Test> {
             run: unload_unbinds,
         },
     ]
-}
-
-/// Loads rnvme (after unloading anything bound to the PF) and returns the PF.
-pub fn load_fresh(env: &Env) -> Result<pci::Function, String> {
-    module::ensure_unloaded(RNVME)?;
-    if module::is_loaded("nvme") {
-        module::modprobe_remove(&env.modroot, "nvme")?;
-    }
-    let pf = pci::nvme_pf()?;
-    module::insmod(&env.module)?;
-    Ok(pf)
-}
-
-/// Loads the rnvme module fresh, runs `f` with the PF it bound, and unloads the module
-/// whatever `f` returned; a test that passes reports nothing more.
-pub fn with_loaded(
-    env: &Env,
-    f: impl FnOnce(&pci::Function) -> Result<(), String>,
-) -> Result<Vec<Report>, String> {
-    let pf = load_fresh(env)?;
-    let result = f(&pf);
-    module::rmmod(RNVME)?;
-    result.map(|()| vec![])
 }
 
 fn module_alias(env: &Env) -> Result<Vec<Report>, String> {

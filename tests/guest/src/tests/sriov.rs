@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use crate::fixture::with_loaded;
 use crate::{
     disk::{pattern, Direct},
     harness::{ensure, wait_until, Env, Report, Test},
@@ -18,7 +19,6 @@ use crate::{
     module::{self, RNVME},
     pci::Function,
     sriov::{list_secondary, numvfs, numvfs_path, set_numvfs, vf_disk, vfs, write_attr, CHARDEV},
-    tests::smoke::with_loaded,
 };
 
 /// The shared namespace the VFs get.

@@ -16,25 +16,19 @@ use std::{
     time::Duration,
 };
 
+use crate::fixture::{
+    check_mode, load_fresh, mode_path, read_mode, set_mode, with_loaded, with_vfs, NSID, RNVME_VFIO,
+};
 use crate::{
     disk::{pattern, Direct},
     harness::{ensure, wait_until, Env, Report, Test},
     kmsg,
     module::{self, RNVME},
     pci::Function,
-    sriov::{
-        list_secondary, numvfs, numvfs_path, scid_of, set_numvfs, vf_disk, vfs, write_attr, CHARDEV,
-    },
-    tests::smoke::{self, with_loaded},
+    sriov::{list_secondary, numvfs, numvfs_path, set_numvfs, vf_disk, vfs, write_attr},
     vfio_client::{self, Client, Path},
     vfio_migration,
 };
-
-/// The vfio-mode driver.
-const RNVME_VFIO: &str = "rnvme-vfio";
-
-/// The namespace the tests give a VF.
-const NSID: u32 = 2;
 
 /// How long VF disks may take to appear or go (TCG).
 const SETTLE: Duration = Duration::from_secs(30);
@@ -85,40 +79,6 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
-pub(crate) fn mode_path(vf: &Function) -> PathBuf {
-    vf.dir().join("mode")
-}
-
-pub(crate) fn read_mode(vf: &Function) -> Result<String, String> {
-    let p = mode_path(vf);
-    fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
-}
-
-/// Writes `mode` to the VF's `mode` attribute.
-pub(crate) fn set_mode(vf: &Function, mode: &str) -> Result<(), String> {
-    write_attr(&mode_path(vf), mode)
-        .map_err(|e| format!("echo {mode} > {}/mode: errno {e}", vf.bdf))
-}
-
-/// Checks the VF is in `mode`: the attribute and the bound driver agree.
-pub(crate) fn check_mode(vf: &Function, mode: &str) -> Result<(), String> {
-    let (want_show, want_driver) = match mode {
-        "nvme" => ("[nvme] vfio\n", RNVME),
-        _ => ("nvme [vfio]\n", RNVME_VFIO),
-    };
-    let shown = read_mode(vf)?;
-    let driver = vf.driver();
-    ensure(
-        shown == want_show && driver.as_deref() == Some(want_driver),
-        || {
-            format!(
-                "{}: mode shows {shown:?}, bound to {driver:?}; want {mode}",
-                vf.bdf
-            )
-        },
-    )
-}
-
 /// Checks that VF `vf` of `pf`, whose VFIO device is open (`held` says by whom), is busy:
 /// switching it to nvme and disabling the VFs are refused with `EBUSY` and change nothing,
 /// and the module cannot be unloaded.
@@ -141,37 +101,6 @@ pub(crate) fn check_held(pf: &Function, vf: &Function, held: &str) -> Result<(),
         format!("rmmod succeeded {held}")
     })?;
     check_mode(vf, "vfio")
-}
-
-/// Runs `f` with the module loaded and `n` VFs enabled (namespace 2 attached to VF 1 when
-/// `attach`); afterwards puts every VF back in block mode, detaches and disables.
-pub(crate) fn with_vfs(
-    env: &Env,
-    n: u16,
-    attach: bool,
-    f: impl FnOnce(&Function, &[Function]) -> Result<(), String>,
-) -> Result<Vec<Report>, String> {
-    with_loaded(env, |pf| {
-        set_numvfs(pf, n)?;
-        let vfs = vfs(pf)?;
-        ensure(vfs.len() == usize::from(n), || {
-            format!("{} VFs, want {n}", vfs.len())
-        })?;
-        let ns = NSID.to_string();
-        let c = scid_of(1)?;
-        if attach {
-            module::run("nvme", &["attach-ns", CHARDEV, "-n", &ns, "-c", &c])?;
-        }
-        let result = f(pf, &vfs);
-        for vf in &vfs {
-            let _ = set_mode(vf, "nvme");
-        }
-        let _ = write_attr(&pf.dir().join("sriov_vf_mode"), "nvme");
-        if attach {
-            module::run("nvme", &["detach-ns", CHARDEV, "-n", &ns, "-c", &c])?;
-        }
-        result.and(set_numvfs(pf, 0))
-    })
 }
 
 fn mode_attributes(env: &Env) -> Result<Vec<Report>, String> {
@@ -631,7 +560,7 @@ fn switch_during_fio(env: &Env) -> Result<Vec<Report>, String> {
 }
 
 fn unload_in_vfio_mode(env: &Env) -> Result<Vec<Report>, String> {
-    let pf = smoke::load_fresh(env)?;
+    let pf = load_fresh(env)?;
     let mark = kmsg::mark()?;
     let result = (|| {
         write_attr(&pf.dir().join("sriov_vf_mode"), "vfio")

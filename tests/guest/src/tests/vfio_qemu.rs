@@ -26,6 +26,7 @@ use std::{
 
 use qapi::{qmp, Qmp, Stream};
 
+use crate::fixture::{check_mode, read_mode, set_mode, with_loaded, with_vfs};
 use crate::{
     disk::{pattern, Direct},
     harness::{ensure, wait_until, Env, Report, Test, SLOW},
@@ -33,10 +34,7 @@ use crate::{
     module::RNVME,
     pci::Function,
     sriov::{set_numvfs, vf_disk, vfs, write_attr},
-    tests::{
-        smoke::with_loaded,
-        vfio::{check_held, check_mode, read_mode, set_mode, wait_vf_disk, with_vfs},
-    },
+    tests::vfio::{check_held, wait_vf_disk},
 };
 
 /// The vfio-mode driver.
