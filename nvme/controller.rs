@@ -10,7 +10,6 @@ use crate::{
     chardev::CtrlFile,
     core::{CtrlCore, IoLink},
     dbbuf::DbBuf,
-    driver::BAR0_NAME,
     events::AdminIrq,
     io_ops::{MAX_SEGMENTS, MAX_TRANSFER},
     io_queue::{IoQueue, IoQueues, QueueIrq},
@@ -36,6 +35,9 @@ use crate::{
         regs::{Cap, Csts, Vs, REGS_SIZE},
     },
 };
+
+/// Name under which the driver requests BAR0 (in either mode).
+pub(crate) const BAR0_NAME: &kernel::str::CStr = c_str!("rnvme");
 
 /// At most this many I/O queues (one per CPU up to this).
 const MAX_IO_QUEUES: u32 = 8;

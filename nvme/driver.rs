@@ -2,7 +2,7 @@
 
 //! The PCI driver: binds NVMe functions (class 01:08:02) and owns their controller.
 
-use kernel::{c_str, prelude::*, sync::Arc};
+use kernel::{prelude::*, sync::Arc};
 
 use crate::{
     controller::Controller,
@@ -149,6 +149,3 @@ impl NvmeDriver {
         self.controller.core()
     }
 }
-
-/// Name under which the driver requests BAR0.
-pub(crate) const BAR0_NAME: &kernel::str::CStr = c_str!("rnvme");

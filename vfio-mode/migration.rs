@@ -28,8 +28,8 @@ use kernel::{
 };
 
 use crate::{
+    controller::BAR0_NAME,
     core::CtrlCore,
-    driver::BAR0_NAME,
     kapi::{
         device::{dev_err, dev_info, dev_warn, Core},
         error::{enomsg, eopnotsupp},
