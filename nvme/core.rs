@@ -3,7 +3,7 @@
 //! The controller state shared by probe, the I/O path and error recovery: registers, the
 //! admin queue, the controller state machine, and the reset that recovers from timeouts.
 
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 
 use kernel::{
     new_mutex, new_work,
@@ -95,9 +95,8 @@ pub(crate) struct CtrlCore {
     io: Mutex<Option<IoLink>>,
     #[pin]
     reset_work: Work<CtrlCore>,
-    resets: AtomicU32,
-    /// Why the queued reset runs (a [`ResetCause`]), for its log line.
-    reset_cause: AtomicU8,
+    /// What the resets keep between their steps.
+    resets: ResetBook,
     /// Handles asynchronous events (see `events.rs`).
     #[pin]
     pub(crate) event_work: Work<CtrlCore, 1>,
@@ -135,7 +134,7 @@ impl WorkItem for CtrlCore {
     type Pointer = Arc<CtrlCore>;
 
     fn run(this: Arc<CtrlCore>) {
-        let why = if this.reset_cause.load(Ordering::Relaxed) == ResetCause::PfReset as u8 {
+        let why = if this.resets.cause.load(Ordering::Relaxed) == ResetCause::PfReset as u8 {
             "its PF's controller was reset"
         } else {
             "I/O timeout"
@@ -163,6 +162,18 @@ pub(crate) enum ResetCause {
     Timeout = 0,
     /// The PF's controller was reset, which took this VF's secondary controller offline.
     PfReset = 1,
+}
+
+/// What a controller's resets keep between their steps.
+struct ResetBook {
+    /// Resets completed.
+    done: AtomicU32,
+    /// Why the queued reset runs (a [`ResetCause`]), for its log line.
+    cause: AtomicU8,
+    /// Whether the reset under way is held across two calls ([`CtrlCore::begin_reset`],
+    /// [`CtrlCore::finish_reset`]: a PCI function reset or error recovery) rather than run
+    /// by one task from start to end. Changed only with `io` held.
+    held: AtomicBool,
 }
 
 /// How the VFs' own controllers come back after their PF's controller was reset.
@@ -194,8 +205,11 @@ impl CtrlCore {
             state: AtomicU8::new(CtrlState::Live as u8),
             io <- new_mutex!(None, "CtrlCore::io"),
             reset_work <- new_work!("CtrlCore::reset_work"),
-            resets: AtomicU32::new(0),
-            reset_cause: AtomicU8::new(ResetCause::Timeout as u8),
+            resets: ResetBook {
+                done: AtomicU32::new(0),
+                cause: AtomicU8::new(ResetCause::Timeout as u8),
+                held: AtomicBool::new(false),
+            },
             event_work <- new_work!("CtrlCore::event_work"),
             dead_work <- new_work!("CtrlCore::dead_work"),
             aen_config: AtomicU32::new(0),
@@ -524,7 +538,7 @@ impl CtrlCore {
     /// Schedules a controller reset for `cause`; does nothing unless live.
     pub(crate) fn schedule_reset(self: &Arc<Self>, cause: ResetCause) {
         if self.state() == CtrlState::Live {
-            self.reset_cause.store(cause as u8, Ordering::Relaxed);
+            self.resets.cause.store(cause as u8, Ordering::Relaxed);
             // Already queued is fine: one reset handles every timeout.
             let _ = workqueue::system().enqueue::<Arc<CtrlCore>, 0>(self.clone());
         }
@@ -537,7 +551,7 @@ impl CtrlCore {
         // Held from the start until the secondary controllers are online again, so that
         // no VF's controller is brought up in between and left offline.
         let bringup = self.vf_bringup.lock();
-        if !self.stop_for_reset(why) {
+        if !self.stop_for_reset(why, false) {
             return;
         }
         let restarted = self.restart_after_reset();
@@ -553,7 +567,7 @@ impl CtrlCore {
         // Not while a VF's controller is being brought up (the PF's secondary controllers
         // go offline here); a VF probe finding its PF resetting declines.
         let _bringup = self.vf_bringup.lock();
-        self.stop_for_reset(why)
+        self.stop_for_reset(why, true)
     }
 
     /// Brings a controller that [`Self::begin_reset`] took out of service back; then its
@@ -571,13 +585,16 @@ impl CtrlCore {
     }
 
     /// The first half of a reset, with `vf_bringup` held: see [`Self::begin_reset`].
-    fn stop_for_reset(&self, why: &str) -> bool {
+    /// `held`: the second half comes from another call ([`Self::finish_reset`]).
+    fn stop_for_reset(&self, why: &str, held: bool) -> bool {
         let io = self.io.lock();
         // INVARIANT: `Resetting` is entered and left with `io` held, and the I/O queues
-        // stay quiesced (once, by the reset) for as long as it lasts.
+        // stay quiesced (once, by the reset) for as long as it lasts; whoever ends it
+        // (the restart, or giving up a held reset) releases that quiesce.
         if !self.transition(CtrlState::Live, CtrlState::Resetting) {
             return false;
         }
+        self.resets.held.store(held, Ordering::Relaxed);
         dev_warn!(
             self.pdev,
             "resetting controller: {} (CSTS {:#x})\n",
@@ -597,23 +614,28 @@ impl CtrlCore {
     /// gives the controller up. Returns whether the controller is live again.
     fn restart_after_reset(self: &Arc<Self>) -> bool {
         let io = self.io.lock();
+        // This task ends the reset now, whoever began it.
+        self.resets.held.store(false, Ordering::Relaxed);
         let restarted = match io.as_ref().map_or(Ok(()), |link| self.restart(link)) {
             Ok(()) => {
-                self.transition(CtrlState::Resetting, CtrlState::Live);
-                if let Some(link) = io.as_ref() {
-                    link.tagset.unquiesce();
-                }
-                let n = self.resets.fetch_add(1, Ordering::Relaxed) + 1;
-                dev_info!(self.pdev, "controller reset complete ({} so far)\n", n);
-                true
+                // Fails if the driver began unbinding meanwhile (`Removing`): the
+                // controller works, and the unbind goes on with it.
+                self.transition(CtrlState::Resetting, CtrlState::Live)
             }
             Err(e) => {
-                // Ends the reset's quiesce too.
                 self.fail(io.as_ref(), format_args!("reset failed ({:?})", e));
                 false
             }
         };
+        if let Some(link) = io.as_ref() {
+            // The reset's quiesce (`stop_for_reset`).
+            link.tagset.unquiesce();
+        }
         drop(io);
+        if restarted {
+            let n = self.resets.done.fetch_add(1, Ordering::Relaxed) + 1;
+            dev_info!(self.pdev, "controller reset complete ({} so far)\n", n);
+        }
         // The reset took the VFs' secondary controllers offline.
         if restarted {
             self.sriov_restore_secondaries();
@@ -647,13 +669,15 @@ impl CtrlCore {
                 self.status().0
             );
         }
+        // A held reset (`begin_reset`) ends here: nobody else would release its quiesce.
+        // A reset run by one task releases it itself when its restart fails.
+        let ends_held =
+            was == CtrlState::Resetting && self.resets.held.swap(false, Ordering::Relaxed);
         if let Some(link) = link {
             link.tagset.quiesce();
             self.stop_and_cancel(link, Cancel::Fail);
             link.tagset.unquiesce();
-            // A reset under way held the queues quiesced (`stop_for_reset`): a dead
-            // controller lets them go, so that what waits there fails at once.
-            if was == CtrlState::Resetting {
+            if ends_held {
                 link.tagset.unquiesce();
             }
         }
@@ -765,10 +789,16 @@ impl CtrlCore {
         let io = self.io.lock();
         match self.state() {
             CtrlState::Dead => {}
-            // Held stopped by a function reset of its PF that has not finished: it would
-            // not come back, and its requests wait at quiesced queues; fail them now.
-            CtrlState::Resetting => self.fail(io.as_ref(), format_args!("unbound during a reset")),
-            CtrlState::Live | CtrlState::Removing => self.set_state(CtrlState::Removing),
+            // Held stopped by a function reset (its own, or its PF's) whose second half
+            // will not come for it: its requests wait at quiesced queues; fail them now.
+            CtrlState::Resetting if self.resets.held.load(Ordering::Relaxed) => {
+                self.fail(io.as_ref(), format_args!("unbound during a function reset"))
+            }
+            // A reset run by one task (a timeout's, a user's) finishes by itself, and the
+            // unbind goes on with the controller it brought back.
+            CtrlState::Resetting | CtrlState::Live | CtrlState::Removing => {
+                self.set_state(CtrlState::Removing)
+            }
         }
     }
 
