@@ -13,6 +13,7 @@ use kernel::{bindings, error::from_result, ffi, prelude::*, types::ForeignOwnabl
 use super::{
     device::Device,
     driver::{ChannelState, Driver, ErsResult},
+    registration::DriverCallbacks,
 };
 use crate::kapi::{bindings::sys, device::Core};
 
@@ -37,14 +38,14 @@ pub(in crate::kapi) unsafe fn physfn_data<'a, T: Driver>(
     }
 }
 
-/// The C callbacks of a [`Driver`].
-pub(super) struct Adapter<T: Driver>(PhantomData<T>);
+/// The C callbacks of a [`Driver`]: what a [`super::Registration`] of `T` fills in.
+pub(crate) struct Adapter<T: Driver>(PhantomData<T>);
 
 impl<T: Driver> Adapter<T> {
     /// # Safety
     ///
     /// Called by the PCI core with a valid device (lock held) and a valid matched ID.
-    pub(super) unsafe extern "C" fn probe_callback(
+    unsafe extern "C" fn probe_callback(
         pdev: *mut sys::pci_dev,
         id: *const bindings::pci_device_id,
     ) -> ffi::c_int {
@@ -83,7 +84,7 @@ impl<T: Driver> Adapter<T> {
     /// # Safety
     ///
     /// Called by the PCI core with a valid device that `probe_callback` bound.
-    pub(super) unsafe extern "C" fn remove_callback(pdev: *mut sys::pci_dev) {
+    unsafe extern "C" fn remove_callback(pdev: *mut sys::pci_dev) {
         // SAFETY: the PCI core calls remove with a valid, locked, still bound device.
         let dev = unsafe { Device::<Core>::from_raw(pdev) };
         // SAFETY: the device is valid.
@@ -110,7 +111,7 @@ impl<T: Driver> Adapter<T> {
     /// # Safety
     ///
     /// Called by the PCI core (from `sriov_numvfs`) with a valid, locked device.
-    pub(super) unsafe extern "C" fn sriov_configure_callback(
+    unsafe extern "C" fn sriov_configure_callback(
         pdev: *mut sys::pci_dev,
         num_vfs: ffi::c_int,
     ) -> ffi::c_int {
@@ -127,7 +128,7 @@ impl<T: Driver> Adapter<T> {
     /// # Safety
     ///
     /// Called by the PCI core at shutdown with a valid device, bound or not.
-    pub(super) unsafe extern "C" fn shutdown_callback(pdev: *mut sys::pci_dev) {
+    unsafe extern "C" fn shutdown_callback(pdev: *mut sys::pci_dev) {
         // SAFETY: the PCI core calls shutdown with a valid device, its lock held.
         if let Some((dev, data)) = unsafe { Self::bound(pdev) } {
             T::shutdown(dev, data);
@@ -226,7 +227,7 @@ impl<T: Driver> Adapter<T> {
 
     /// The error handlers of every driver of type `T`: a constant, so `&ERROR_HANDLERS`
     /// is a static the PCI core may keep.
-    pub(super) const ERROR_HANDLERS: sys::pci_error_handlers = sys::pci_error_handlers {
+    const ERROR_HANDLERS: sys::pci_error_handlers = sys::pci_error_handlers {
         error_detected: Some(Self::error_detected_callback),
         mmio_enabled: Some(Self::mmio_enabled_callback),
         slot_reset: Some(Self::slot_reset_callback),
@@ -235,4 +236,24 @@ impl<T: Driver> Adapter<T> {
         resume: Some(Self::resume_callback),
         cor_error_detected: None,
     };
+}
+
+// SAFETY: `T::ID_TABLE` is a static, terminated table (`IdTable` invariant); the adapter's
+// callbacks are valid for any device the PCI core binds.
+unsafe impl<T: Driver> DriverCallbacks for Adapter<T> {
+    fn id_table() -> *const bindings::pci_device_id {
+        T::ID_TABLE.as_ptr()
+    }
+
+    unsafe fn fill(drv: *mut sys::pci_driver) {
+        // SAFETY: `drv` points to the `pci_driver` being initialised, not yet registered
+        // (caller).
+        unsafe {
+            (*drv).probe = Some(Self::probe_callback);
+            (*drv).remove = Some(Self::remove_callback);
+            (*drv).shutdown = Some(Self::shutdown_callback);
+            (*drv).sriov_configure = Some(Self::sriov_configure_callback);
+            (*drv).err_handler = &Self::ERROR_HANDLERS;
+        }
+    }
 }

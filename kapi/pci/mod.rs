@@ -13,7 +13,8 @@
 //! - [`attribute`] and [`vf_attribute`]: sysfs attributes of bound functions
 //!   ([`BoundAttribute`]) and of VFs ([`VfAttribute`]);
 //! - [`adapter`]: the C callbacks of a [`Driver`];
-//! - [`registration`]: the `struct pci_driver` registration, [`Registration`].
+//! - [`registration`]: the one `struct pci_driver` registration of every kind of PCI
+//!   driver (this module's [`Registration`], [`crate::kapi::vfio::Registration`]).
 //!
 //! C header: [`include/linux/pci.h`](srctree/include/linux/pci.h)
 
@@ -24,7 +25,7 @@ mod device;
 mod driver;
 mod id;
 mod irq_vectors;
-mod registration;
+pub(in crate::kapi) mod registration;
 mod vf_attribute;
 
 pub(in crate::kapi) use adapter::physfn_data;
@@ -34,6 +35,7 @@ pub(crate) use device::Device;
 pub(crate) use driver::{ChannelState, Driver, ErsResult};
 pub(crate) use id::{pci_device_table, DeviceId, IdTable};
 pub(crate) use irq_vectors::{IrqTypes, IrqVectors};
-pub(in crate::kapi) use registration::DriverRegistration;
-pub(crate) use registration::Registration;
 pub(crate) use vf_attribute::{VfAttribute, VfAttributeOps};
+
+/// The registration of a PCI [`Driver`] `T` with the PCI core; unregisters on drop.
+pub(crate) type Registration<T> = registration::Registration<adapter::Adapter<T>>;
