@@ -27,17 +27,15 @@ use kernel::{
     error::{from_err_ptr, from_result},
     ffi,
     prelude::*,
-    str::CStr,
     sync::Arc,
     types::ForeignOwnable,
     uaccess::{UserSlice, UserSliceReader, UserSliceWriter},
-    ThisModule,
 };
 
 use super::{
     bindings::sys,
     device::{Core, Normal},
-    pci::{self, physfn_data, DriverRegistration},
+    pci::{self, physfn_data, registration::DriverCallbacks},
 };
 
 /// A PCI driver that turns the functions it binds into VFIO devices.
@@ -319,7 +317,9 @@ unsafe extern "C" fn rnvme_mig_file_release(
     0
 }
 
-struct Adapter<T: Driver>(PhantomData<T>);
+/// The C callbacks of a VFIO [`Driver`]: what a [`Registration`] of `T` fills in, and what
+/// the glue calls on a device's data.
+pub(crate) struct Adapter<T: Driver>(PhantomData<T>);
 
 impl<T: Driver> Adapter<T> {
     /// What the C glue calls on a device's data.
@@ -472,40 +472,30 @@ impl<T: Driver> Adapter<T> {
     }
 }
 
+// SAFETY: `T::ID_TABLE` is a static, terminated table (`IdTable` invariant); the adapter's
+// callbacks are valid for any device the PCI core binds.
+unsafe impl<T: Driver> DriverCallbacks for Adapter<T> {
+    fn id_table() -> *const bindings::pci_device_id {
+        T::ID_TABLE.as_ptr()
+    }
+
+    unsafe fn fill(drv: *mut sys::pci_driver) {
+        // SAFETY: `drv` points to the `pci_driver` being initialised, not yet registered
+        // (caller); the glue only sets fields.
+        unsafe {
+            (*drv).probe = Some(Self::probe_callback);
+            (*drv).remove = Some(Self::remove_callback);
+            sys::rnvme_vfio_driver_init(drv);
+        }
+    }
+}
+
 /// Whether `pdev` is bound to the VFIO driver `T` and a user (a VMM) has its VFIO device
 /// open. Must not be called with the device's lock held.
 pub(crate) fn in_use<T: Driver>(pdev: &pci::Device<Normal>) -> bool {
     Adapter::<T>::in_use(pdev)
 }
 
-/// The registration of a VFIO [`Driver`] with the PCI core; unregisters on drop.
-#[pin_data]
-pub(crate) struct Registration<T: Driver> {
-    #[pin]
-    reg: DriverRegistration,
-    _p: PhantomData<T>,
-}
-
-impl<T: Driver> Registration<T> {
-    /// Registers `T` as PCI driver `name` of `module`.
-    pub(crate) fn new(
-        name: &'static CStr,
-        module: &'static ThisModule,
-    ) -> impl PinInit<Self, Error> {
-        let fill = |drv: *mut sys::pci_driver| {
-            // SAFETY: `drv` points to the `pci_driver` being initialised, not yet
-            // registered; the glue only sets fields.
-            unsafe {
-                (*drv).probe = Some(Adapter::<T>::probe_callback);
-                (*drv).remove = Some(Adapter::<T>::remove_callback);
-                sys::rnvme_vfio_driver_init(drv);
-            }
-        };
-        try_pin_init!(Self {
-            // SAFETY: `T::ID_TABLE` is a static, terminated table (`IdTable` invariant); the
-            // adapter's callbacks are valid for any device the PCI core binds.
-            reg <- unsafe { DriverRegistration::new(name, module, T::ID_TABLE.as_ptr(), fill) },
-            _p: PhantomData,
-        })
-    }
-}
+/// The registration of a VFIO [`Driver`] `T` with the PCI core; unregisters on drop. The
+/// same type as a PCI driver's ([`pci::Registration`]), with this adapter's callbacks.
+pub(crate) type Registration<T> = pci::registration::Registration<Adapter<T>>;
