@@ -239,47 +239,56 @@ unsafe fn written<'a>(buf: *const ffi::c_char, count: usize) -> &'a [u8] {
     unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) }
 }
 
-/// The `reset_controller` attribute's callback: 0 or a negative errno.
+/// Runs `action` for a write of `count` bytes at `buf` to one of the controller's action
+/// attributes; returns 0 or a negative errno.
 ///
 /// # Safety
 ///
 /// `data` must come from `Arc::<S>::into_foreign` and still be owned by a [`CtrlDevice`];
 /// `buf` must be valid for reads of `count` bytes during the call.
-unsafe extern "C" fn reset_store<S: CtrlControls>(
+unsafe fn run_action<S: CtrlControls>(
     data: *const ffi::c_void,
     buf: *const ffi::c_char,
     count: usize,
+    action: fn(&Arc<S>, &[u8]) -> Result,
 ) -> ffi::c_int {
     // SAFETY: guaranteed by the caller.
     let (source, input) = unsafe { (Arc::<S>::borrow(data), written(buf, count)) };
     // A reference of its own for the action (a reset may hand the controller to work
     // items), dropped when the callback returns.
     let source: Arc<S> = source.into();
-    match S::reset_controller(&source, input) {
+    match action(&source, input) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
+}
+
+/// The `reset_controller` attribute's callback: 0 or a negative errno.
+///
+/// # Safety
+///
+/// As [`run_action`].
+unsafe extern "C" fn reset_store<S: CtrlControls>(
+    data: *const ffi::c_void,
+    buf: *const ffi::c_char,
+    count: usize,
+) -> ffi::c_int {
+    // SAFETY: this function's contract is `run_action`'s.
+    unsafe { run_action(data, buf, count, S::reset_controller) }
 }
 
 /// The `rescan_controller` attribute's callback: 0 or a negative errno.
 ///
 /// # Safety
 ///
-/// As [`reset_store`].
+/// As [`run_action`].
 unsafe extern "C" fn rescan_store<S: CtrlControls>(
     data: *const ffi::c_void,
     buf: *const ffi::c_char,
     count: usize,
 ) -> ffi::c_int {
-    // SAFETY: guaranteed by the caller.
-    let (source, input) = unsafe { (Arc::<S>::borrow(data), written(buf, count)) };
-    // A reference of its own for the action (a reset may hand the controller to work
-    // items), dropped when the callback returns.
-    let source: Arc<S> = source.into();
-    match S::rescan_controller(&source, input) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
+    // SAFETY: this function's contract is `run_action`'s.
+    unsafe { run_action(data, buf, count, S::rescan_controller) }
 }
 
 /// The attribute groups of a namespace disk in the classes (`nsid`), for
