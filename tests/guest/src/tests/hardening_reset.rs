@@ -7,14 +7,7 @@
 //! refused leaving the VF in one consistent mode, and the VF's data reads back in whatever
 //! mode it ends up in. Request timeouts by fault injection are `recovery/*`.
 
-use std::{
-    fs,
-    os::fd::AsRawFd,
-    process::{Command, Stdio},
-    sync::mpsc,
-    thread,
-    time::Duration,
-};
+use std::{fs, os::fd::AsRawFd, sync::mpsc, thread, time::Duration};
 
 use crate::fixture::{check_mode, load_fresh, mode_path, read_mode, with_vfs};
 use crate::{
@@ -27,7 +20,7 @@ use crate::{
     sriov::{vf_disk, write_attr, CHARDEV},
     tests::{
         hardening::Campaign,
-        vfio::{disk_ios, wait_vf_disk, FioVerify},
+        vfio::{disk_ios, wait_vf_disk, FioVerify, FIO_BOUND},
     },
     vfio_client::{Client, Path},
 };
@@ -82,17 +75,11 @@ fn reset_during_fio(env: &Env) -> Result<Vec<Report>, String> {
     let result = (|| {
         let disk = crate::disk::DISK;
         let mut c = Campaign::start("reset during fio verify")?;
-        let before = disk_ios(disk);
-        let mut fio = Command::new("fio")
-            .args(RESET_VERIFY.args(disk, false))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("fio: {e}"))?;
-        let started = wait_until(SETTLE, || disk_ios(disk) > before);
+        let mut fio = RESET_VERIFY.spawn(disk, SETTLE)?;
+        let started = fio.started;
         let mut done = 0;
         // Each reset only once fio has completed I/O since the last one.
-        while started && done < 8 && fio.try_wait().map_err(|e| e.to_string())?.is_none() {
+        while started && done < 8 && fio.running()? {
             let ios = disk_ios(disk);
             let r = reset(CHARDEV);
             c.count(&r);
@@ -100,21 +87,15 @@ fn reset_during_fio(env: &Env) -> Result<Vec<Report>, String> {
                 Ok(()) => done += 1,
                 Err(libc::EBUSY) => {}
                 Err(e) => {
-                    let _ = fio.kill();
+                    fio.kill();
                     return Err(format!("reset during fio: errno {e}"));
                 }
             }
             wait_until(SETTLE, || {
-                disk_ios(disk) > ios || fio.try_wait().is_ok_and(|s| s.is_some())
+                disk_ios(disk) > ios || !matches!(fio.running(), Ok(true))
             });
         }
-        let out = fio.wait_with_output().map_err(|e| format!("fio: {e}"))?;
-        ensure(out.status.success(), || {
-            format!(
-                "fio verify failed across the resets: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
+        fio.finish(FIO_BOUND, "across the resets")?;
         ensure(started, || "fio never did any I/O".into())?;
         ensure(done >= 3, || {
             format!("only {done} resets happened while fio ran")

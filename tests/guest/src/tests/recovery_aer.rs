@@ -6,10 +6,7 @@
 //! every function below the root port, whose secondary bus is reset, and the driver's
 //! `error_detected`/`slot_reset`/`resume` bring the PF and its VFs back while fio verifies.
 
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use crate::fixture::{check_mode, load_fresh, set_mode, with_vfs};
 use crate::{
@@ -20,7 +17,7 @@ use crate::{
     module::{self, RNVME},
     tests::{
         recovery_reset::vfio_queue_works,
-        vfio::{disk_ios, wait_vf_disk, FioVerify},
+        vfio::{wait_vf_disk, FioVerify},
     },
 };
 
@@ -104,40 +101,19 @@ fn fatal_with_vfs(env: &Env) -> Result<Vec<Report>, String> {
         Direct::open_path(&vf_disk)?.write_at(1 << 20, &data)?;
         set_mode(vf2, "vfio")?;
         check_mode(vf2, "vfio")?;
-        let before = disk_ios(DISK);
-        let mut fio = Command::new("fio")
-            .args(AER_VERIFY.args(DISK, false))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("fio: {e}"))?;
-        let started = wait_until(SETTLE, || disk_ios(DISK) > before);
+        let fio = AER_VERIFY.spawn(DISK, SETTLE)?;
         let mark = kmsg::mark()?;
         let injected = aer::inject_uncorrectable(&pf.bdf, aer::UNC_MALFORMED_TLP);
         let recovered = injected
             .clone()
             .and_then(|()| wait_logged(mark, "PCI error recovery done", 2));
+        let started = fio.started;
         // fio must end on its own: a stalled one fails the test instead of hanging it.
-        let ended = wait_until(SETTLE, || fio.try_wait().is_ok_and(|s| s.is_some()));
-        if !ended {
-            let _ = fio.kill();
-        }
-        let out = fio.wait_with_output().map_err(|e| format!("fio: {e}"))?;
+        let finished = fio.finish(SETTLE, "across the fatal error");
         injected?;
-        ensure(ended, || {
-            format!(
-                "fio stalled for {} s after the fatal error",
-                SETTLE.as_secs()
-            )
-        })?;
         recovered?;
         ensure(started, || "fio never did any I/O".into())?;
-        ensure(out.status.success(), || {
-            format!(
-                "fio verify failed across the fatal error: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
+        finished?;
         ensure(
             count_since(mark, "PCI error detected, channel Frozen")? == 2,
             || "the PF and VF 1 were not both told of the frozen link".into(),

@@ -6,10 +6,7 @@
 //! VFs (whose functions the PF's FLR resets too) come back in block mode, and a VF in
 //! vfio mode can be switched back to block mode afterwards.
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use crate::fixture::{check_mode, load_fresh, set_mode, with_vfs};
 use crate::{
@@ -19,7 +16,7 @@ use crate::{
     module::{self, RNVME},
     pci::Function,
     sriov::write_attr,
-    tests::vfio::{disk_ios, wait_vf_disk, FioVerify},
+    tests::vfio::{disk_ios, wait_vf_disk, FioVerify, FIO_BOUND},
     vfio_client::{Client, Path},
 };
 
@@ -116,20 +113,13 @@ fn reset_under_fio(env: &Env) -> Result<Vec<Report>, String> {
     let pf = load_fresh(env)?;
     let mark = kmsg::mark()?;
     let result = (|| {
-        let before = disk_ios(DISK);
-        let mut fio = Command::new("fio")
-            .args(FLR_VERIFY.args(DISK, false))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("fio: {e}"))?;
-        let started = wait_until(SETTLE, || disk_ios(DISK) > before);
+        let mut fio = FLR_VERIFY.spawn(DISK, SETTLE)?;
+        let started = fio.started;
         let mut done = 0;
         let mut slowest = Duration::ZERO;
-        while started && done < 3 && fio.try_wait().map_err(|e| e.to_string())?.is_none() {
-            let r = function_reset(&pf);
-            if let Err(e) = r {
-                let _ = fio.kill();
+        while started && done < 3 && fio.running()? {
+            if let Err(e) = function_reset(&pf) {
+                fio.kill();
                 return Err(e);
             }
             done += 1;
@@ -137,17 +127,11 @@ fn reset_under_fio(env: &Env) -> Result<Vec<Report>, String> {
             let ios = disk_ios(DISK);
             let t = Instant::now();
             wait_until(SETTLE, || {
-                disk_ios(DISK) > ios || fio.try_wait().is_ok_and(|s| s.is_some())
+                disk_ios(DISK) > ios || !matches!(fio.running(), Ok(true))
             });
             slowest = slowest.max(t.elapsed());
         }
-        let out = fio.wait_with_output().map_err(|e| format!("fio: {e}"))?;
-        ensure(out.status.success(), || {
-            format!(
-                "fio verify failed across the function resets: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
+        fio.finish(FIO_BOUND, "across the function resets")?;
         ensure(started, || "fio never did any I/O".into())?;
         ensure(done >= 1, || {
             "no function reset happened while fio ran".into()

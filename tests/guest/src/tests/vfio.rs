@@ -11,6 +11,7 @@ use std::{
     io::Read,
     os::unix::fs::{FileTypeExt, MetadataExt},
     path::PathBuf,
+    process::{Child, Command, Stdio},
     sync::atomic::{AtomicBool, Ordering},
     thread,
     time::Duration,
@@ -32,6 +33,9 @@ use crate::{
 
 /// How long VF disks may take to appear or go (TCG).
 const SETTLE: Duration = Duration::from_secs(30);
+
+/// How long a fio verify job of the tests may run (the debug kernel under TCG is slow).
+pub(crate) const FIO_BOUND: Duration = Duration::from_secs(600);
 
 /// The VFIO mode tests.
 pub fn tests() -> Vec<Test> {
@@ -475,6 +479,68 @@ impl FioVerify {
     }
 }
 
+/// A fio job running in the background ([`FioVerify::spawn`]).
+pub(crate) struct RunningFio {
+    child: Child,
+    /// Whether the disk completed I/O within the settle time after the start (fio then
+    /// certainly has it open).
+    pub(crate) started: bool,
+}
+
+impl FioVerify {
+    /// Starts the write-and-verify job on `disk` in the background and waits up to
+    /// `settle` for the disk to complete I/O.
+    pub(crate) fn spawn(&self, disk: &str, settle: Duration) -> Result<RunningFio, String> {
+        let before = disk_ios(disk);
+        let child = Command::new("fio")
+            .args(self.args(disk, false))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("fio: {e}"))?;
+        let started = wait_until(settle, || disk_ios(disk) > before);
+        Ok(RunningFio { child, started })
+    }
+}
+
+impl RunningFio {
+    /// Whether fio still runs.
+    pub(crate) fn running(&mut self) -> Result<bool, String> {
+        Ok(self
+            .child
+            .try_wait()
+            .map_err(|e| format!("fio: {e}"))?
+            .is_none())
+    }
+
+    /// Stops fio (the test failed).
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits up to `bound` for fio to end and checks that it succeeded; a fio still
+    /// running then is stopped and fails the test. `during` names what fio ran through,
+    /// for the messages.
+    pub(crate) fn finish(mut self, bound: Duration, during: &str) -> Result<(), String> {
+        let ended = wait_until(bound, || !matches!(self.running(), Ok(true)));
+        if !ended {
+            self.kill();
+            return Err(format!("fio stalled for {} s {during}", bound.as_secs()));
+        }
+        let out = self
+            .child
+            .wait_with_output()
+            .map_err(|e| format!("fio: {e}"))?;
+        ensure(out.status.success(), || {
+            format!(
+                "fio verify failed {during}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+}
+
 /// The verify job of the VF tests.
 const VF_VERIFY: FioVerify = FioVerify {
     name: "vf",
@@ -502,18 +568,12 @@ fn switch_during_fio(env: &Env) -> Result<Vec<Report>, String> {
     with_vfs(env, 1, true, |_pf, vfs| {
         let vf = &vfs[0];
         let disk = wait_vf_disk(vf)?;
-        let before = disk_ios(&disk);
-        let mut fio = std::process::Command::new("fio")
-            .args(VF_VERIFY.args(&disk, false))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("fio: {e}"))?;
         // Only once fio is doing I/O is the disk certainly open.
-        let started = wait_until(SETTLE, || disk_ios(&disk) > before);
+        let mut fio = VF_VERIFY.spawn(&disk, SETTLE)?;
+        let started = fio.started;
         let mut refused = 0u32;
         let mut switched = false;
-        while started && fio.try_wait().map_err(|e| e.to_string())?.is_none() {
+        while started && fio.running()? {
             match write_attr(&mode_path(vf), "vfio") {
                 Err(libc::EBUSY) => refused += 1,
                 // fio closed the disk between the check and the write: it is finishing,
@@ -522,18 +582,15 @@ fn switch_during_fio(env: &Env) -> Result<Vec<Report>, String> {
                     switched = true;
                     break;
                 }
-                Err(errno) => return Err(format!("echo vfio during fio: errno {errno}")),
+                Err(errno) => {
+                    fio.kill();
+                    return Err(format!("echo vfio during fio: errno {errno}"));
+                }
             }
             check_mode(vf, "nvme")?;
             thread::sleep(Duration::from_millis(20));
         }
-        let out = fio.wait_with_output().map_err(|e| format!("fio: {e}"))?;
-        ensure(out.status.success(), || {
-            format!(
-                "fio verify failed during the switch attempts: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
+        fio.finish(FIO_BOUND, "during the switch attempts")?;
         ensure(started, || "fio never did any I/O".into())?;
         ensure(refused >= 3, || {
             format!("only {refused} switch attempt(s) fell while fio ran")
