@@ -635,9 +635,7 @@ impl CtrlCore {
         if restarted {
             let n = self.resets.done.fetch_add(1, Ordering::Relaxed) + 1;
             dev_info!(self.pdev, "controller reset complete ({} so far)\n", n);
-        }
-        // The reset took the VFs' secondary controllers offline.
-        if restarted {
+            // The reset took the VFs' secondary controllers offline.
             self.sriov_restore_secondaries();
         }
         restarted
