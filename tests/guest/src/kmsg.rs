@@ -66,6 +66,11 @@ pub fn since(mark: u64) -> Result<Vec<String>, String> {
     Ok(records_since(mark)?.into_iter().map(|r| r.text).collect())
 }
 
+/// How many records logged since `mark` contain `needle`.
+pub fn count_since(mark: u64, needle: &str) -> Result<usize, String> {
+    Ok(since(mark)?.iter().filter(|l| l.contains(needle)).count())
+}
+
 /// The records logged since `mark`.
 pub fn records_since(mark: u64) -> Result<Vec<Record>, String> {
     Ok(read_all()?.into_iter().filter(|r| r.seq >= mark).collect())

@@ -62,13 +62,6 @@ const RESET_VERIFY: FioVerify = FioVerify {
     output: "--output=/dev/null",
 };
 
-fn count_since(mark: u64, needle: &str) -> Result<usize, String> {
-    Ok(kmsg::since(mark)?
-        .iter()
-        .filter(|l| l.contains(needle))
-        .count())
-}
-
 fn reset_during_fio(env: &Env) -> Result<Vec<Report>, String> {
     load_fresh(env)?;
     let mark = kmsg::mark()?;
@@ -109,7 +102,7 @@ fn reset_during_fio(env: &Env) -> Result<Vec<Report>, String> {
                 .map(String::as_str)
                 .collect::<Vec<_>>(),
         )?;
-        let resets = count_since(mark, "controller reset complete")?;
+        let resets = kmsg::count_since(mark, "controller reset complete")?;
         ensure(resets >= done, || {
             format!("{done} resets returned but {resets} were logged complete")
         })?;
@@ -212,7 +205,7 @@ fn reset_during_switch(env: &Env) -> Result<Vec<Report>, String> {
         println!("# {switched} switches completed, {refused} refused during a reset");
         // No request may have waited for its timeout: a VF that came up while the PF was
         // reset must not be left with a controller the reset disabled under it.
-        let stalled = count_since(c.mark(), "timed out")?;
+        let stalled = kmsg::count_since(c.mark(), "timed out")?;
         ensure(stalled == 0, || {
             format!("{stalled} request(s) timed out during the switches (a VF probed during a PF reset)")
         })?;

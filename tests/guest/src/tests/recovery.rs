@@ -89,14 +89,6 @@ fn stop_injection_on(disk: &str) -> Result<(), String> {
     module::sysfs_write(Path::new(&format!("{FAIL_DIR}/times")), "0")
 }
 
-/// Counts the log lines since `mark` that contain `needle`.
-fn count_since(mark: u64, needle: &str) -> Result<usize, String> {
-    Ok(kmsg::since(mark)?
-        .iter()
-        .filter(|l| l.contains(needle))
-        .count())
-}
-
 fn timeout_resets_and_requeues(env: &Env) -> Result<Vec<Report>, String> {
     if !Path::new(FAIL_DIR).exists() {
         return Err(format!(
@@ -120,10 +112,10 @@ fn timeout_resets_and_requeues(env: &Env) -> Result<Vec<Report>, String> {
         })
     })();
     let _ = stop_injection();
-    let timeouts = count_since(mark, "timed out");
-    let aborts = count_since(mark, "abort of I/O tag");
-    let again = count_since(mark, "timed out again after its abort");
-    let resets = count_since(mark, "controller reset complete");
+    let timeouts = kmsg::count_since(mark, "timed out");
+    let aborts = kmsg::count_since(mark, "abort of I/O tag");
+    let again = kmsg::count_since(mark, "timed out again after its abort");
+    let resets = kmsg::count_since(mark, "controller reset complete");
     module::rmmod(RNVME)?;
     result?;
     ensure(timeouts? >= 1, || "no request timed out".into())?;
@@ -164,7 +156,7 @@ fn fio_through_timeouts(env: &Env) -> Result<Vec<Report>, String> {
         ],
     );
     let _ = stop_injection();
-    let resets = count_since(mark, "controller reset complete");
+    let resets = kmsg::count_since(mark, "controller reset complete");
     let io_timeout = fs::read_to_string("/sys/block/rnvme0n1/queue/io_timeout");
     module::rmmod(RNVME)?;
     fio?;
@@ -247,10 +239,10 @@ fn stale_completions_are_dropped(env: &Env) -> Result<Vec<Report>, String> {
     })();
     let _ = set_stale_injection(fd, 0);
     drop(ctrl);
-    let stale = count_since(mark, "stale command identifier");
-    let invalid = count_since(mark, "invalid command identifier");
-    let timeouts = count_since(mark, "timed out");
-    let resets = count_since(mark, "controller reset");
+    let stale = kmsg::count_since(mark, "stale command identifier");
+    let invalid = kmsg::count_since(mark, "invalid command identifier");
+    let timeouts = kmsg::count_since(mark, "timed out");
+    let resets = kmsg::count_since(mark, "controller reset");
     module::rmmod(RNVME)?;
     let (posted, dropped) = run?;
     let (stale, invalid) = (stale?, invalid?);
@@ -300,9 +292,9 @@ fn permanent_timeouts_give_up(env: &Env) -> Result<Vec<Report>, String> {
     let mark = kmsg::mark()?;
     let run = fio_until_eio(DISK);
     let _ = stop_injection();
-    let given_up = count_since(mark, "giving the controller up");
-    let marked = count_since(mark, "disks marked dead");
-    let resets = count_since(mark, "controller reset complete");
+    let given_up = kmsg::count_since(mark, "giving the controller up");
+    let marked = kmsg::count_since(mark, "disks marked dead");
+    let resets = kmsg::count_since(mark, "controller reset complete");
     let unloaded = module::rmmod(RNVME);
     run?;
     unloaded.map_err(|e| format!("rmmod after the controller was given up: {e}"))?;

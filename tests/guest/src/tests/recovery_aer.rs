@@ -40,17 +40,12 @@ pub fn tests() -> Vec<Test> {
 /// How long the AER core may take to report and recover (TCG).
 const SETTLE: Duration = Duration::from_secs(60);
 
-fn count_since(mark: u64, needle: &str) -> Result<usize, String> {
-    Ok(kmsg::since(mark)?
-        .iter()
-        .filter(|l| l.contains(needle))
-        .count())
-}
-
 /// Waits until the log since `mark` holds `n` lines with `needle`.
 fn wait_logged(mark: u64, needle: &str, n: usize) -> Result<(), String> {
     ensure(
-        wait_until(SETTLE, || count_since(mark, needle).is_ok_and(|c| c >= n)),
+        wait_until(SETTLE, || {
+            kmsg::count_since(mark, needle).is_ok_and(|c| c >= n)
+        }),
         || format!("the log shows fewer than {n} \"{needle}\""),
     )
 }
@@ -66,12 +61,13 @@ fn non_fatal(env: &Env) -> Result<Vec<Report>, String> {
         aer::inject_uncorrectable(&pf.bdf, aer::UNC_UNSUPPORTED_REQUEST)?;
         wait_logged(mark, "PCI error recovery done, controller Live", 1)?;
         ensure(
-            count_since(mark, "PCI error detected, channel Normal")? == 1,
+            kmsg::count_since(mark, "PCI error detected, channel Normal")? == 1,
             || "the driver was not told of the non-fatal error".into(),
         )?;
-        ensure(count_since(mark, "resetting controller")? == 0, || {
-            "a non-fatal error reset the controller".into()
-        })?;
+        ensure(
+            kmsg::count_since(mark, "resetting controller")? == 0,
+            || "a non-fatal error reset the controller".into(),
+        )?;
         let back = Direct::open()?.read_at(3 << 20, data.len())?;
         ensure(back == data, || {
             "the data reads back differently after the error".into()
@@ -115,15 +111,15 @@ fn fatal_with_vfs(env: &Env) -> Result<Vec<Report>, String> {
         ensure(started, || "fio never did any I/O".into())?;
         finished?;
         ensure(
-            count_since(mark, "PCI error detected, channel Frozen")? == 2,
+            kmsg::count_since(mark, "PCI error detected, channel Frozen")? == 2,
             || "the PF and VF 1 were not both told of the frozen link".into(),
         )?;
         ensure(
-            count_since(mark, "restarting after the link reset")? == 2,
+            kmsg::count_since(mark, "restarting after the link reset")? == 2,
             || "the PF and VF 1 were not both restarted after the link reset".into(),
         )?;
         ensure(
-            count_since(mark, "PCI error recovery done, controller Live")? == 2,
+            kmsg::count_since(mark, "PCI error recovery done, controller Live")? == 2,
             || "the PF and VF 1 did not both recover".into(),
         )?;
         let back = Direct::open_path(&vf_disk)?.read_at(1 << 20, data.len())?;

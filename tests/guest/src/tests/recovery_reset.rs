@@ -55,13 +55,6 @@ pub(crate) fn function_reset(f: &Function) -> Result<(), String> {
         .map_err(|e| format!("echo 1 > {}/reset: errno {e}", f.bdf))
 }
 
-fn count_since(mark: u64, needle: &str) -> Result<usize, String> {
-    Ok(kmsg::since(mark)?
-        .iter()
-        .filter(|l| l.contains(needle))
-        .count())
-}
-
 /// Reads `want.len()` bytes at `offset` of `disk` and checks them, within [`FAST`].
 fn read_back_fast(disk: &str, offset: u64, want: &[u8], what: &str) -> Result<(), String> {
     let t = Instant::now();
@@ -86,13 +79,14 @@ fn reset_idle(env: &Env) -> Result<Vec<Report>, String> {
         function_reset(&pf)?;
         read_back_fast(DISK, 4 << 20, &data, "after the function reset")?;
         ensure(
-            count_since(mark, "resetting controller: function reset")? == 1,
+            kmsg::count_since(mark, "resetting controller: function reset")? == 1,
             || "the driver was not told of the function reset".into(),
         )?;
-        ensure(count_since(mark, "controller reset complete")? == 1, || {
-            "the controller did not come back from the function reset".into()
-        })?;
-        ensure(count_since(mark, "timed out")? == 0, || {
+        ensure(
+            kmsg::count_since(mark, "controller reset complete")? == 1,
+            || "the controller did not come back from the function reset".into(),
+        )?;
+        ensure(kmsg::count_since(mark, "timed out")? == 0, || {
             "a request timed out across the function reset".into()
         })
     })();
@@ -154,11 +148,11 @@ fn reset_under_fio(env: &Env) -> Result<Vec<Report>, String> {
             "# {done} function resets during fio, fio stalled at most {} ms",
             slowest.as_millis()
         );
-        ensure(count_since(mark, "timed out")? == 0, || {
+        ensure(kmsg::count_since(mark, "timed out")? == 0, || {
             "a request timed out across the function resets".into()
         })?;
         ensure(
-            count_since(mark, "controller reset complete")? >= done,
+            kmsg::count_since(mark, "controller reset complete")? >= done,
             || "not every function reset brought the controller back".into(),
         )
     })();
@@ -188,12 +182,13 @@ fn reset_with_vfs(env: &Env) -> Result<Vec<Report>, String> {
             "VF 1 after its PF's function reset",
         )?;
         ensure(
-            count_since(mark, "resetting controller: function reset of its PF")? == 1,
+            kmsg::count_since(mark, "resetting controller: function reset of its PF")? == 1,
             || "VF 1 was not taken out of service before its PF's function reset".into(),
         )?;
-        ensure(count_since(mark, "controller reset complete")? == 2, || {
-            "the PF and VF 1 did not both come back".into()
-        })?;
+        ensure(
+            kmsg::count_since(mark, "controller reset complete")? == 2,
+            || "the PF and VF 1 did not both come back".into(),
+        )?;
         // VF 1's own function reset.
         function_reset(vf1)?;
         read_back_fast(
@@ -208,7 +203,7 @@ fn reset_with_vfs(env: &Env) -> Result<Vec<Report>, String> {
         vfio_queue_works(vf2)?;
         set_mode(vf2, "nvme")?;
         check_mode(vf2, "nvme")?;
-        ensure(count_since(mark, "timed out")? == 0, || {
+        ensure(kmsg::count_since(mark, "timed out")? == 0, || {
             "a request timed out across the function resets".into()
         })
     })
