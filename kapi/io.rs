@@ -13,7 +13,7 @@ use kernel::{build_assert, prelude::*};
 
 #[cfg(not(target_arch = "x86_64"))]
 use super::bindings::sys;
-use crate::spec::register::RegisterIo;
+use crate::nvme::spec::register::RegisterIo;
 
 /// Raw representation of an MMIO region: its base address and its size in bytes.
 ///
@@ -271,7 +271,7 @@ impl<const SIZE: usize> Io<SIZE> {
     );
 }
 
-/// Typed registers (`crate::spec::register`) read and write through the build-time checked
+/// Typed registers (`crate::nvme::spec::register`) read and write through the build-time checked
 /// accessors: a register outside the compile-time size of the region fails the build.
 impl<const SIZE: usize> RegisterIo for Io<SIZE> {
     #[inline(always)]
@@ -337,7 +337,7 @@ crate::kapi::kunit::kunit_tests!(rnvme_kapi_io, {
     }
 
     fn typed_registers_use_their_offsets() {
-        use crate::spec::regs::{Aqa, Cc, Csts};
+        use crate::nvme::spec::ctrl_regs::{Aqa, Cc, Csts};
         with_fake_io(|io| {
             Cc::default()
                 .set_en(true)

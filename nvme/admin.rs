@@ -14,13 +14,15 @@ use crate::{
         io::Io,
         pci,
     },
-    nvme_error::NvmeError,
-    queue::{CompletionQueue, SubmissionQueue},
-    spec::{
-        command::Command,
-        completion::Completion,
-        prp::{self, Prp2},
-        regs::{Csts, REGS_SIZE},
+    nvme::{
+        io::rings::{CompletionQueue, SubmissionQueue},
+        nvme_error::NvmeError,
+        spec::{
+            command::Command,
+            completion::Completion,
+            ctrl_regs::{Csts, REGS_SIZE},
+            prp::{self, Prp2},
+        },
     },
 };
 

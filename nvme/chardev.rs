@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The controller character device `/dev/rnvme<N>`: what nvme-cli and libnvme open to
-//! manage a controller (the ioctls themselves are in [`crate::user_cmd`]).
+//! manage a controller (the ioctls themselves are in [`crate::nvme::user_cmd`]).
 
 use kernel::{prelude::*, sync::Arc};
 
-use crate::{core::CtrlCore, kapi::miscdevice::MiscFile, user_cmd};
+use crate::{
+    kapi::miscdevice::MiscFile,
+    nvme::{ctrl_core::CtrlCore, user_cmd},
+};
 
 /// What an open `/dev/rnvme<N>` acts on.
 pub(crate) struct CtrlFile {

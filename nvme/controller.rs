@@ -6,13 +6,6 @@
 use kernel::{c_str, fmt, prelude::*, str::CString, sync::Arc, types::ARef};
 
 use crate::{
-    admin::AdminQueue,
-    chardev::CtrlFile,
-    core::{CtrlCore, IoLink},
-    dbbuf::DbBuf,
-    events::AdminIrq,
-    io_ops::{MAX_SEGMENTS, MAX_TRANSFER},
-    io_queue::{IoQueue, IoQueues, QueueIrq},
     kapi::{
         block::mq::TagSet,
         device::{dev_err, dev_info, dev_warn, Core, Device},
@@ -24,15 +17,24 @@ use crate::{
         params,
         pci::{self, IrqTypes, IrqVectors},
     },
-    mode::Mode,
-    namespaces::{as_identify, DiskTemplate},
-    queue::{CompletionQueue, SubmissionQueue},
-    spec::{
-        command::cns,
-        identify::{IdentifyController, IDENTIFY_SIZE},
-        limits::RequestLimits,
-        queue::split_queues,
-        regs::{Cap, Csts, Vs, REGS_SIZE},
+    nvme::{
+        admin::AdminQueue,
+        chardev::CtrlFile,
+        ctrl_core::{CtrlCore, IoLink},
+        disks::{as_identify, DiskTemplate},
+        events::AdminIrq,
+        io::dbbuf::DbBuf,
+        io::queue::{IoQueue, IoQueues, QueueIrq},
+        io::rings::{CompletionQueue, SubmissionQueue},
+        io_ops::{MAX_SEGMENTS, MAX_TRANSFER},
+        spec::mode::Mode,
+        spec::{
+            command::cns,
+            ctrl_regs::{Cap, Csts, Vs, REGS_SIZE},
+            identify::{IdentifyController, IDENTIFY_SIZE},
+            limits::RequestLimits,
+            queue::split_queues,
+        },
     },
 };
 
@@ -46,7 +48,7 @@ const MAX_IO_QUEUES: u32 = 8;
 const IO_QUEUE_DEPTH: u32 = 256;
 
 // Every tag of a queue must fit in the tag bits of a command identifier.
-const _: () = assert!(IO_QUEUE_DEPTH <= crate::spec::cid::MAX_TAGS);
+const _: () = assert!(IO_QUEUE_DEPTH <= crate::nvme::spec::cid::MAX_TAGS);
 
 /// Request timeout of I/O commands.
 const IO_TIMEOUT_MS: u32 = 30_000;

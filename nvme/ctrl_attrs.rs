@@ -40,9 +40,11 @@
 use kernel::{c_str, prelude::*, str::CStr, sync::Arc};
 
 use crate::{
-    core::{CtrlCore, CtrlState},
     kapi::nvme_class::CtrlControls,
-    spec::trigger::is_trigger,
+    nvme::{
+        ctrl_core::{CtrlCore, CtrlState},
+        spec::trigger::is_trigger,
+    },
 };
 
 impl CtrlControls for CtrlCore {

@@ -5,12 +5,14 @@
 use kernel::{prelude::*, sync::Arc};
 
 use crate::{
-    controller::Controller,
-    core::{CtrlCore, CtrlState, VfRecovery},
     kapi::{
         device::{dev_info, dev_warn, Core},
         init::pin_init_scope,
         pci::{self, pci_device_table, ChannelState, ErsResult},
+    },
+    nvme::{
+        controller::Controller,
+        ctrl_core::{CtrlCore, CtrlState, VfRecovery},
     },
     sysfs,
 };

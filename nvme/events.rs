@@ -13,14 +13,16 @@ use kernel::{
 };
 
 use crate::{
-    core::{CtrlCore, CtrlState},
     kapi::{
         device::{dev_info, dev_warn},
         irq::{Handler, IrqReturn},
     },
-    spec::{
-        command::{feature, Command},
-        event::{log, AsyncEvent, EventAction, AEN_CFG_NOTICES},
+    nvme::{
+        ctrl_core::{CtrlCore, CtrlState},
+        spec::{
+            command::{feature, Command},
+            event::{log, AsyncEvent, EventAction, AEN_CFG_NOTICES},
+        },
     },
 };
 

@@ -12,8 +12,6 @@ use kernel::{
 };
 
 use crate::{
-    core::{CtrlState, ResetCause},
-    io_queue::{IfBusy, IoQueues, SqBatch},
     kapi::{
         block::{
             mq::{
@@ -27,16 +25,20 @@ use crate::{
         params,
         sync::{Exclusive, IrqSpinLock},
     },
-    namespace::Namespace,
-    spec::{
-        cid::{self, Generation},
-        command::{dsm_range, Command},
-        completion::{BlockOutcome, Status},
-        prp::{self, Prp2},
-        recovery::{timeout_step, TimeoutStep, Tries},
-        sgl,
+    nvme::{
+        ctrl_core::{CtrlState, ResetCause},
+        io::queue::{IfBusy, IoQueues, SqBatch},
+        namespace::Namespace,
+        spec::{
+            cid::{self, Generation},
+            command::{dsm_range, Command},
+            completion::{BlockOutcome, Status},
+            prp::{self, Prp2},
+            recovery::{timeout_step, TimeoutStep, Tries},
+            sgl,
+        },
+        user_cmd,
     },
-    user_cmd,
 };
 
 /// Most data segments of one request.

@@ -3,14 +3,14 @@
 //! In-kernel KUnit tests of the driver's pure NVMe logic, compiled by the kernel's rustc with
 //! the kernel's flags (the host runs the same logic through `cargo test`).
 
-use crate::{
+use crate::nvme::{
     driver::{PCI_CLASS_STORAGE_EXPRESS, PCI_TABLE},
     spec::{
         cid::{self, Generation},
         command::{cns, Command},
         completion::Completion,
+        ctrl_regs::{doorbell_offset, Cap, Cc, Doorbell, Vs, CC_SHN_NORMAL},
         queue::{CqCursor, QueueError, SqRing},
-        regs::{doorbell_offset, Cap, Cc, Doorbell, Vs, CC_SHN_NORMAL},
     },
 };
 

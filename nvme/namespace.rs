@@ -4,7 +4,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use crate::spec::identify::IdentifyNamespace;
+use crate::nvme::spec::identify::IdentifyNamespace;
 
 /// What the I/O path needs to know about a namespace.
 ///

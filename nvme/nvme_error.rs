@@ -6,7 +6,7 @@ use core::fmt;
 
 use kernel::prelude::*;
 
-use crate::{kapi::error::etimedout, spec::completion::Status};
+use crate::{kapi::error::etimedout, nvme::spec::completion::Status};
 
 /// Why an NVMe operation failed.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -10,15 +10,17 @@
 use kernel::{alloc::KVVec, prelude::*, sync::Arc, uaccess::UserSlice};
 
 use crate::{
-    admin::MAX_PASSTHRU_DATA,
-    core::{CtrlCore, CtrlState},
-    io_ops::{IoOps, MAX_TRANSFER},
     kapi::{block::mq::DiskQueue, miscdevice::capable_sys_admin},
-    namespace::Namespace,
-    nvme_error::NvmeError,
-    spec::{
-        command::admin,
-        passthru::{admin_effects, DataDirection, Ioctl, Passthru, PASSTHRU64_SIZE},
+    nvme::{
+        admin::MAX_PASSTHRU_DATA,
+        ctrl_core::{CtrlCore, CtrlState},
+        io_ops::{IoOps, MAX_TRANSFER},
+        namespace::Namespace,
+        nvme_error::NvmeError,
+        spec::{
+            command::admin,
+            passthru::{admin_effects, DataDirection, Ioctl, Passthru, PASSTHRU64_SIZE},
+        },
     },
 };
 

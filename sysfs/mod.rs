@@ -15,12 +15,14 @@ use core::pin::Pin;
 use kernel::{c_str, prelude::*};
 
 use crate::{
-    driver::NvmeDriver,
     kapi::{
         pci::{self, BoundAttribute, BoundAttributeOps, VfAttribute, VfAttributeOps},
         sysfs::ShowBuffer,
     },
-    mode::{show_choices, Mode},
+    nvme::{
+        driver::NvmeDriver,
+        spec::mode::{show_choices, Mode},
+    },
     vfio_mode,
 };
 

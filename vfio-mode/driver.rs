@@ -9,15 +9,17 @@
 use kernel::{prelude::*, sync::Arc};
 
 use crate::{
-    core::CtrlCore,
-    driver::{NvmeDriver, PCI_TABLE},
     kapi::{
         device::{dev_err, dev_info, dev_warn, Core},
         init::pin_init_scope,
         pci,
         vfio::{self, MigrationFile, VfioDevice},
     },
-    mode::Mode,
+    nvme::{
+        ctrl_core::CtrlCore,
+        driver::{NvmeDriver, PCI_TABLE},
+        spec::mode::Mode,
+    },
 };
 
 use super::migration::VfMigration;

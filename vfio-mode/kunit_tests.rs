@@ -8,7 +8,7 @@ use kernel::{prelude::*, sync::Arc};
 
 use crate::{
     kapi::sync::DeferringMutex,
-    mig::{
+    nvme::spec::migration::{
         crc32c::crc32c,
         fsm::{step, MigState, Step},
         stream::{scan, section_header, SectionKind, StreamError},

@@ -4,12 +4,12 @@
 //!
 //! The VFIO core asks for a migration state; [`VfMigration::set_state`] walks the arcs
 //! `vfio_mig_get_next_state` gives, one at a time, under the migration state mutex, and
-//! carries out each one's [`Step`] ([`crate::mig::fsm`]): Suspend and Resume of the VF's
+//! carries out each one's [`Step`] ([`crate::nvme::spec::migration::fsm`]): Suspend and Resume of the VF's
 //! secondary controller, Get and Set Controller State, all sent by the PF on its own admin
 //! queue for the secondary controller ID (TP4159). The guest owns the VF's DMA, so nothing
 //! of the migration moves through the VF.
 //!
-//! The data fds carry the migration stream ([`crate::mig::stream`]): the saving fd gets the
+//! The data fds carry the migration stream ([`crate::nvme::spec::migration::stream`]): the saving fd gets the
 //! compatibility section when PRE_COPY begins and the controller state when STOP_COPY
 //! begins; the resuming fd checks each section as it arrives and refuses an incompatible
 //! source at its compatibility section, before the source has stopped.
@@ -28,8 +28,6 @@ use kernel::{
 };
 
 use crate::{
-    controller::BAR0_NAME,
-    core::CtrlCore,
     kapi::{
         device::{dev_err, dev_info, dev_warn, Core},
         error::{enomsg, eopnotsupp},
@@ -37,25 +35,29 @@ use crate::{
         sync::DeferringMutex,
         vfio::{MigrationFile, MigrationFileOps, PrecopyInfo, VfioDevice},
     },
-    mig::{
-        compat::{self, Fixed, NamespaceInfo, PciIds},
-        fsm::{self, MigState, Step},
-        resume::{Destination, Refusal, Resume},
-        save::{ReadOutcome, SaveCursor},
-        stream::{
-            self, SectionKind, StatePayload, MAX_STREAM, SECTION_HEADER_SIZE, STATE_PREFIX_SIZE,
+    nvme::{
+        controller::BAR0_NAME,
+        ctrl_core::CtrlCore,
+        nvme_error::NvmeError,
+        pf::sriov::{LmSupport, VfSecondary, VfioVfState},
+        spec::migration::{
+            compat::{self, Fixed, NamespaceInfo, PciIds},
+            fsm::{self, MigState, Step},
+            resume::{Destination, Refusal, Resume},
+            save::{ReadOutcome, SaveCursor},
+            stream::{
+                self, SectionKind, StatePayload, MAX_STREAM, SECTION_HEADER_SIZE, STATE_PREFIX_SIZE,
+            },
+        },
+        spec::{
+            ctrl_regs::{Cap, Vs, REGS_SIZE},
+            lm::{
+                command::FormatIndex,
+                formats::{StateFormat, StateFormats},
+                state::{standard_size, ControllerState, Limits},
+            },
         },
     },
-    nvme_error::NvmeError,
-    spec::{
-        lm::{
-            command::FormatIndex,
-            formats::{StateFormat, StateFormats},
-            state::{standard_size, ControllerState, Limits},
-        },
-        regs::{Cap, Vs, REGS_SIZE},
-    },
-    sriov::{LmSupport, VfSecondary, VfioVfState},
 };
 
 /// What a controller's vendor-specific state is assumed to take when the data size is

@@ -13,10 +13,13 @@ mod driver;
 mod migration;
 mod switch;
 
+#[cfg(CONFIG_KUNIT)]
+mod kunit_tests;
+
 pub(crate) use driver::{in_use, VfioVf};
 pub(crate) use switch::switch;
 
-use crate::mode::Mode;
+use crate::nvme::spec::mode::Mode;
 
 /// Name of the vfio-mode PCI driver (`/sys/bus/pci/drivers/rnvme-vfio`).
 pub(crate) const DRIVER_NAME: &kernel::str::CStr = kernel::c_str!("rnvme-vfio");

@@ -16,12 +16,11 @@
 use kernel::{prelude::*, sync::Arc};
 
 use crate::{
-    core::CtrlCore,
     kapi::{
         device::{dev_err, dev_info, dev_warn},
         pci,
     },
-    mode::Mode,
+    nvme::{ctrl_core::CtrlCore, spec::mode::Mode},
 };
 
 use super::{driver_name, in_use, BLOCK_DRIVER_NAME, DRIVER_NAME};

@@ -156,7 +156,7 @@ impl Command {
     /// Describes the data with SGL descriptor `desc` (CDW0.PSDT = 01b: SGLs, metadata
     /// pointer an address) instead of PRP entries.
     #[must_use]
-    pub fn with_sgl(mut self, desc: crate::spec::sgl::Descriptor) -> Self {
+    pub fn with_sgl(mut self, desc: super::sgl::Descriptor) -> Self {
         self.dw[0] = (self.dw[0] & !PSDT_MASK) | PSDT_SGL;
         self.dw[6..10].copy_from_slice(&desc.to_dwords());
         self
@@ -440,7 +440,7 @@ mod tests {
     fn sgl_data_pointer() {
         let prp = Command::read_write(false, 1, 0, 256, false, 0x1000, 0x2000).expect("valid");
         assert!(!prp.uses_sgl());
-        let desc = crate::spec::sgl::Descriptor::data_block(0x1_2345_6000, 128 * 1024);
+        let desc = super::super::sgl::Descriptor::data_block(0x1_2345_6000, 128 * 1024);
         let c = prp.with_sgl(desc).with_cid(0xbeef);
         assert!(c.uses_sgl());
         // PSDT 01b in CDW0 bits 15:14; opcode and CID untouched.

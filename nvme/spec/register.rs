@@ -12,7 +12,7 @@
 //!
 //! ```
 //! # #[macro_use] extern crate rnvme_spec;
-//! use rnvme_spec::spec::regs::Cc;
+//! use rnvme_spec::spec::ctrl_regs::Cc;
 //! let cc = Cc::default().set_en(true).set_iosqes(6).set_iocqes(4);
 //! assert_eq!(cc.0, 0x0046_0001);
 //! assert!(cc.en());
@@ -135,7 +135,8 @@ pub const fn field_mask(hi: u32, lo: u32) -> u64 {
     }
 }
 
-/// Defines a typed register. See the [module documentation](self).
+/// Defines a typed register. See the [module documentation](self). Invoke it in a sibling
+/// module of this one: it refers to its support code as `super::register`.
 ///
 /// ```text
 /// register!(
@@ -174,9 +175,9 @@ macro_rules! register {
                 #[inline(always)]
                 pub fn $get(self) -> $fty {
                     const _: () = assert!($hi >= $lo && $hi < <$raw>::BITS);
-                    let mask = $crate::spec::register::field_mask($hi, $lo);
-                    let raw = <$raw as $crate::spec::register::RawRegister>::to_u64(self.0);
-                    <$fty as $crate::spec::register::FieldValue>::from_bits((raw >> $lo) & mask)
+                    let mask = super::register::field_mask($hi, $lo);
+                    let raw = <$raw as super::register::RawRegister>::to_u64(self.0);
+                    <$fty as super::register::FieldValue>::from_bits((raw >> $lo) & mask)
                 }
 
                 $(
@@ -186,33 +187,33 @@ macro_rules! register {
                     #[inline(always)]
                     #[must_use]
                     pub fn $set(self, value: $fty) -> Self {
-                        let mask = $crate::spec::register::field_mask($hi, $lo);
-                        let bits = <$fty as $crate::spec::register::FieldValue>::into_bits(value)
+                        let mask = super::register::field_mask($hi, $lo);
+                        let bits = <$fty as super::register::FieldValue>::into_bits(value)
                             & mask;
-                        let raw = <$raw as $crate::spec::register::RawRegister>::to_u64(self.0);
+                        let raw = <$raw as super::register::RawRegister>::to_u64(self.0);
                         let raw = (raw & !(mask << $lo)) | (bits << $lo);
-                        Self(<$raw as $crate::spec::register::RawRegister>::from_u64(raw))
+                        Self(<$raw as super::register::RawRegister>::from_u64(raw))
                     }
                 )?
             )*
 
             /// Reads the register from `io`.
             #[inline(always)]
-            pub fn read<I: $crate::spec::register::RegisterIo + ?Sized>(io: &I) -> Self {
-                Self(<$raw as $crate::spec::register::RawRegister>::read_from(io, $offset))
+            pub fn read<I: super::register::RegisterIo + ?Sized>(io: &I) -> Self {
+                Self(<$raw as super::register::RawRegister>::read_from(io, $offset))
             }
 
             /// Writes the register to `io`.
             #[inline(always)]
-            pub fn write<I: $crate::spec::register::RegisterIo + ?Sized>(self, io: &I) {
-                <$raw as $crate::spec::register::RawRegister>::write_to(self.0, io, $offset)
+            pub fn write<I: super::register::RegisterIo + ?Sized>(self, io: &I) {
+                <$raw as super::register::RawRegister>::write_to(self.0, io, $offset)
             }
 
             /// Reads the register, applies `f` and writes the result back.
             #[inline(always)]
             pub fn alter<I, F>(io: &I, f: F)
             where
-                I: $crate::spec::register::RegisterIo + ?Sized,
+                I: super::register::RegisterIo + ?Sized,
                 F: FnOnce(Self) -> Self,
             {
                 f(Self::read(io)).write(io)
@@ -229,6 +230,13 @@ macro_rules! register {
         }
     };
 }
+
+// The macro names its support code `super::register`: it is invoked in a sibling module of
+// this one (`ctrl_regs`), so that the same text works at both paths the files are compiled
+// at (`rnvme_spec::spec` on the host, `crate::nvme::spec` in the module). The tests below
+// invoke it one level down, where this alias gives the same name.
+#[cfg(test)]
+use super::register;
 
 #[cfg(test)]
 #[allow(dead_code)]

@@ -18,7 +18,7 @@ use crate::proc;
 const KERNEL_CLIPPY_DRIVER: &str = "/usr/bin/clippy-driver";
 
 /// Kernel-side Rust sources that rustfmt checks (it follows their `mod` declarations).
-const KERNEL_CRATE_ROOTS: &[&str] = &["nvme/rnvme_main.rs"];
+const KERNEL_CRATE_ROOTS: &[&str] = &["rnvme_main.rs"];
 
 /// Lines of a Kbuild log that report a compiler or clippy diagnostic.
 pub fn diagnostics(log: &str) -> Vec<&str> {
@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn finds_rustc_and_clippy_diagnostics_only() {
-        let log = "  CLIPPY [M] /r/nvme/rnvme_main.o\n\
+        let log = "  CLIPPY [M] /r/rnvme_main.o\n\
                    warning: unused import: `x`\n\
                    error[E0308]: mismatched types\n\
                    note: not a diagnostic head\n\

@@ -9,7 +9,7 @@
 //! secondary controller (CNTLID); offsets are in CDW12/13 and lengths in CDW15 as 0's
 //! based dword counts (NUMD).
 
-use crate::spec::command::Command;
+use super::super::command::Command;
 
 /// Migration Send.
 pub const MIGRATION_SEND: u8 = 0x41;

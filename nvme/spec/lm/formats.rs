@@ -7,8 +7,8 @@
 //! Layout: NV (u8, number of versions) at 0, NUUID (u8) at 1, NV little-endian `u16`
 //! versions from 2, then NUUID 16-byte UUIDs.
 
+use super::super::wire::Reader;
 use super::command::FormatIndex;
-use crate::spec::wire::Reader;
 
 /// Identify CNS value of the structure.
 pub const CNS_SUPPORTED_CTRL_STATE_FORMATS: u8 = 0x20;

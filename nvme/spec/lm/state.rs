@@ -24,7 +24,7 @@
 //!
 //! QSIZE is 0's based, as in Create I/O Submission/Completion Queue.
 
-use crate::spec::wire::{Reader, Truncated};
+use super::super::wire::{Reader, Truncated};
 
 /// Size of the controller state header.
 pub const HEADER_SIZE: usize = 48;

@@ -4,7 +4,7 @@
 //! fuzz`.
 //!
 //! Every input goes through exactly what the kernel's resuming data fd runs
-//! (`rnvme_spec::mig::resume`): once written whole, once in random pieces. The checks: no
+//! (`rnvme_spec::spec::migration::resume`): once written whole, once in random pieces. The checks: no
 //! panic, the same verdict both ways, and an accepted stream's controller state fits the
 //! destination. The inputs start from well-formed streams ([`seeds`]) and are mutated
 //! blindly ([`mutate`]), half of them with their checksums fixed so that the parsers
@@ -23,8 +23,8 @@ use std::{
 
 use clap::Parser;
 use rnvme_spec::{
-    mig::resume::{Destination, Refusal, Resume},
     spec::lm::state::ControllerState,
+    spec::migration::resume::{Destination, Refusal, Resume},
 };
 
 use rnvme_fuzz::{inputs, mutate::Rng, seeds};

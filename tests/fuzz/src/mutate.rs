@@ -74,7 +74,7 @@ pub fn fix_checksums(b: &mut [u8]) {
         let Some(end) = (at + 16).checked_add(len).filter(|e| *e <= b.len()) else {
             break;
         };
-        let crc = rnvme_spec::mig::crc32c::Crc32c::new()
+        let crc = rnvme_spec::spec::migration::crc32c::Crc32c::new()
             .update(&b[at..at + 12])
             .update(&b[at + 16..end])
             .finish();

@@ -5,13 +5,13 @@
 //! sets), encoded with the driver's own encoders.
 
 use rnvme_spec::{
-    mig::{
-        compat::{self, Fixed, NamespaceInfo, PciIds},
-        stream::{section_header, SectionKind, StatePayload},
-    },
     spec::lm::{
         formats::{StateFormat, StateFormats},
         state::Limits,
+    },
+    spec::migration::{
+        compat::{self, Fixed, NamespaceInfo, PciIds},
+        stream::{section_header, SectionKind, StatePayload},
     },
 };
 

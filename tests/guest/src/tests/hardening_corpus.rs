@@ -19,11 +19,11 @@ use std::{fs, io::Write, os::fd::AsRawFd};
 
 use rnvme_fuzz::{inputs, seeds};
 use rnvme_spec::{
-    mig::{
+    spec::lm::{formats::StateFormats, state::Limits},
+    spec::migration::{
         compat::CompatView,
         resume::{Destination, Refusal, Resume},
     },
-    spec::lm::{formats::StateFormats, state::Limits},
 };
 
 use crate::{

@@ -11,7 +11,7 @@ use crate::{
         device::{Bound, Device},
         dma::{dma_wmb, mb, CoherentAllocation},
     },
-    spec::command::dbbuf_need_event,
+    nvme::spec::command::dbbuf_need_event,
 };
 
 /// Dwords of each buffer (one page).

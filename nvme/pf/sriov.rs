@@ -24,25 +24,27 @@
 use kernel::{prelude::*, sync::Arc};
 
 use crate::{
-    core::{CtrlCore, CtrlState, ResetCause, VfRecovery},
     kapi::{
         device::{dev_err, dev_info, dev_warn, Core},
         dma::CoherentAllocation,
         params, pci,
     },
-    mode::Mode,
-    namespaces::as_identify,
-    spec::{
-        command::{cns, Command},
-        identify::{IdentifyController, IDENTIFY_SIZE},
-        lm::{
-            command::FormatIndex,
-            formats::{StateFormat, StateFormats},
-            OACS_HMLMS,
-        },
-        sriov::{
-            available, plan, resource_actions, secondary_list, PlanError, PrimaryCaps, Resource,
-            SecondaryCtrl, VfResources, VirtAction, MAX_SECONDARIES,
+    nvme::{
+        ctrl_core::{CtrlCore, CtrlState, ResetCause, VfRecovery},
+        disks::as_identify,
+        spec::mode::Mode,
+        spec::{
+            command::{cns, Command},
+            identify::{IdentifyController, IDENTIFY_SIZE},
+            lm::{
+                command::FormatIndex,
+                formats::{StateFormat, StateFormats},
+                OACS_HMLMS,
+            },
+            sriov::{
+                available, plan, resource_actions, secondary_list, PlanError, PrimaryCaps,
+                Resource, SecondaryCtrl, VfResources, VirtAction, MAX_SECONDARIES,
+            },
         },
     },
     sysfs, vfio_mode,

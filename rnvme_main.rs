@@ -3,15 +3,19 @@
 //! rnvme: an NVMe PCI driver in Rust that owns both lives of an SR-IOV function: normal block
 //! operation and VFIO operation.
 //!
-//! Crate layout (one idea per file):
+//! The crate root: it declares the layers, each a folder, and registers the module's two
+//! PCI drivers. From the bottom up (`Documentation/architecture.rst` draws the picture):
 //!
-//! - `kapi/`: the project-local kernel API layer (PCI, MMIO, devices, KUnit, ...) in the
-//!   shapes of upstream Rust-for-Linux 6.18; all `unsafe` code lives there.
-//! - `nvme/spec/`: pure NVMe logic (registers, later commands and queues), also compiled on
-//!   the host by the `rnvme-spec` crate.
-//! - `nvme/`: the block-mode driver: PCI binding, controller, queues, disks, SR-IOV.
-//! - `vfio-mode/`: the vfio-mode driver and the switch between the two modes.
-//! - `sysfs/`: the `mode` and `sriov_vf_mode` attributes.
+//! - [`kapi`] (`kapi/`): the kernel API layer (PCI, MMIO, DMA, IRQ, blk-mq, VFIO, sysfs,
+//!   ...) in the shapes of upstream Rust-for-Linux; all `unsafe` code lives there.
+//! - `nvme/spec/`: the pure logic (NVMe and TP4159 encodings, the VFIO migration stream and
+//!   state machine, the mode words), also the host crate `rnvme-spec`; mounted as
+//!   `nvme::spec`.
+//! - [`nvme`] (`nvme/`): the block-mode driver: the controller's basics, its I/O queues,
+//!   disks and recovery, and the physical function's SR-IOV and live-migration commands.
+//! - [`vfio_mode`] (`vfio-mode/`): the vfio-mode driver, a VF's VFIO migration and the
+//!   switch between the two modes.
+//! - [`sysfs`] (`sysfs/`): what the `mode` and `sriov_vf_mode` attributes do.
 
 // Driver code is safe Rust, and the compiler holds it to that: only the kernel API layer
 // (`kapi/`) may contain `unsafe`, each block with the argument why it is sound.
@@ -21,51 +25,19 @@
 #[allow(dead_code)]
 #[allow(unsafe_code)]
 #[macro_use]
-#[path = "../kapi/mod.rs"]
 mod kapi;
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "spec/mod.rs"]
-mod spec;
-
-mod admin;
-mod chardev;
-mod controller;
-mod core;
-mod ctrl_attrs;
-mod dbbuf;
-mod driver;
-mod events;
-mod io_ops;
-mod io_queue;
-mod lm;
-mod namespace;
-mod namespaces;
-mod nvme_error;
-mod queue;
-mod sriov;
-mod user_cmd;
-
-#[allow(dead_code, unreachable_pub)]
-#[path = "../vfio-mode/mig/mod.rs"]
-mod mig;
-#[allow(dead_code, unreachable_pub)]
-#[path = "../vfio-mode/mode.rs"]
-mod mode;
-#[path = "../sysfs/mod.rs"]
+mod nvme;
 mod sysfs;
-#[path = "../vfio-mode/mod.rs"]
+// `vfio-mode/` is the folder name the project was asked for, and not a Rust identifier:
+// this is the one module whose file needs a path.
+#[path = "vfio-mode/mod.rs"]
 mod vfio_mode;
-
-#[cfg(CONFIG_KUNIT)]
-mod kunit_tests;
-#[cfg(CONFIG_KUNIT)]
-#[path = "../vfio-mode/kunit_tests.rs"]
-mod vfio_kunit_tests;
 
 use kernel::prelude::*;
 
 use kapi::{nvme_class, pci, vfio};
+use nvme::driver;
 
 module! {
     type: RnvmeModule,

@@ -39,7 +39,7 @@
 //!        8 NSZE u64 | 16 NGUID 16 bytes | 32 EUI64 8 bytes
 //! ```
 
-use crate::spec::{
+use super::super::{
     lm::formats::{StateFormat, StateFormats},
     wire::{NoRoom, Reader, Truncated, Writer},
 };
@@ -444,7 +444,7 @@ pub(crate) mod build {
             vid: 0x1b36,
             ssvid: 0x1af4,
             model,
-            format: crate::spec::lm::formats::StateFormat {
+            format: super::super::super::lm::formats::StateFormat {
                 version: 1,
                 uuid: Some([0x5a; 16]),
             },

@@ -14,10 +14,6 @@ use kernel::{
 };
 
 use crate::{
-    admin::{AdminQueue, ADMIN_DEPTH},
-    dbbuf::DbBuf,
-    io_ops::{Cancel, IoOps},
-    io_queue::{IfBusy, IoQueue},
     kapi::{
         block::{
             self,
@@ -29,16 +25,24 @@ use crate::{
         irq, pci,
         workqueue::cancel_arc_work_sync,
     },
-    namespaces::{DiskTemplate, NsDisks},
-    nvme_error::NvmeError,
-    spec::{
-        command::{num_queues_allocated, Command, SQE_SIZE_LOG2},
-        completion::{Completion, CQE_SIZE_LOG2},
-        identify::IDENTIFY_SIZE,
-        passthru::AdminEffects,
-        regs::{Acq, Aqa, Asq, Cap, Cc, Csts, CC_SHN_NORMAL, CSTS_SHST_COMPLETE, REGS_SIZE},
+    nvme::{
+        admin::{AdminQueue, ADMIN_DEPTH},
+        disks::{DiskTemplate, NsDisks},
+        io::dbbuf::DbBuf,
+        io::queue::{IfBusy, IoQueue},
+        io_ops::{Cancel, IoOps},
+        nvme_error::NvmeError,
+        pf::sriov::Sriov,
+        spec::{
+            command::{num_queues_allocated, Command, SQE_SIZE_LOG2},
+            completion::{Completion, CQE_SIZE_LOG2},
+            ctrl_regs::{
+                Acq, Aqa, Asq, Cap, Cc, Csts, CC_SHN_NORMAL, CSTS_SHST_COMPLETE, REGS_SIZE,
+            },
+            identify::IDENTIFY_SIZE,
+            passthru::AdminEffects,
+        },
     },
-    sriov::Sriov,
 };
 
 /// How long a normal shutdown (CC.SHN) may take before the driver disables the controller

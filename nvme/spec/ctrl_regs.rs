@@ -191,7 +191,7 @@ pub enum Doorbell {
 /// # Examples
 ///
 /// ```
-/// use rnvme_spec::spec::regs::{doorbell_offset, Doorbell};
+/// use rnvme_spec::spec::ctrl_regs::{doorbell_offset, Doorbell};
 /// assert_eq!(doorbell_offset(0, Doorbell::SqTail, 4), Some(0x1000));
 /// assert_eq!(doorbell_offset(0, Doorbell::CqHead, 4), Some(0x1004));
 /// assert_eq!(doorbell_offset(3, Doorbell::CqHead, 16), Some(0x1000 + 7 * 16));

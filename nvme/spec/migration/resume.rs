@@ -8,17 +8,17 @@
 //! compares it with the destination VF ([`super::compat::check`]), so that an incompatible
 //! source is refused while it still runs. [`Resume::finish`] runs on RESUMING -> STOP: the
 //! stream must be complete, its controller state in the format announced and fit the
-//! destination ([`crate::spec::lm::state::ControllerState::check`]).
+//! destination ([`super::super::lm::state::ControllerState::check`]).
 //!
 //! The kernel's resuming fd and the host fuzzer (`cargo xtask fuzz`) run this same code.
 
+use super::super::lm::{
+    formats::{StateFormat, StateFormats},
+    state::{ControllerState, Limits, StateError},
+};
 use super::{
     compat::{self, CompatError, CompatView, Fixed, Mismatch, NamespaceInfo},
     stream::{PayloadError, Scanner, StatePayload, StreamError},
-};
-use crate::spec::lm::{
-    formats::{StateFormat, StateFormats},
-    state::{ControllerState, Limits, StateError},
 };
 
 /// The destination VF a stream is checked against.
@@ -145,12 +145,12 @@ impl Resume {
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use super::super::super::lm::state::build::{cq, sq, state};
     use super::super::{
         compat::build::{fixed, ns, payload},
         stream::build::{state_payload, stream},
     };
     use super::*;
-    use crate::spec::lm::state::build::{cq, sq, state};
     use std::vec::Vec;
 
     fn formats() -> StateFormats {

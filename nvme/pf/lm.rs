@@ -10,24 +10,26 @@
 use kernel::prelude::*;
 
 use crate::{
-    core::CtrlCore,
     kapi::device::dev_err,
-    mig::compat::{NamespaceInfo, MAX_NAMESPACES},
-    namespaces::as_identify,
-    nvme_error::NvmeError,
-    spec::{
-        command::{cns, Command},
-        identify::{active_namespaces, controller_list, IdentifyNamespace, IDENTIFY_SIZE},
-        lm::{
-            command::{csup, FormatIndex, Sequence, SuspendType},
-            formats::{StateFormats, CNS_SUPPORTED_CTRL_STATE_FORMATS},
-            state::{StateHeader, HEADER_SIZE, MAX_STATE_SIZE},
+    nvme::{
+        ctrl_core::CtrlCore,
+        disks::as_identify,
+        nvme_error::NvmeError,
+        spec::migration::compat::{NamespaceInfo, MAX_NAMESPACES},
+        spec::{
+            command::{cns, Command},
+            identify::{active_namespaces, controller_list, IdentifyNamespace, IDENTIFY_SIZE},
+            lm::{
+                command::{csup, FormatIndex, Sequence, SuspendType},
+                formats::{StateFormats, CNS_SUPPORTED_CTRL_STATE_FORMATS},
+                state::{StateHeader, HEADER_SIZE, MAX_STATE_SIZE},
+            },
         },
     },
 };
 
 /// Largest piece of controller state one command moves (the admin bounce buffer).
-const CHUNK: usize = crate::admin::MAX_PASSTHRU_DATA as usize;
+const CHUNK: usize = crate::nvme::admin::MAX_PASSTHRU_DATA as usize;
 
 impl CtrlCore {
     /// Suspends secondary controller `scid`: it fetches no more commands and raises no

@@ -8,18 +8,20 @@ use core::cell::Cell;
 use kernel::{prelude::*, sync::Arc, types::ARef};
 
 use crate::{
-    core::CtrlCore,
-    io_ops::IoOps,
     kapi::{
         block::mq::{DiskQueue, FrozenQueue, GenDisk, GenDiskBuilder, TagSet},
         device::{dev_err, dev_info, dev_warn, Device},
         dma::CoherentAllocation,
     },
-    namespace::Namespace,
-    spec::{
-        command::cns,
-        identify::{active_namespaces, IdentifyNamespace, IDENTIFY_SIZE},
-        limits::RequestLimits,
+    nvme::{
+        ctrl_core::CtrlCore,
+        io_ops::IoOps,
+        namespace::Namespace,
+        spec::{
+            command::cns,
+            identify::{active_namespaces, IdentifyNamespace, IDENTIFY_SIZE},
+            limits::RequestLimits,
+        },
     },
 };
 

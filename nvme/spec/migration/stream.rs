@@ -21,14 +21,14 @@
 //! as the 16 bytes are there (so a bad length cannot make the destination buffer
 //! anything), a payload's checksum once it is complete.
 
-use super::crc32c::Crc32c;
-use crate::spec::{
+use super::super::{
     lm::{
         formats::StateFormat,
         state::{HEADER_SIZE, MAX_STATE_SIZE},
     },
     wire::{NoRoom, Reader, Writer},
 };
+use super::crc32c::Crc32c;
 
 /// The first four bytes of every section.
 pub const MAGIC: [u8; 4] = *b"RNVM";

@@ -5,17 +5,19 @@
 use kernel::{prelude::*, sync::Arc};
 
 use crate::{
-    dbbuf::Shadow,
     kapi::{
         device::{Bound, Device},
         dma::{dma_rmb, CoherentAllocation},
         pci::{Bar, BarReg32},
     },
-    spec::{
-        command::{Command, SQE_SIZE},
-        completion::{Completion, CQE_SIZE},
-        queue::{CqCursor, SqRing},
-        regs::{doorbell_offset, Doorbell, REGS_SIZE},
+    nvme::{
+        io::dbbuf::Shadow,
+        spec::{
+            command::{Command, SQE_SIZE},
+            completion::{Completion, CQE_SIZE},
+            ctrl_regs::{doorbell_offset, Doorbell, REGS_SIZE},
+            queue::{CqCursor, SqRing},
+        },
     },
 };
 

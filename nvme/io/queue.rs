@@ -7,9 +7,6 @@ use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use kernel::{prelude::*, sync::Arc, types::ARef};
 
 use crate::{
-    core::CtrlCore,
-    dbbuf::{DbBuf, Shadow},
-    io_ops::IoOps,
     kapi::{
         block::mq::{BatchTarget, CompletionBatch, TagSet},
         device::{dev_warn, Device},
@@ -17,11 +14,16 @@ use crate::{
         irq::{Handler, IrqReturn},
         sync::{Exclusive, SpinLock},
     },
-    queue::{CompletionQueue, SubmissionQueue},
-    spec::{
-        cid::{self, Generation},
-        command::Command,
-        completion::Completion,
+    nvme::{
+        ctrl_core::CtrlCore,
+        io::dbbuf::{DbBuf, Shadow},
+        io::rings::{CompletionQueue, SubmissionQueue},
+        io_ops::IoOps,
+        spec::{
+            cid::{self, Generation},
+            command::Command,
+            completion::Completion,
+        },
     },
 };
 

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Block mode: the `rnvme` PCI driver, which runs an NVMe controller's admin and I/O
+//! queues and gives each namespace a disk, and the physical function's services for its VFs.
+//!
+//! From the bottom up:
+//!
+//! - [`spec`]: the pure logic (also the host crate `rnvme-spec`).
+//! - [`admin`], [`ctrl_base`]: a controller's basics: registers, state, admin queue.
+//! - [`pf`]: what only a physical function has: SR-IOV, its VFs' modes and the live
+//!   migration commands (TP4159) it sends for them.
+//! - [`io`]: I/O queues and the request data of the block layer.
+//! - [`namespace`], [`disks`]: the disks of the namespaces.
+//! - [`ctrl_core`], [`recovery`]: the controller shared by probe, I/O and recovery; the
+//!   reset, giving up, function reset and PCI error recovery.
+//! - [`block_ops`], [`events`], [`user_cmd`], [`chardev`], [`ctrl_attrs`]: the blk-mq
+//!   operations, asynchronous events and what users reach (ioctls, sysfs).
+//! - [`controller`], [`driver`]: binding a function: probe and teardown.
+
+#[allow(dead_code, unreachable_pub)]
+pub(crate) mod spec;
+
+pub(crate) mod admin;
+pub(crate) mod chardev;
+pub(crate) mod controller;
+pub(crate) mod ctrl_attrs;
+pub(crate) mod ctrl_core;
+pub(crate) mod disks;
+pub(crate) mod driver;
+pub(crate) mod events;
+pub(crate) mod io;
+pub(crate) mod io_ops;
+pub(crate) mod namespace;
+pub(crate) mod nvme_error;
+pub(crate) mod pf;
+pub(crate) mod user_cmd;
+
+#[cfg(CONFIG_KUNIT)]
+mod kunit_tests;
