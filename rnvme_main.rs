@@ -52,7 +52,7 @@ module! {
 /// while the vfio-mode driver still exists.
 struct RnvmeModule {
     _driver: Pin<KBox<pci::Registration<driver::NvmeDriver>>>,
-    _vfio_driver: Pin<KBox<vfio::Registration<vfio_mode::VfioVf>>>,
+    _vfio_driver: Pin<KBox<vfio::Registration<vfio_mode::VfioVf<driver::NvmeDriver>>>>,
     /// Last: the classes outlive every controller device in them.
     _class: nvme_class::ClassRegistration,
 }

@@ -19,14 +19,17 @@ use crate::{
     },
     nvme::{
         admin::AdminQueue,
+        block_ops::IoQueues,
         chardev::CtrlFile,
+        ctrl_base::{as_identify, CtrlBase},
         ctrl_core::{CtrlCore, IoLink},
-        disks::{as_identify, DiskTemplate},
+        disks::DiskTemplate,
         events::AdminIrq,
         io::dbbuf::DbBuf,
-        io::queue::{IoQueue, IoQueues, QueueIrq},
+        io::queue::{IoQueue, QueueIrq},
+        io::request::{MAX_SEGMENTS, MAX_TRANSFER},
         io::rings::{CompletionQueue, SubmissionQueue},
-        io_ops::{MAX_SEGMENTS, MAX_TRANSFER},
+        pf::PhysFn,
         spec::mode::Mode,
         spec::{
             command::cns,
@@ -84,18 +87,18 @@ pub(crate) struct Controller {
     core: Arc<CtrlCore>,
     vectors: Option<Arc<IrqVectors>>,
     instance: InstanceId,
-    /// For a VF whose PF is bound to this driver: the PF's controller and the VF number.
-    physfn: Option<(Arc<CtrlCore>, u16)>,
+    /// For a VF whose PF is bound to this driver: the PF's services and the VF number.
+    physfn: Option<(Arc<PhysFn>, u16)>,
 }
 
 impl Controller {
     /// Enables the function, maps BAR0, enables the controller with an admin queue,
     /// identifies it, creates I/O queues and adds a disk per namespace. `physfn` is the
-    /// PF's controller when this is a VF whose PF this driver runs.
-    pub(crate) fn new(pdev: &pci::Device<Core>, physfn: Option<Arc<CtrlCore>>) -> Result<Self> {
+    /// PF's services when this is a VF whose PF this driver runs.
+    pub(crate) fn new(pdev: &pci::Device<Core>, physfn: Option<Arc<PhysFn>>) -> Result<Self> {
         // A VF's secondary controller must be online before anything else: going online
         // resets the VF's controller and sets its vector count.
-        // A reset of the PF waits until the VF is attached (`CtrlCore::vf_bringup`).
+        // A reset of the PF waits until the VF is attached (`PhysFn::vf_bringup`).
         let pf_core = physfn.clone();
         let _bringup = pf_core.as_ref().map(|pf| pf.vf_bringup.lock());
         let physfn = match physfn {
@@ -160,7 +163,14 @@ impl Controller {
 
         let bar = Arc::new(bar, GFP_KERNEL)?;
         let admin = AdminQueue::new(dev, &bar, cap.doorbell_stride())?;
-        let core = Arc::pin_init(CtrlCore::new(pdev.get_ref(), bar, cap, admin), GFP_KERNEL)?;
+        let base = Arc::pin_init(CtrlBase::new(pdev.get_ref(), bar, cap, admin), GFP_KERNEL)?;
+        // Only a physical function has services for VFs.
+        let phys_fn = if pdev.is_physfn() {
+            Some(Arc::pin_init(PhysFn::new(base.clone()), GFP_KERNEL)?)
+        } else {
+            None
+        };
+        let core = Arc::pin_init(CtrlCore::new(base, phys_fn), GFP_KERNEL)?;
         let mut ctrl = Self {
             chardev: None,
             controls: None,
@@ -267,7 +277,7 @@ impl Controller {
             let vector = (u32::from(qid) <= nr_interrupt)
                 .then(|| first_vector.map_or(0, |first| first + u32::from(qid) - 1) as u16);
             let queue = Arc::pin_init(IoQueue::new(qid, vector, sq, cq), GFP_KERNEL)?;
-            core.create_io_queue(&queue, depth)?;
+            core.create_io_queue(queue.qid(), depth, queue.dma(), queue.vector())?;
             link_queues.push(queue.clone(), GFP_KERNEL)?;
             queues.push(queue, GFP_KERNEL)?;
         }
@@ -275,6 +285,7 @@ impl Controller {
         let io = Arc::new(
             IoQueues {
                 core: core.clone(),
+                base: core.base().clone(),
                 queues,
                 dev: dev.as_normal().into(),
                 prp_pool: DmaPool::new(dev, c_str!("rnvme-prp"), PAGE_SIZE, PAGE_SIZE)?,
@@ -321,7 +332,7 @@ impl Controller {
         // them; without them (or if the command fails) every doorbell is an MMIO write.
         let dbbuf = if id.supports_dbbuf() {
             let buf = DbBuf::new(dev)?;
-            match core.config_dbbuf(&buf) {
+            match core.config_dbbuf(buf.dma()) {
                 Ok(()) => {
                     let dstride = core.cap().doorbell_stride() / 4;
                     for q in io.queues.iter() {

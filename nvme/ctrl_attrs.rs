@@ -41,10 +41,7 @@ use kernel::{c_str, prelude::*, str::CStr, sync::Arc};
 
 use crate::{
     kapi::nvme_class::CtrlControls,
-    nvme::{
-        ctrl_core::{CtrlCore, CtrlState},
-        spec::trigger::is_trigger,
-    },
+    nvme::{ctrl_base::CtrlState, ctrl_core::CtrlCore, spec::trigger::is_trigger},
 };
 
 impl CtrlControls for CtrlCore {

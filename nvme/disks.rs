@@ -14,12 +14,12 @@ use crate::{
         dma::CoherentAllocation,
     },
     nvme::{
-        ctrl_core::CtrlCore,
-        io_ops::IoOps,
+        ctrl_base::{as_identify, CtrlBase},
+        io::request::IoOps,
         namespace::Namespace,
         spec::{
             command::cns,
-            identify::{active_namespaces, IdentifyNamespace, IDENTIFY_SIZE},
+            identify::{active_namespaces, IdentifyNamespace},
             limits::RequestLimits,
         },
     },
@@ -138,7 +138,7 @@ impl NsDisks {
     /// Brings the disks in line with the controller's active namespaces: removes the disks
     /// of namespaces that went away, revalidates the others (a new size or format) and adds
     /// disks for new ones.
-    pub(crate) fn scan(&mut self, core: &CtrlCore) -> Result<ScanReport> {
+    pub(crate) fn scan(&mut self, core: &CtrlBase) -> Result<ScanReport> {
         let Some(template) = &self.template else {
             return Ok(ScanReport::default());
         };
@@ -238,7 +238,7 @@ impl NsDisks {
     /// changed with the disk's queue frozen. A format the driver cannot serve (metadata,
     /// blocks over 4 KiB) leaves the disk with capacity 0, as the C driver does, until
     /// the namespace is formatted back. Returns how many disks changed.
-    pub(crate) fn revalidate(&self, core: &CtrlCore) -> Result<usize> {
+    pub(crate) fn revalidate(&self, core: &CtrlBase) -> Result<usize> {
         let Some(template) = &self.template else {
             return Ok(0);
         };
@@ -285,7 +285,7 @@ impl NsDisks {
 
 /// Whether the active namespace of disk `d` now has other identifiers than the one the
 /// disk was made for. A failed Identify keeps the disk (the next scan looks again).
-fn replaced(core: &CtrlCore, buf: &CoherentAllocation<u8>, d: &NsDisk) -> bool {
+fn replaced(core: &CtrlBase, buf: &CoherentAllocation<u8>, d: &NsDisk) -> bool {
     let Ok(raw) = core.identify(buf, cns::NAMESPACE, d.nsid) else {
         return false;
     };
@@ -296,7 +296,7 @@ fn replaced(core: &CtrlCore, buf: &CoherentAllocation<u8>, d: &NsDisk) -> bool {
 }
 
 /// Logs a namespace's size and block size.
-fn log_format(core: &CtrlCore, nsid: u32, id: &IdentifyNamespace) {
+fn log_format(core: &CtrlBase, nsid: u32, id: &IdentifyNamespace) {
     dev_info!(
         core.pdev(),
         "namespace {}: {} blocks of {} bytes ({} MiB)\n",
@@ -305,11 +305,6 @@ fn log_format(core: &CtrlCore, nsid: u32, id: &IdentifyNamespace) {
         id.block_size(),
         id.nsze.saturating_mul(u64::from(id.block_size())) >> 20
     );
-}
-
-/// Views an Identify buffer as the fixed-size structure the parsers take.
-pub(crate) fn as_identify(raw: &[u8]) -> Result<&[u8; IDENTIFY_SIZE]> {
-    raw.try_into().map_err(|_| EINVAL)
 }
 
 /// The geometry and limits of the disk of a namespace that Identify Namespace describes

@@ -2,19 +2,24 @@
 
 //! The PCI driver: binds NVMe functions (class 01:08:02) and owns their controller.
 
-use kernel::{prelude::*, sync::Arc};
+use kernel::{c_str, prelude::*, sync::Arc};
 
 use crate::{
     kapi::{
         device::{dev_info, dev_warn, Core},
         init::pin_init_scope,
-        pci::{self, pci_device_table, ChannelState, ErsResult},
+        pci::{self, pci_device_table, BoundAttribute, ChannelState, ErsResult, VfAttribute},
     },
     nvme::{
         controller::Controller,
-        ctrl_core::{CtrlCore, CtrlState, VfRecovery},
+        ctrl_base::CtrlState,
+        ctrl_core::CtrlCore,
+        pf::{
+            vfs::{VfHooks, VfRecovery},
+            PfDriver, PhysFn,
+        },
     },
-    sysfs,
+    sysfs, vfio_mode,
 };
 
 /// PCI class code of an NVMe controller: mass storage, non-volatile memory, NVM Express.
@@ -46,7 +51,7 @@ impl pci::Driver for NvmeDriver {
         _info: &(),
         physfn: Option<Pin<&Self>>,
     ) -> impl PinInit<Self, Error> {
-        let pf = physfn.map(|pf| pf.controller.core().clone());
+        let pf = physfn.and_then(|pf| pf.core().phys_fn().cloned());
         pin_init_scope(move || {
             let controller = Controller::new(pdev, pf)?;
             Ok(try_pin_init!(Self { controller }))
@@ -64,7 +69,7 @@ impl pci::Driver for NvmeDriver {
     }
 
     fn sriov_configure(pdev: &pci::Device<Core>, this: Pin<&Self>, num_vfs: u16) -> Result<u16> {
-        this.controller.core().sriov_configure(pdev, num_vfs)
+        Self::phys_fn(this)?.sriov_configure::<Self>(pdev, num_vfs)
     }
 
     fn reset_prepare(_pdev: &pci::Device<Core>, this: Pin<&Self>) {
@@ -136,7 +141,7 @@ impl pci::Driver for NvmeDriver {
 
     fn attributes(pdev: &pci::Device<Core>) -> &'static [&'static pci::BoundAttribute<Self>] {
         /// The attributes of a physical function.
-        static PF_ATTRIBUTES: [&pci::BoundAttribute<NvmeDriver>; 1] = [&sysfs::SRIOV_VF_MODE];
+        static PF_ATTRIBUTES: [&pci::BoundAttribute<NvmeDriver>; 1] = [&SRIOV_VF_MODE];
         if pdev.is_physfn() {
             &PF_ATTRIBUTES
         } else {
@@ -151,3 +156,26 @@ impl NvmeDriver {
         self.controller.core()
     }
 }
+
+impl PfDriver for NvmeDriver {
+    fn phys_fn(this: Pin<&Self>) -> Result<&Arc<PhysFn>> {
+        this.get_ref().core().phys_fn().ok_or(ENODEV)
+    }
+}
+
+impl VfHooks for NvmeDriver {
+    fn vfio_in_use(vf: &pci::Device) -> bool {
+        vfio_mode::in_use::<Self>(vf)
+    }
+
+    fn add_mode_attribute(vf: &pci::Device) -> Result {
+        vf.add_vf_attribute(&VF_MODE)
+    }
+}
+
+/// `/sys/bus/pci/devices/<VF>/mode` (see [`sysfs::VfMode`]).
+static VF_MODE: VfAttribute<NvmeDriver> = VfAttribute::new::<sysfs::VfMode>(c_str!("mode"), 0o644);
+
+/// `/sys/bus/pci/devices/<PF>/sriov_vf_mode` (see [`sysfs::PfVfMode`]).
+static SRIOV_VF_MODE: BoundAttribute<NvmeDriver> =
+    BoundAttribute::new::<sysfs::PfVfMode>(c_str!("sriov_vf_mode"), 0o644);

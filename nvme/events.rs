@@ -4,10 +4,7 @@
 //! log page (which lets the controller report the next one), acts on it (a namespace change
 //! rescans the disks) and gives the controller a new Asynchronous Event Request.
 
-use core::sync::atomic::Ordering;
-
 use kernel::{
-    prelude::*,
     sync::Arc,
     workqueue::{self, WorkItem},
 };
@@ -18,16 +15,11 @@ use crate::{
         irq::{Handler, IrqReturn},
     },
     nvme::{
-        ctrl_core::{CtrlCore, CtrlState},
-        spec::{
-            command::{feature, Command},
-            event::{log, AsyncEvent, EventAction, AEN_CFG_NOTICES},
-        },
+        ctrl_base::CtrlState,
+        ctrl_core::CtrlCore,
+        spec::event::{AsyncEvent, EventAction},
     },
 };
-
-/// Namespace ID meaning "the whole controller" in Get Log Page.
-const NSID_ALL: u32 = 0xffff_ffff;
 
 impl WorkItem<1> for CtrlCore {
     type Pointer = Arc<CtrlCore>;
@@ -56,27 +48,6 @@ impl Handler for AdminIrq {
 }
 
 impl CtrlCore {
-    /// Enables the notices the controller supports (of those in `oaes` the driver
-    /// handles) and gives it an Asynchronous Event Request; also after every reset.
-    pub(crate) fn enable_events(&self, oaes: u32) -> Result {
-        self.aen_config
-            .store(oaes & AEN_CFG_NOTICES, Ordering::Relaxed);
-        self.start_events()
-    }
-
-    /// Sets the Asynchronous Event Configuration again and arms the request (a disabled
-    /// controller forgets both).
-    pub(crate) fn start_events(&self) -> Result {
-        let config = self.aen_config.load(Ordering::Relaxed);
-        if config != 0 {
-            self.admin_checked(
-                Command::set_features(feature::ASYNC_EVENT_CONFIG, config),
-                "Set Features (Asynchronous Event Configuration)",
-            )?;
-        }
-        self.arm_async_event()
-    }
-
     /// Takes an event that arrived, clears it, acts on it and re-arms the request.
     fn handle_events(&self) {
         if self.state() != CtrlState::Live {
@@ -108,33 +79,8 @@ impl CtrlCore {
         }
     }
 
-    /// Reads (and so clears) the Changed Namespace List before the first namespace scan.
-    /// A controller reports a namespace change only once until the host reads that log;
-    /// a change that happened while no driver read it (the function in vfio mode, or
-    /// unbound) would otherwise silence every later attach and detach.
-    pub(crate) fn clear_changed_namespaces(&self) {
-        // 1024 namespace IDs of 4 bytes.
-        self.discard_log(log::CHANGED_NS, 4096);
-    }
-
     /// Reads the event's log page, which tells the controller the host saw the event.
     fn clear_event(&self, event: &AsyncEvent) {
         self.discard_log(event.log_page, event.log_bytes());
-    }
-
-    /// Reads `bytes` of log page `page` for all namespaces and drops the contents: what
-    /// matters is that the controller sees the host read it. A failure is only logged.
-    fn discard_log(&self, page: u8, bytes: u32) {
-        let Some(cmd) = Command::get_log_page(page, NSID_ALL, bytes, 0) else {
-            return;
-        };
-        if let Err(e) = self.admin_bounced(cmd, bytes, |_| Ok(()), |_| Ok(())) {
-            dev_warn!(
-                self.pdev(),
-                "reading log page {:#x} failed: {:?}\n",
-                page,
-                e
-            );
-        }
     }
 }

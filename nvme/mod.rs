@@ -21,18 +21,20 @@
 pub(crate) mod spec;
 
 pub(crate) mod admin;
+pub(crate) mod block_ops;
 pub(crate) mod chardev;
 pub(crate) mod controller;
 pub(crate) mod ctrl_attrs;
+pub(crate) mod ctrl_base;
 pub(crate) mod ctrl_core;
 pub(crate) mod disks;
 pub(crate) mod driver;
 pub(crate) mod events;
 pub(crate) mod io;
-pub(crate) mod io_ops;
 pub(crate) mod namespace;
 pub(crate) mod nvme_error;
 pub(crate) mod pf;
+pub(crate) mod recovery;
 pub(crate) mod user_cmd;
 
 #[cfg(CONFIG_KUNIT)]

@@ -13,8 +13,9 @@ use crate::{
     kapi::{block::mq::DiskQueue, miscdevice::capable_sys_admin},
     nvme::{
         admin::MAX_PASSTHRU_DATA,
-        ctrl_core::{CtrlCore, CtrlState},
-        io_ops::{IoOps, MAX_TRANSFER},
+        ctrl_base::CtrlState,
+        ctrl_core::CtrlCore,
+        io::request::{IoOps, MAX_TRANSFER},
         namespace::Namespace,
         nvme_error::NvmeError,
         spec::{

@@ -6,6 +6,8 @@
 //! vfio-pci-core: it never enables the controller, creates queues or does DMA (the driver
 //! is registered with `driver_managed_dma`, so the IOMMU group is VFIO's to give away).
 
+use core::marker::PhantomData;
+
 use kernel::{prelude::*, sync::Arc};
 
 use crate::{
@@ -16,34 +18,33 @@ use crate::{
         vfio::{self, MigrationFile, VfioDevice},
     },
     nvme::{
-        ctrl_core::CtrlCore,
-        driver::{NvmeDriver, PCI_TABLE},
+        pf::{PfDriver, PhysFn},
         spec::mode::Mode,
     },
 };
 
 use super::migration::VfMigration;
 
-/// A VF in vfio mode.
+/// A VF in vfio mode, of a physical function bound to the PCI driver `P`.
 #[pin_data]
-pub(crate) struct VfioVf {
-    /// The controller of the VF's physical function.
-    pf: Arc<CtrlCore>,
+pub(crate) struct VfioVf<P> {
+    /// The services of the VF's physical function.
+    pf: Arc<PhysFn>,
     /// The VF number (1-based).
     vfn: u16,
     /// Its live migration, when the PF offers it.
     migration: Option<Arc<VfMigration>>,
+    /// The driver of the physical function.
+    _pf_driver: PhantomData<fn() -> P>,
 }
 
-impl vfio::Driver for VfioVf {
-    type PhysFn = NvmeDriver;
+impl<P: PfDriver<IdInfo = ()>> vfio::Driver for VfioVf<P> {
+    type PhysFn = P;
 
-    const ID_TABLE: pci::IdTable<()> = PCI_TABLE;
+    // The functions the block-mode driver binds: a VF in vfio mode is one of them.
+    const ID_TABLE: pci::IdTable<()> = P::ID_TABLE;
 
-    fn probe(
-        pdev: &pci::Device<Core>,
-        physfn: Option<Pin<&NvmeDriver>>,
-    ) -> impl PinInit<Self, Error> {
+    fn probe(pdev: &pci::Device<Core>, physfn: Option<Pin<&P>>) -> impl PinInit<Self, Error> {
         pin_init_scope(move || Self::check(pdev, physfn))
     }
 
@@ -52,7 +53,7 @@ impl vfio::Driver for VfioVf {
             pdev,
             "VF {}: VFIO device removed (PF controller {})\n",
             this.vfn,
-            this.pf.pdev().as_dev().name()
+            this.pf.base().pdev().as_dev().name()
         );
     }
 
@@ -94,13 +95,13 @@ impl vfio::Driver for VfioVf {
     }
 }
 
-impl VfioVf {
+impl<P: PfDriver<IdInfo = ()>> VfioVf<P> {
     /// Whether `pdev` is a VF in vfio mode of a PF this driver runs, alone in its IOMMU
     /// group; brings its secondary controller online.
-    fn check(pdev: &pci::Device<Core>, physfn: Option<Pin<&NvmeDriver>>) -> Result<Self> {
+    fn check(pdev: &pci::Device<Core>, physfn: Option<Pin<&P>>) -> Result<Self> {
         // Only VFs of a PF this module runs, and only in vfio mode; everything else is
         // left to other drivers.
-        let pf = physfn.ok_or(ENODEV)?.core().clone();
+        let pf = P::phys_fn(physfn.ok_or(ENODEV)?)?.clone();
         let vfn = pdev.vf_number()?;
         if pf.vf_mode(vfn) != Mode::Vfio {
             return Err(ENODEV);
@@ -129,14 +130,19 @@ impl VfioVf {
                 ""
             }
         );
-        Ok(Self { pf, vfn, migration })
+        Ok(Self {
+            pf,
+            vfn,
+            migration,
+            _pf_driver: PhantomData,
+        })
     }
 
     /// The live migration of the VF, if its PF offers it (TP4159) for the VF's secondary
     /// controller; a failure to set it up is logged and leaves the VF without it.
     fn migration_of(
         pdev: &pci::Device<Core>,
-        pf: &Arc<CtrlCore>,
+        pf: &Arc<PhysFn>,
         vfn: u16,
     ) -> Option<Arc<VfMigration>> {
         let lm = pf.lm_support_of_vfs()?;
@@ -158,8 +164,8 @@ impl VfioVf {
     }
 }
 
-/// Whether `vf` is in vfio mode with its VFIO device open (by a VMM or another user).
-/// Must not be called with the VF's device lock held.
-pub(crate) fn in_use(vf: &pci::Device) -> bool {
-    vfio::in_use::<VfioVf>(vf)
+/// Whether `vf` (a VF of a PF bound to `P`) is in vfio mode with its VFIO device open (by
+/// a VMM or another user). Must not be called with the VF's device lock held.
+pub(crate) fn in_use<P: PfDriver<IdInfo = ()>>(vf: &pci::Device) -> bool {
+    vfio::in_use::<VfioVf<P>>(vf)
 }

@@ -37,9 +37,8 @@ use crate::{
     },
     nvme::{
         controller::BAR0_NAME,
-        ctrl_core::CtrlCore,
         nvme_error::NvmeError,
-        pf::sriov::{LmSupport, VfSecondary, VfioVfState},
+        pf::{lm::LmSupport, sriov::VfSecondary, vfs::VfioVfState, PhysFn},
         spec::migration::{
             compat::{self, Fixed, NamespaceInfo, PciIds},
             fsm::{self, MigState, Step},
@@ -69,7 +68,7 @@ struct MigTarget {
     /// The VF (for messages).
     vf: ARef<pci::Device>,
     /// The controller of the VF's physical function, which sends the commands.
-    pf: Arc<CtrlCore>,
+    pf: Arc<PhysFn>,
     /// VF number.
     vfn: u16,
     /// The VF's secondary controller ID.
@@ -90,7 +89,7 @@ impl MigTarget {
     /// user owns the VF.
     fn new(
         vf: &pci::Device<Core>,
-        pf: Arc<CtrlCore>,
+        pf: Arc<PhysFn>,
         vfn: u16,
         secondary: VfSecondary,
         lm: LmSupport,
@@ -136,7 +135,7 @@ impl MigTarget {
 
     /// The namespaces attached to the VF's secondary controller now.
     fn namespaces(&self) -> Result<KVec<NamespaceInfo>> {
-        self.pf.lm_namespaces(self.scid).inspect_err(|e| {
+        self.pf.lm().namespaces(self.scid).inspect_err(|e| {
             dev_err!(
                 self.vf,
                 "VF {}: cannot list its namespaces: {:?}\n",
@@ -237,7 +236,7 @@ impl VfMigration {
     /// `secondary`, with what the PF offers in `lm`.
     pub(crate) fn new(
         vf: &pci::Device<Core>,
-        pf: Arc<CtrlCore>,
+        pf: Arc<PhysFn>,
         vfn: u16,
         secondary: VfSecondary,
         lm: LmSupport,
@@ -300,11 +299,11 @@ impl VfMigration {
         let t = &self.target;
         match step {
             Step::Suspend => {
-                self.device(inner, "Suspend", t.pf.lm_suspend(t.scid))?;
+                self.device(inner, "Suspend", t.pf.lm().suspend(t.scid))?;
                 inner.device_suspended = true;
             }
             Step::Resume => {
-                self.device(inner, "Resume", t.pf.lm_resume(t.scid))?;
+                self.device(inner, "Resume", t.pf.lm().resume(t.scid))?;
                 inner.device_suspended = false;
             }
             Step::Nothing => {}
@@ -352,7 +351,7 @@ impl VfMigration {
                 self.device(
                     inner,
                     "Set Controller State",
-                    t.pf.lm_set_state(t.scid, index, &state),
+                    t.pf.lm().set_state(t.scid, index, &state),
                 )?;
                 dev_info!(
                     t.vf,
@@ -383,7 +382,7 @@ impl VfMigration {
     /// Reads the controller state of the suspended controller.
     fn save_state(&self, inner: &mut MigInner) -> Result<KVec<u8>> {
         let t = &self.target;
-        let r = t.pf.lm_get_state(t.scid, t.index);
+        let r = t.pf.lm().get_state(t.scid, t.index);
         self.device(inner, "Get Controller State", r)
     }
 
@@ -408,7 +407,7 @@ impl VfMigration {
             usize::from(t.limits.io_queues),
         ) + VENDOR_STATE_ESTIMATE;
         let state = if inner.device_suspended {
-            t.pf.lm_state_size(t.scid, t.index).unwrap_or(estimate)
+            t.pf.lm().state_size(t.scid, t.index).unwrap_or(estimate)
         } else {
             estimate
         };
@@ -426,7 +425,7 @@ impl VfMigration {
             // A reset should have ended the suspension; make sure it did (a reset
             // controller has no queues to resume).
             let t = &self.target;
-            if let Err(e) = t.pf.lm_resume(t.scid) {
+            if let Err(e) = t.pf.lm().resume(t.scid) {
                 dev_warn!(t.vf, "VF {}: Resume after reset: {:?}\n", t.vfn, e);
             }
         }

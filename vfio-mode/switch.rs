@@ -9,7 +9,7 @@
 //!
 //! Deadlock freedom: the attribute belongs to the VF's device, not to either driver, so
 //! unbinding does not remove the file whose write is running. Writers of one PF's VFs are
-//! serialised by `CtrlCore::vf_switch`, which is taken without any device lock held;
+//! serialised by `PhysFn::vf_switch`, which is taken without any device lock held;
 //! probes (run under the VF's device lock) never take it. Removing the VF (or disabling
 //! the VFs) waits for a running write; the write's bind then fails with `ENODEV`.
 
@@ -20,15 +20,22 @@ use crate::{
         device::{dev_err, dev_info, dev_warn},
         pci,
     },
-    nvme::{ctrl_core::CtrlCore, spec::mode::Mode},
+    nvme::{
+        pf::{PfDriver, PhysFn},
+        spec::mode::Mode,
+    },
 };
 
 use super::{driver_name, in_use, BLOCK_DRIVER_NAME, DRIVER_NAME};
 
-/// Switches `vf` (a VF of `pf`) to `new`. Writing the current mode succeeds and changes
+/// Switches `vf` (a VF of `pf`, which is bound to `P`) to `new`. Writing the current mode succeeds and changes
 /// nothing. `EBUSY` if the VF is in use (a disk open or mounted in block mode, the VFIO
 /// device open in vfio mode) or bound to a driver of another module; then nothing changes.
-pub(crate) fn switch(vf: &pci::Device, pf: &Arc<CtrlCore>, new: Mode) -> Result {
+pub(crate) fn switch<P: PfDriver<IdInfo = ()>>(
+    vf: &pci::Device,
+    pf: &Arc<PhysFn>,
+    new: Mode,
+) -> Result {
     let vfn = vf.vf_number()?;
     let _serialised = pf.vf_switch.lock();
     let old = pf.vf_mode(vfn);
@@ -45,7 +52,7 @@ pub(crate) fn switch(vf: &pci::Device, pf: &Arc<CtrlCore>, new: Mode) -> Result 
     }
     let busy = match old {
         Mode::Nvme => pf.vf_disks_in_use(vfn),
-        Mode::Vfio => in_use(vf),
+        Mode::Vfio => in_use::<P>(vf),
     };
     if busy {
         dev_warn!(

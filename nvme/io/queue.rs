@@ -4,21 +4,21 @@
 
 use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
-use kernel::{prelude::*, sync::Arc, types::ARef};
+use kernel::{prelude::*, sync::Arc};
 
 use crate::{
     kapi::{
         block::mq::{BatchTarget, CompletionBatch, TagSet},
         device::{dev_warn, Device},
-        dma::DmaPool,
         irq::{Handler, IrqReturn},
         sync::{Exclusive, SpinLock},
     },
     nvme::{
-        ctrl_core::CtrlCore,
-        io::dbbuf::{DbBuf, Shadow},
-        io::rings::{CompletionQueue, SubmissionQueue},
-        io_ops::IoOps,
+        io::{
+            dbbuf::{DbBuf, Shadow},
+            request::IoOps,
+            rings::{CompletionQueue, SubmissionQueue},
+        },
         spec::{
             cid::{self, Generation},
             command::Command,
@@ -303,27 +303,6 @@ impl SqBatch<'_> {
         self.pushed = true;
         Ok(())
     }
-}
-
-/// What every I/O request needs: the queues, the device to map data for, the PRP list pool,
-/// and the controller (for its state and recovery).
-pub(crate) struct IoQueues {
-    /// The controller.
-    pub(crate) core: Arc<CtrlCore>,
-    /// The queue pairs; hardware context `i` uses `queues[i]` (queue ID `i + 1`).
-    pub(crate) queues: KVec<Arc<IoQueue>>,
-    /// The device that DMA mappings are made for.
-    pub(crate) dev: ARef<Device>,
-    /// PRP lists, SGL segments and Dataset Management ranges (one page each).
-    pub(crate) prp_pool: Arc<DmaPool>,
-    /// Whether the controller takes SGLs for reads and writes (Identify Controller SGLS).
-    pub(crate) sgl: bool,
-    /// The vector of the first I/O queue when each queue has its own, spread over the
-    /// CPUs; `None` when a single vector serves everything.
-    pub(crate) first_vector: Option<u32>,
-    /// How many of `queues` (the first ones) complete through interrupts; the rest are
-    /// polled queues, served by the tag set's poll map.
-    pub(crate) nr_interrupt: u32,
 }
 
 /// The interrupt handler of one I/O queue.

@@ -7,23 +7,29 @@
 //! All data moves through the PF's admin bounce buffer, in the PF's DMA domain: the VF's
 //! DMA belongs to the guest that owns it.
 
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Arc};
 
 use crate::{
-    kapi::device::dev_err,
+    kapi::{
+        device::{dev_err, dev_info, dev_warn},
+        dma::CoherentAllocation,
+    },
     nvme::{
-        ctrl_core::CtrlCore,
-        disks::as_identify,
+        ctrl_base::{as_identify, CtrlBase},
         nvme_error::NvmeError,
-        spec::migration::compat::{NamespaceInfo, MAX_NAMESPACES},
         spec::{
             command::{cns, Command},
-            identify::{active_namespaces, controller_list, IdentifyNamespace, IDENTIFY_SIZE},
+            identify::{
+                active_namespaces, controller_list, IdentifyController, IdentifyNamespace,
+                IDENTIFY_SIZE,
+            },
             lm::{
                 command::{csup, FormatIndex, Sequence, SuspendType},
-                formats::{StateFormats, CNS_SUPPORTED_CTRL_STATE_FORMATS},
+                formats::{StateFormat, StateFormats, CNS_SUPPORTED_CTRL_STATE_FORMATS},
                 state::{StateHeader, HEADER_SIZE, MAX_STATE_SIZE},
+                OACS_HMLMS,
             },
+            migration::compat::{NamespaceInfo, MAX_NAMESPACES},
         },
     },
 };
@@ -31,27 +37,99 @@ use crate::{
 /// Largest piece of controller state one command moves (the admin bounce buffer).
 const CHUNK: usize = crate::nvme::admin::MAX_PASSTHRU_DATA as usize;
 
-impl CtrlCore {
+/// What a physical function offers for the live migration of its VFs (TP4159), found
+/// when VFs are enabled.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LmSupport {
+    /// The controller state formats the PF can produce and accept.
+    pub(crate) formats: StateFormats,
+    /// The format a migration from one of its VFs uses.
+    pub(crate) format: StateFormat,
+    /// The indexes that select `format`.
+    pub(crate) index: FormatIndex,
+    /// The product, from Identify Controller: VID, SSVID, model number.
+    pub(crate) vid: u16,
+    /// See `vid`.
+    pub(crate) ssvid: u16,
+    /// See `vid`.
+    pub(crate) model: [u8; 40],
+}
+
+/// The live migration commands (TP4159) a physical function sends on its admin queue for
+/// its secondary controllers.
+pub(crate) struct LmCommands {
+    /// The PF's controller basics.
+    base: Arc<CtrlBase>,
+}
+
+impl LmCommands {
+    /// The commands on the admin queue of `base`, a physical function's.
+    pub(crate) fn new(base: Arc<CtrlBase>) -> Self {
+        Self { base }
+    }
+
+    /// What the controller offers for live migration: Host Managed Live Migration (OACS
+    /// bit 11) and a controller state format; `None` without either (a failure to find
+    /// out is logged and means no migration, not a failed enable).
+    pub(crate) fn support(&self, buf: &CoherentAllocation<u8>) -> Option<LmSupport> {
+        let id = self
+            .base
+            .identify(buf, cns::CONTROLLER, 0)
+            .and_then(|raw| Ok(IdentifyController::parse(as_identify(&raw)?)))
+            .ok()?;
+        if id.oacs & OACS_HMLMS == 0 {
+            return None;
+        }
+        let formats = match self.formats() {
+            Ok(f) => f,
+            Err(e) => {
+                dev_warn!(
+                    self.base.pdev(),
+                    "no live migration: controller state formats: {:?}\n",
+                    e
+                );
+                return None;
+            }
+        };
+        let format = formats.preferred()?;
+        let index = formats.index_of(&format)?;
+        dev_info!(
+            self.base.pdev(),
+            "VF live migration: controller state version {}{}\n",
+            format.version,
+            if format.uuid.is_some() {
+                " with a vendor-specific section"
+            } else {
+                ""
+            }
+        );
+        Some(LmSupport {
+            formats,
+            format,
+            index,
+            vid: id.vid,
+            ssvid: id.ssvid,
+            model: id.model.0,
+        })
+    }
+
     /// Suspends secondary controller `scid`: it fetches no more commands and raises no
     /// interrupts; commands it already fetched complete before this returns.
-    pub(crate) fn lm_suspend(&self, scid: u16) -> Result<(), NvmeError> {
-        self.admin_sync(Command::lm_suspend(scid, SuspendType::Suspend))
+    pub(crate) fn suspend(&self, scid: u16) -> Result<(), NvmeError> {
+        self.base
+            .admin_sync(Command::lm_suspend(scid, SuspendType::Suspend))
             .map(|_| ())
     }
 
     /// Resumes secondary controller `scid`.
-    pub(crate) fn lm_resume(&self, scid: u16) -> Result<(), NvmeError> {
-        self.admin_sync(Command::lm_resume(scid)).map(|_| ())
+    pub(crate) fn resume(&self, scid: u16) -> Result<(), NvmeError> {
+        self.base.admin_sync(Command::lm_resume(scid)).map(|_| ())
     }
 
     /// Reads the whole controller state of suspended secondary controller `scid` in format
     /// `format`: the header first, then whatever it says follows.
-    pub(crate) fn lm_get_state(
-        &self,
-        scid: u16,
-        format: FormatIndex,
-    ) -> Result<KVec<u8>, NvmeError> {
-        let total = self.lm_state_size(scid, format)?;
+    pub(crate) fn get_state(&self, scid: u16, format: FormatIndex) -> Result<KVec<u8>, NvmeError> {
+        let total = self.state_size(scid, format)?;
         let mut out = KVec::with_capacity(total, GFP_KERNEL)?;
         let mut chunk = KVec::from_elem(0u8, total.min(CHUNK), GFP_KERNEL)?;
         while out.len() < total {
@@ -59,11 +137,15 @@ impl CtrlCore {
             let cmd = Command::lm_get_state(scid, format, out.len() as u64, len as u32)
                 .ok_or(NvmeError::Kernel(EINVAL))?;
             let piece = &mut chunk[..len];
-            let cqe =
-                self.admin_bounced(cmd, len as u32, |_| Ok(()), |buf| buf.read_into(0, piece))?;
+            let cqe = self.base.admin_bounced(
+                cmd,
+                len as u32,
+                |_| Ok(()),
+                |buf| buf.read_into(0, piece),
+            )?;
             if !csup(cqe.result) {
                 dev_err!(
-                    self.pdev(),
+                    self.base.pdev(),
                     "secondary controller {}: state read while running\n",
                     scid
                 );
@@ -76,11 +158,11 @@ impl CtrlCore {
 
     /// The size of the controller state of suspended secondary controller `scid`, from its
     /// header.
-    pub(crate) fn lm_state_size(&self, scid: u16, format: FormatIndex) -> Result<usize, NvmeError> {
+    pub(crate) fn state_size(&self, scid: u16, format: FormatIndex) -> Result<usize, NvmeError> {
         let cmd = Command::lm_get_state(scid, format, 0, HEADER_SIZE as u32)
             .ok_or(NvmeError::Kernel(EINVAL))?;
         let mut header = [0u8; HEADER_SIZE];
-        self.admin_bounced(
+        self.base.admin_bounced(
             cmd,
             HEADER_SIZE as u32,
             |_| Ok(()),
@@ -88,7 +170,7 @@ impl CtrlCore {
         )?;
         let header = StateHeader::parse(&header).map_err(|e| {
             dev_err!(
-                self.pdev(),
+                self.base.pdev(),
                 "secondary controller {}: bad state header: {:?}\n",
                 scid,
                 e
@@ -103,7 +185,7 @@ impl CtrlCore {
 
     /// Writes `state` (whole, in format `format`) into suspended secondary controller
     /// `scid`, in as many pieces as the bounce buffer needs.
-    pub(crate) fn lm_set_state(
+    pub(crate) fn set_state(
         &self,
         scid: u16,
         format: FormatIndex,
@@ -120,7 +202,7 @@ impl CtrlCore {
                 piece.len() as u32,
             )
             .ok_or(NvmeError::Kernel(EINVAL))?;
-            self.admin_bounced(
+            self.base.admin_bounced(
                 cmd,
                 piece.len() as u32,
                 |buf| buf.write_from(0, piece),
@@ -135,28 +217,34 @@ impl CtrlCore {
     fn identify_bounced(&self, cns: u8, nsid: u32, cntid: u16) -> Result<KVec<u8>> {
         let mut out = KVec::from_elem(0u8, IDENTIFY_SIZE, GFP_KERNEL)?;
         let cmd = Command::identify_from(cns, nsid, cntid, 0);
-        self.admin_bounced(
-            cmd,
-            IDENTIFY_SIZE as u32,
-            |_| Ok(()),
-            |buf| buf.read_into(0, &mut out),
-        )
-        .map_err(|e| {
-            dev_err!(self.pdev(), "Identify (CNS {:#x}) failed: {:?}\n", cns, e);
-            Error::from(e)
-        })?;
+        self.base
+            .admin_bounced(
+                cmd,
+                IDENTIFY_SIZE as u32,
+                |_| Ok(()),
+                |buf| buf.read_into(0, &mut out),
+            )
+            .map_err(|e| {
+                dev_err!(
+                    self.base.pdev(),
+                    "Identify (CNS {:#x}) failed: {:?}\n",
+                    cns,
+                    e
+                );
+                Error::from(e)
+            })?;
         Ok(out)
     }
 
     /// The controller state formats the controller offers (Identify CNS 0x20).
-    pub(crate) fn lm_formats(&self) -> Result<StateFormats> {
+    pub(crate) fn formats(&self) -> Result<StateFormats> {
         let raw = self.identify_bounced(CNS_SUPPORTED_CTRL_STATE_FORMATS, 0, 0)?;
         StateFormats::parse(&raw).map_err(|_| EIO)
     }
 
     /// The namespaces attached to secondary controller `scid`, in NSID order, as the
     /// compatibility section describes them.
-    pub(crate) fn lm_namespaces(&self, scid: u16) -> Result<KVec<NamespaceInfo>> {
+    pub(crate) fn namespaces(&self, scid: u16) -> Result<KVec<NamespaceInfo>> {
         let mut out = KVec::new();
         let mut from = 0u32;
         loop {
@@ -181,7 +269,7 @@ impl CtrlCore {
                 }
                 if out.len() == MAX_NAMESPACES {
                     dev_err!(
-                        self.pdev(),
+                        self.base.pdev(),
                         "secondary controller {}: more than {} namespaces\n",
                         scid,
                         MAX_NAMESPACES

@@ -13,15 +13,19 @@
 //!    controller that holds the right counts needs no command at all).
 //! 3. Enable the VFs. A secondary controller can only go online once its VF exists, and
 //!    the VF's driver (this one, probing during step 3) needs it online: a VF probe asks
-//!    its PF to bring its controller online ([`CtrlCore::sriov_vf_online`]).
+//!    its PF to bring its controller online ([`PhysFn::sriov_vf_online`]).
 //! 4. Online whatever no VF probe brought online (VFs bound to another driver or none).
 //!
 //! A PF reset takes every secondary controller offline (the device drops their
-//! resources); the reset path calls [`CtrlCore::sriov_restore_secondaries`] to assign and
-//! online them again, then [`CtrlCore::sriov_recover_vfs`] to bring the VFs' own
+//! resources); the reset path calls [`PhysFn::sriov_restore_secondaries`] to assign and
+//! online them again, then [`PhysFn::sriov_recover_vfs`] to bring the VFs' own
 //! controllers back.
 
-use kernel::{prelude::*, sync::Arc};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+};
 
 use crate::{
     kapi::{
@@ -30,24 +34,22 @@ use crate::{
         params, pci,
     },
     nvme::{
-        ctrl_core::{CtrlCore, CtrlState, ResetCause, VfRecovery},
-        disks::as_identify,
-        spec::mode::Mode,
+        ctrl_base::{as_identify, CtrlBase, CtrlState},
         spec::{
             command::{cns, Command},
-            identify::{IdentifyController, IDENTIFY_SIZE},
-            lm::{
-                command::FormatIndex,
-                formats::{StateFormat, StateFormats},
-                OACS_HMLMS,
-            },
+            identify::IDENTIFY_SIZE,
+            mode::Mode,
             sriov::{
                 available, plan, resource_actions, secondary_list, PlanError, PrimaryCaps,
                 Resource, SecondaryCtrl, VfResources, VirtAction, MAX_SECONDARIES,
             },
         },
     },
-    sysfs, vfio_mode,
+};
+
+use super::{
+    lm::{LmCommands, LmSupport},
+    vfs::{BlockVf, VfHooks, VfRecovery, VfioVfState},
 };
 
 /// A VF's secondary controller as the PF configured it.
@@ -61,32 +63,6 @@ struct Secondary {
     resources: VfResources,
     /// Whether it was brought online.
     online: bool,
-}
-
-/// What a physical function offers for the live migration of its VFs (TP4159), found
-/// when VFs are enabled.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct LmSupport {
-    /// The controller state formats the PF can produce and accept.
-    pub(crate) formats: StateFormats,
-    /// The format a migration from one of its VFs uses.
-    pub(crate) format: StateFormat,
-    /// The indexes that select `format`.
-    pub(crate) index: FormatIndex,
-    /// The product, from Identify Controller: VID, SSVID, model number.
-    pub(crate) vid: u16,
-    /// See `vid`.
-    pub(crate) ssvid: u16,
-    /// See `vid`.
-    pub(crate) model: [u8; 40],
-}
-
-/// A VF in vfio mode, as its PF sees it: told when a reset of the PF took its secondary
-/// controller's state away (the controller went offline and came back empty), so that a
-/// migration under way does not go on with a state the device no longer has.
-pub(crate) trait VfioVfState: Send + Sync {
-    /// A reset of the PF reset the VF's secondary controller.
-    fn reset_by_pf(&self);
 }
 
 /// A VF's secondary controller, for its vfio-mode driver.
@@ -105,7 +81,7 @@ pub(crate) struct Sriov {
     secondaries: KVec<Secondary>,
     /// Controllers of VFs bound to this driver: slot `vfn - 1` for VF `vfn`, one per
     /// enabled VF.
-    vfs: KVec<Option<Arc<CtrlCore>>>,
+    vfs: KVec<Option<Arc<dyn BlockVf>>>,
     /// The mode of each enabled VF (slot `vfn - 1`): which of the module's two drivers
     /// may bind it.
     modes: KVec<Mode>,
@@ -131,33 +107,86 @@ impl Sriov {
     }
 }
 
+/// A physical function's services for its VFs: SR-IOV, the VFs' modes and their
+/// controllers, and the live migration commands. Only a physical function has one; the
+/// block-mode controller of a PF and the vfio-mode driver of its VFs share it.
+#[pin_data]
+pub(crate) struct PhysFn {
+    /// The PF's controller basics, whose admin queue carries the commands.
+    base: Arc<CtrlBase>,
+    /// The TP4159 commands, on the same admin queue.
+    lm: LmCommands,
+    /// SR-IOV state.
+    #[pin]
+    sriov: Mutex<Sriov>,
+    /// Serialises mode switches of this function's VFs (see `vfio-mode/switch.rs`); held
+    /// while a VF is unbound and bound again, so never taken under a VF's device lock.
+    #[pin]
+    pub(crate) vf_switch: Mutex<()>,
+    /// Serialises a reset of this (physical) function against the bring-up of its VFs'
+    /// controllers (from Online to attached, [`PhysFn::sriov_attach`]): a reset takes the
+    /// secondary controllers offline and then resets only the VFs attached, so a VF
+    /// enabled under it would be left disabled. Taken before a VF's own locks.
+    #[pin]
+    pub(crate) vf_bringup: Mutex<()>,
+}
+
 /// The index of VF `vfn` (1-based) in the per-VF vectors of [`Sriov`]; VF 0 maps to an
 /// index no vector has.
 fn slot(vfn: u16) -> usize {
     usize::from(vfn).wrapping_sub(1)
 }
 
-impl CtrlCore {
+impl PhysFn {
+    /// The services of the physical function whose controller basics are `base`.
+    pub(crate) fn new(base: Arc<CtrlBase>) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            lm: LmCommands::new(base.clone()),
+            base,
+            sriov <- new_mutex!(Sriov::new(), "PhysFn::sriov"),
+            vf_switch <- new_mutex!((), "PhysFn::vf_switch"),
+            vf_bringup <- new_mutex!((), "PhysFn::vf_bringup"),
+        })
+    }
+
+    /// The PF's controller basics.
+    pub(crate) fn base(&self) -> &CtrlBase {
+        &self.base
+    }
+
+    /// The live migration commands the PF sends for its VFs.
+    pub(crate) fn lm(&self) -> &LmCommands {
+        &self.lm
+    }
+
     /// `sriov_configure`: enables `num_vfs` VFs (0: disables them); returns how many are
     /// enabled.
-    pub(crate) fn sriov_configure(&self, pdev: &pci::Device<Core>, num_vfs: u16) -> Result<u16> {
+    /// `H` tells what the drivers above this object do for each VF.
+    pub(crate) fn sriov_configure<H: VfHooks>(
+        &self,
+        pdev: &pci::Device<Core>,
+        num_vfs: u16,
+    ) -> Result<u16> {
         if num_vfs == 0 {
-            self.sriov_disable(pdev)?;
+            self.sriov_disable::<H>(pdev)?;
             return Ok(0);
         }
-        if self.state() != CtrlState::Live {
-            dev_err!(self.pdev(), "cannot enable VFs: controller is not live\n");
+        if self.base.state() != CtrlState::Live {
+            dev_err!(
+                self.base.pdev(),
+                "cannot enable VFs: controller is not live\n"
+            );
             return Err(EBUSY);
         }
         let buf =
             CoherentAllocation::<u8>::alloc_coherent(pdev.as_dev().as_bound(), IDENTIFY_SIZE)?;
-        let caps = PrimaryCaps::parse(as_identify(&self.identify(
+        let caps = PrimaryCaps::parse(as_identify(&self.base.identify(
             &buf,
             cns::PRIMARY_CTRL_CAPS,
             0,
         )?)?);
         if caps.flexible() {
-            let list = self.identify(&buf, cns::SECONDARY_CTRL_LIST, 0)?;
+            let list = self.base.identify(&buf, cns::SECONDARY_CTRL_LIST, 0)?;
             let list = secondary_list(as_identify(&list)?);
             let mut secondaries = KVec::with_capacity(MAX_SECONDARIES, GFP_KERNEL)?;
             for s in list {
@@ -166,12 +195,12 @@ impl CtrlCore {
             self.sriov_assign(&caps, &secondaries, num_vfs)?;
         } else {
             dev_info!(
-                self.pdev(),
+                self.base.pdev(),
                 "VFs have private resources: no Virtualization Management needed\n"
             );
         }
 
-        let lm = self.lm_support(&buf);
+        let lm = self.lm.support(&buf);
         {
             let mut sriov = self.sriov.lock();
             sriov.lm = lm;
@@ -190,7 +219,12 @@ impl CtrlCore {
                 .extend_with(usize::from(num_vfs), None, GFP_KERNEL)?;
         }
         if let Err(e) = pdev.enable_sriov(num_vfs) {
-            dev_err!(self.pdev(), "enabling {} VFs failed: {:?}\n", num_vfs, e);
+            dev_err!(
+                self.base.pdev(),
+                "enabling {} VFs failed: {:?}\n",
+                num_vfs,
+                e
+            );
             self.sriov_release();
             return Err(e);
         }
@@ -199,7 +233,7 @@ impl CtrlCore {
         for s in sriov.secondaries.iter_mut().filter(|s| !s.online) {
             if let Err(e) = self.virt_mgmt(s.scid, VirtAction::Online) {
                 dev_err!(
-                    self.pdev(),
+                    self.base.pdev(),
                     "VF {}: secondary controller {} did not come online: {:?}\n",
                     s.vfn,
                     s.scid,
@@ -218,59 +252,15 @@ impl CtrlCore {
         match pdev.vfs() {
             Ok(vfs) => {
                 for vf in vfs.iter() {
-                    if let Err(e) = sysfs::add_vf_mode(vf) {
+                    if let Err(e) = H::add_mode_attribute(vf) {
                         dev_warn!(*vf, "no mode attribute: {:?}\n", e);
                     }
                 }
             }
-            Err(e) => dev_warn!(self.pdev(), "VFs have no mode attribute: {:?}\n", e),
+            Err(e) => dev_warn!(self.base.pdev(), "VFs have no mode attribute: {:?}\n", e),
         }
-        dev_info!(self.pdev(), "{} VF(s) enabled\n", num_vfs);
+        dev_info!(self.base.pdev(), "{} VF(s) enabled\n", num_vfs);
         Ok(num_vfs)
-    }
-
-    /// What the controller offers for live migration: Host Managed Live Migration (OACS
-    /// bit 11) and a controller state format; `None` without either (a failure to find
-    /// out is logged and means no migration, not a failed enable).
-    fn lm_support(&self, buf: &CoherentAllocation<u8>) -> Option<LmSupport> {
-        let id = self
-            .identify(buf, cns::CONTROLLER, 0)
-            .and_then(|raw| Ok(IdentifyController::parse(as_identify(&raw)?)))
-            .ok()?;
-        if id.oacs & OACS_HMLMS == 0 {
-            return None;
-        }
-        let formats = match self.lm_formats() {
-            Ok(f) => f,
-            Err(e) => {
-                dev_warn!(
-                    self.pdev(),
-                    "no live migration: controller state formats: {:?}\n",
-                    e
-                );
-                return None;
-            }
-        };
-        let format = formats.preferred()?;
-        let index = formats.index_of(&format)?;
-        dev_info!(
-            self.pdev(),
-            "VF live migration: controller state version {}{}\n",
-            format.version,
-            if format.uuid.is_some() {
-                " with a vendor-specific section"
-            } else {
-                ""
-            }
-        );
-        Some(LmSupport {
-            formats,
-            format,
-            index,
-            vid: id.vid,
-            ssvid: id.ssvid,
-            model: id.model.0,
-        })
     }
 
     /// Splits the flexible resources among VFs `1..=num_vfs` and assigns them to their
@@ -290,7 +280,7 @@ impl CtrlCore {
                 _ => ("interrupt", avail_vi, caps.vi.max_per_secondary),
             };
             dev_err!(
-                self.pdev(),
+                self.base.pdev(),
                 "cannot give {} VFs {} resources: {} free, at most {} per VF, vf_queues={} vf_vectors={}\n",
                 num_vfs,
                 what,
@@ -309,7 +299,7 @@ impl CtrlCore {
         sriov.secondaries = KVec::new();
         for vfn in 1..=num_vfs {
             let Some(sc) = list.iter().find(|s| s.vfn == vfn) else {
-                dev_err!(self.pdev(), "VF {} has no secondary controller\n", vfn);
+                dev_err!(self.base.pdev(), "VF {} has no secondary controller\n", vfn);
                 drop(sriov);
                 self.sriov_release();
                 return Err(ENODEV);
@@ -324,7 +314,7 @@ impl CtrlCore {
             sriov.secondaries.push(secondary, GFP_KERNEL)?;
             if let Err(e) = self.give_resources(&secondary, Some(sc)) {
                 dev_err!(
-                    self.pdev(),
+                    self.base.pdev(),
                     "VF {}: assigning resources to secondary controller {} failed: {:?}\n",
                     vfn,
                     sc.scid,
@@ -336,7 +326,7 @@ impl CtrlCore {
             }
         }
         dev_info!(
-            self.pdev(),
+            self.base.pdev(),
             "{} VF(s): {} queue and {} interrupt resources each\n",
             num_vfs,
             res.queues,
@@ -355,11 +345,12 @@ impl CtrlCore {
     }
 
     fn virt_mgmt(&self, scid: u16, action: VirtAction) -> Result {
-        self.admin_checked(
-            Command::virt_mgmt(scid, action),
-            "Virtualization Management",
-        )
-        .map(|_| ())
+        self.base
+            .admin_checked(
+                Command::virt_mgmt(scid, action),
+                "Virtualization Management",
+            )
+            .map(|_| ())
     }
 
     /// Takes every secondary controller this driver configured offline (which releases its
@@ -369,7 +360,7 @@ impl CtrlCore {
         for s in sriov.secondaries.iter() {
             if let Err(e) = self.virt_mgmt(s.scid, VirtAction::Offline) {
                 dev_warn!(
-                    self.pdev(),
+                    self.base.pdev(),
                     "VF {}: secondary controller {} did not go offline: {:?}\n",
                     s.vfn,
                     s.scid,
@@ -386,7 +377,7 @@ impl CtrlCore {
 
     /// Disables the VFs, unless one is in use (a disk of it open or mounted): then nothing
     /// changes and the write fails with `EBUSY`.
-    fn sriov_disable(&self, pdev: &pci::Device<Core>) -> Result {
+    fn sriov_disable<H: VfHooks>(&self, pdev: &pci::Device<Core>) -> Result {
         {
             let sriov = self.sriov.lock();
             let busy = sriov
@@ -395,7 +386,7 @@ impl CtrlCore {
                 .position(|vf| vf.as_ref().is_some_and(|vf| vf.disks_in_use()));
             if let Some(index) = busy {
                 dev_warn!(
-                    self.pdev(),
+                    self.base.pdev(),
                     "VF {} is in use (a disk is open or mounted): VFs stay enabled\n",
                     index + 1
                 );
@@ -404,9 +395,9 @@ impl CtrlCore {
         }
         // Checked without the lock: the check locks the VF, whose probe takes the lock.
         for vf in pdev.vfs()?.iter() {
-            if vfio_mode::in_use(vf) {
+            if H::vfio_in_use(vf) {
                 dev_warn!(
-                    self.pdev(),
+                    self.base.pdev(),
                     "VF {} is in use (its VFIO device is open): VFs stay enabled\n",
                     vf.vf_number().unwrap_or(0)
                 );
@@ -416,7 +407,7 @@ impl CtrlCore {
         // The VFs' drivers unbind here; ours detach from this function's state.
         pdev.disable_sriov();
         self.sriov_release();
-        dev_info!(self.pdev(), "VFs disabled\n");
+        dev_info!(self.base.pdev(), "VFs disabled\n");
         Ok(())
     }
 
@@ -426,12 +417,12 @@ impl CtrlCore {
     pub(crate) fn sriov_vf_online(&self, vf: &pci::Device, vfn: u16) -> Result {
         // A PF being reset takes no admin command (its controller is disabled), and a dead
         // one none at all: the VF is not bound, and can be bound again once the PF is back.
-        if self.state() != CtrlState::Live {
+        if self.base.state() != CtrlState::Live {
             dev_warn!(
                 vf,
                 "VF {}: its PF is {:?}, the VF's controller cannot be brought online\n",
                 vfn,
-                self.state()
+                self.base.state()
             );
             return Err(EBUSY);
         }
@@ -498,7 +489,7 @@ impl CtrlCore {
     }
 
     /// Records the controller of VF `vfn`, bound to this driver.
-    pub(crate) fn sriov_attach(&self, vfn: u16, vf: Arc<CtrlCore>) {
+    pub(crate) fn sriov_attach(&self, vfn: u16, vf: Arc<dyn BlockVf>) {
         if let Some(slot) = self.sriov.lock().vfs.get_mut(slot(vfn)) {
             *slot = Some(vf);
         }
@@ -526,12 +517,12 @@ impl CtrlCore {
     }
 
     /// The controllers of the VFs bound in block mode.
-    pub(crate) fn block_vfs(&self) -> KVec<Arc<CtrlCore>> {
+    pub(crate) fn block_vfs(&self) -> KVec<Arc<dyn BlockVf>> {
         let sriov = self.sriov.lock();
         let mut vfs = KVec::new();
         for vf in sriov.vfs.iter().flatten() {
             if vfs.push(vf.clone(), GFP_KERNEL).is_err() {
-                dev_err!(self.pdev(), "out of memory listing the VFs\n");
+                dev_err!(self.base.pdev(), "out of memory listing the VFs\n");
                 break;
             }
         }
@@ -549,13 +540,13 @@ impl CtrlCore {
                 .and_then(|()| self.virt_mgmt(s.scid, VirtAction::Online));
             match done {
                 Ok(()) => dev_info!(
-                    self.pdev(),
+                    self.base.pdev(),
                     "VF {}: secondary controller {} online again\n",
                     s.vfn,
                     s.scid
                 ),
                 Err(e) => dev_err!(
-                    self.pdev(),
+                    self.base.pdev(),
                     "VF {}: secondary controller {} not restored: {:?}\n",
                     s.vfn,
                     s.scid,
@@ -576,24 +567,14 @@ impl CtrlCore {
         for vf in self.sriov.lock().vfio_vfs.iter().flatten() {
             if told.push(vf.clone(), GFP_KERNEL).is_err() {
                 dev_err!(
-                    self.pdev(),
+                    self.base.pdev(),
                     "cannot tell the vfio-mode VFs about the reset\n"
                 );
                 break;
             }
         }
-        for vf in self.block_vfs().iter() {
-            if !restarted {
-                vf.give_up(format_args!("its PF was given up"));
-                continue;
-            }
-            match how {
-                VfRecovery::ResetControllers => vf.schedule_reset(ResetCause::PfReset),
-                VfRecovery::RestoreFunctions => {
-                    vf.pdev().restore_state();
-                    vf.finish_function_reset();
-                }
-            }
+        for vf in self.block_vfs() {
+            vf.recover_after_pf_reset(how, restarted);
         }
         for vf in told.iter() {
             vf.reset_by_pf();

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The block layer side of I/O: turning requests into NVMe commands and completions back
-//! into request status.
+//! The blk-mq operations of the disks: turning requests into NVMe commands and completions
+//! back into request status, and a timed-out request into recovery.
 
-use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::Ordering;
 
 use kernel::{
     prelude::*,
     sync::{Arc, ArcBorrow},
-    types::ForeignOwnable,
+    types::{ARef, ForeignOwnable},
 };
 
 use crate::{
@@ -16,23 +16,26 @@ use crate::{
         block::{
             mq::{
                 BatchTarget, CompleteAction, DiskQueue, HctxType, Operations, PreparedRqs,
-                QueueMap, ReqOp, Request, RequestSg, TagSet, TimeoutAction,
+                QueueMap, ReqOp, Request, TagSet, TimeoutAction,
             },
             BlkStatus,
         },
-        device::dev_warn,
-        dma::DmaPoolBlock,
+        device::{dev_warn, Device},
+        dma::DmaPool,
         params,
-        sync::{Exclusive, IrqSpinLock},
     },
     nvme::{
-        ctrl_core::{CtrlState, ResetCause},
-        io::queue::{IfBusy, IoQueues, SqBatch},
+        ctrl_base::{CtrlBase, CtrlState},
+        ctrl_core::{CtrlCore, ResetCause},
+        io::{
+            queue::{IfBusy, IoQueue, SqBatch},
+            request::{command_id, Cancel, IoDma, IoOps, IoPdu, MAX_TRANSFER},
+        },
         namespace::Namespace,
         spec::{
-            cid::{self, Generation},
+            cid,
             command::{dsm_range, Command},
-            completion::{BlockOutcome, Status},
+            completion::BlockOutcome,
             prp::{self, Prp2},
             recovery::{timeout_step, TimeoutStep, Tries},
             sgl,
@@ -41,117 +44,28 @@ use crate::{
     },
 };
 
-/// Most data segments of one request.
-pub(crate) const MAX_SEGMENTS: usize = 64;
-
-/// Largest transfer of one request, in bytes: one PRP list page covers it with room to
-/// spare.
-pub(crate) const MAX_TRANSFER: u32 = 512 * 1024;
-
-/// The DMA state of a request in flight.
-pub(crate) struct IoDma {
-    sg: RequestSg<MAX_SEGMENTS>,
-    /// A PRP list or Dataset Management range block, held until completion.
-    pool_block: Option<DmaPoolBlock>,
-    /// The command [`prepare`] built, until it is placed on the submission ring.
-    cmd: Command,
+/// What every I/O request needs: the queues, the device to map data for, the PRP list pool,
+/// and the controller (for its state and recovery).
+pub(crate) struct IoQueues {
+    /// The controller, for its recovery.
+    pub(crate) core: Arc<CtrlCore>,
+    /// Its basics, for the state every submission checks.
+    pub(crate) base: Arc<CtrlBase>,
+    /// The queue pairs; hardware context `i` uses `queues[i]` (queue ID `i + 1`).
+    pub(crate) queues: KVec<Arc<IoQueue>>,
+    /// The device that DMA mappings are made for.
+    pub(crate) dev: ARef<Device>,
+    /// PRP lists, SGL segments and Dataset Management ranges (one page each).
+    pub(crate) prp_pool: Arc<DmaPool>,
+    /// Whether the controller takes SGLs for reads and writes (Identify Controller SGLS).
+    pub(crate) sgl: bool,
+    /// The vector of the first I/O queue when each queue has its own, spread over the
+    /// CPUs; `None` when a single vector serves everything.
+    pub(crate) first_vector: Option<u32>,
+    /// How many of `queues` (the first ones) complete through interrupts; the rest are
+    /// polled queues, served by the tag set's poll map.
+    pub(crate) nr_interrupt: u32,
 }
-
-impl IoDma {
-    fn release(&mut self) {
-        self.sg.unmap();
-        // Most requests hold no block: only give one back if there is one, rather than
-        // dropping an `Option` out of line on every completion.
-        if let Some(block) = self.pool_block.take() {
-            drop(block);
-        }
-    }
-}
-
-/// What happens to a request that recovery takes back from a disabled controller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Cancel {
-    /// Not cancelled: it completed normally.
-    No = 0,
-    /// Dispatch it again after the reset.
-    Requeue = 1,
-    /// Fail it: the controller is dead.
-    Fail = 2,
-}
-
-/// Driver data of every I/O request.
-#[pin_data]
-pub(crate) struct IoPdu {
-    /// Used by submission, then by completion: blk-mq hands the request from one to the
-    /// other, so the two only overlap if the controller completes a command it has not
-    /// been given yet (then the completion is ignored, see [`release_dma`]).
-    dma: Exclusive<IoDma>,
-    /// The command of a driver-private (passthrough) request, set before it is executed.
-    #[pin]
-    passthru: IrqSpinLock<Option<Command>>,
-    status: AtomicU16,
-    /// Completion dwords 0 and 1 (the command's result).
-    result: AtomicU64,
-    cancel: AtomicU8,
-    /// Whether an Abort was sent since the request was last dispatched.
-    aborted: AtomicBool,
-    /// Its [`Tries`]: how often it was sent again after a retryable error, and whether a
-    /// controller reset took it back; zero once it completed.
-    retries: AtomicU8,
-    /// The generation count of the request's current submission (the upper bits of its
-    /// command identifier, see [`cid`]).
-    generation: AtomicU8,
-}
-
-impl IoPdu {
-    /// Records the NVMe status and result (completion dwords 0 and 1) of the request's
-    /// completion.
-    pub(crate) fn set_completion(&self, status: Status, result: u64) {
-        self.status.store(status.0, Ordering::Relaxed);
-        self.result.store(result, Ordering::Relaxed);
-    }
-
-    /// The NVMe status of the last completion (success until the controller says else).
-    pub(crate) fn status(&self) -> Status {
-        Status(self.status.load(Ordering::Relaxed))
-    }
-
-    /// The result of the last completion.
-    pub(crate) fn result(&self) -> u64 {
-        self.result.load(Ordering::Relaxed)
-    }
-
-    /// Sets the command a driver-private request carries.
-    pub(crate) fn set_passthru(&self, cmd: Option<Command>) {
-        *self.passthru.lock() = cmd;
-    }
-
-    /// Marks the request as taken back by recovery.
-    pub(crate) fn cancel(&self, how: Cancel) {
-        self.cancel.store(how as u8, Ordering::Relaxed);
-    }
-
-    /// The generation of the request's current submission.
-    pub(crate) fn generation(&self) -> Generation {
-        Generation::from_raw(self.generation.load(Ordering::Relaxed))
-    }
-
-    /// Advances the generation for a new submission and returns it.
-    fn next_generation(&self) -> Generation {
-        let next = self.generation().next();
-        self.generation.store(next.raw(), Ordering::Relaxed);
-        next
-    }
-}
-
-/// The command identifier of the current submission of `rq`.
-fn command_id(rq: &Request<IoOps>) -> Option<u16> {
-    cid::encode(rq.tag(), rq.data().generation())
-}
-
-/// The blk-mq operations of NVMe namespaces.
-pub(crate) struct IoOps;
 
 fn blk_status(outcome: BlockOutcome) -> BlkStatus {
     match outcome {
@@ -342,7 +256,7 @@ fn push_prepared(rq: &Request<IoOps>, sq: &mut SqBatch<'_>) -> Result {
 /// Builds the command of `rq` and maps its data; the command is kept in the request's
 /// DMA state for [`push_prepared`].
 fn prepare(io: &IoQueues, ns: &Namespace, rq: &Request<IoOps>) -> Result<(), BlkStatus> {
-    let state = io.core.state();
+    let state = io.base.state();
     if state != CtrlState::Live {
         not_live(state)?;
     }
@@ -420,21 +334,7 @@ impl Operations for IoOps {
     fn new_request_data(
         io: <Self::TagSetData as ForeignOwnable>::Borrowed<'_>,
     ) -> impl PinInit<IoPdu, Error> {
-        let dev = io.dev.clone();
-        try_pin_init!(IoPdu {
-            dma: Exclusive::new(IoDma {
-                sg: RequestSg::new(dev),
-                pool_block: None,
-                cmd: Command::default(),
-            }),
-            passthru <- IrqSpinLock::new(None),
-            status: AtomicU16::new(0),
-            result: AtomicU64::new(0),
-            cancel: AtomicU8::new(Cancel::No as u8),
-            aborted: AtomicBool::new(false),
-            retries: AtomicU8::new(0),
-            generation: AtomicU8::new(0),
-        })
+        IoPdu::new(io.dev.clone())
     }
 
     fn queue_rq(
