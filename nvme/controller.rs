@@ -21,7 +21,7 @@ use crate::{
         admin::AdminQueue,
         block_ops::IoQueues,
         chardev::CtrlFile,
-        ctrl_base::{as_identify, CtrlBase},
+        ctrl_base::{as_identify, CtrlBase, BAR0_NAME},
         ctrl_core::{CtrlCore, IoLink},
         disks::DiskTemplate,
         events::AdminIrq,
@@ -40,9 +40,6 @@ use crate::{
         },
     },
 };
-
-/// Name under which the driver requests BAR0 (in either mode).
-pub(crate) const BAR0_NAME: &kernel::str::CStr = c_str!("rnvme");
 
 /// At most this many I/O queues (one per CPU up to this).
 const MAX_IO_QUEUES: u32 = 8;

@@ -8,7 +8,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use kernel::{
-    new_mutex,
+    c_str, new_mutex,
     prelude::*,
     sync::{Arc, Mutex},
     types::ARef,
@@ -35,6 +35,9 @@ use crate::{
         },
     },
 };
+
+/// Name under which the driver requests BAR0 (in either mode).
+pub(crate) const BAR0_NAME: &kernel::str::CStr = c_str!("rnvme");
 
 /// How long a normal shutdown (CC.SHN) may take before the driver disables the controller
 /// anyway.

@@ -3,19 +3,20 @@
 //! Block mode: the `rnvme` PCI driver, which runs an NVMe controller's admin and I/O
 //! queues and gives each namespace a disk, and the physical function's services for its VFs.
 //!
-//! From the bottom up:
+//! From the bottom up (each uses only those above it in this list; the picture is at the
+//! top of `Documentation/architecture.rst`):
 //!
 //! - [`spec`]: the pure logic (also the host crate `rnvme-spec`).
+//! - [`io`]: the rings, I/O queue pairs, shadow doorbells and the data of each request.
 //! - [`admin`], [`ctrl_base`]: a controller's basics: registers, state, admin queue.
-//! - [`pf`]: what only a physical function has: SR-IOV, its VFs' modes and the live
-//!   migration commands (TP4159) it sends for them.
-//! - [`io`]: I/O queues and the request data of the block layer.
-//! - [`namespace`], [`disks`]: the disks of the namespaces.
-//! - [`ctrl_core`], [`recovery`]: the controller shared by probe, I/O and recovery; the
-//!   reset, giving up, function reset and PCI error recovery.
+//! - [`pf`]: what only a physical function has: SR-IOV, its VFs' modes and drivers, and the
+//!   live migration commands (TP4159) it sends for them. Beside it, [`namespace`] and
+//!   [`disks`]: the disks of the namespaces.
+//! - [`ctrl_core`]: the controller of a function in block mode, shared by probe, I/O and
+//!   recovery; [`recovery`] above it: reset, giving up, function reset, PCI error recovery.
 //! - [`block_ops`], [`events`], [`user_cmd`], [`chardev`], [`ctrl_attrs`]: the blk-mq
 //!   operations, asynchronous events and what users reach (ioctls, sysfs).
-//! - [`controller`], [`driver`]: binding a function: probe and teardown.
+//! - [`controller`], [`driver`]: binding a function: probe and teardown, the PCI driver.
 
 #[allow(dead_code, unreachable_pub)]
 pub(crate) mod spec;
