@@ -203,27 +203,6 @@ impl<T: Operations> OperationsVTable<T> {
 
     /// # Safety
     ///
-    /// Called by `blk_mq_end_request_batch`'s caller with a batch whose requests are all
-    /// completed requests of a tag set for `T`.
-    pub(super) unsafe extern "C" fn complete_batch_callback(iob: *mut bindings::io_comp_batch) {
-        // The batch's list is walked here rather than by a C helper with a callback: one
-        // indirect call per request less (`rq_list_for_each` is inline in C).
-        // SAFETY: `iob` is valid and its list links completed requests of our tag set.
-        let mut rq = unsafe { (*iob).req_list.head };
-        while !rq.is_null() {
-            // SAFETY: `rq` is on the list, hence a valid completed request, owned by the
-            // driver until the batch is ended below; its link is read before it is used.
-            let next = unsafe { (*rq).__bindgen_anon_1.rq_next };
-            // SAFETY: as above.
-            T::complete_batched(unsafe { Request::<T>::from_raw(rq) });
-            rq = next;
-        }
-        // SAFETY: every request was released above; all are ended exactly once.
-        unsafe { bindings::blk_mq_end_request_batch(iob) };
-    }
-
-    /// # Safety
-    ///
     /// Called by blk-mq for a request of our tag set whose timer expired.
     unsafe extern "C" fn timeout_callback(
         rq: *mut bindings::request,
