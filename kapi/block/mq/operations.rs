@@ -8,7 +8,7 @@ use kernel::{bindings, error::from_result, ffi, init::PinInit, prelude::*, types
 
 use super::{
     batch::BatchTarget, driver_request::DiskQueue, plug_list, plug_list::PreparedRqs,
-    queue_map::QueueMap, request::Request, tag_set::tag_set_data,
+    queue_map::QueueMap, request::Request, tag_set, tag_set::tag_set_data,
 };
 use crate::kapi::{bindings::sys, block::BlkStatus};
 
@@ -187,22 +187,6 @@ impl<T: Operations> OperationsVTable<T> {
 
     /// # Safety
     ///
-    /// Called by blk-mq for a request that was completed through `blk_mq_complete_request`.
-    pub(super) unsafe extern "C" fn complete_callback(rq: *mut bindings::request) {
-        // SAFETY: the request is valid and completed, owned by the driver until ended.
-        let action = T::complete(unsafe { Request::<T>::from_raw(rq) });
-        match action {
-            // SAFETY: the request is valid; nothing uses it after it is ended.
-            CompleteAction::End(status) => unsafe {
-                bindings::blk_mq_end_request(rq, status.raw())
-            },
-            // SAFETY: as above; blk-mq owns it again and dispatches it later.
-            CompleteAction::Requeue => unsafe { bindings::blk_mq_requeue_request(rq, true) },
-        }
-    }
-
-    /// # Safety
-    ///
     /// Called by blk-mq for a request of our tag set whose timer expired.
     unsafe extern "C" fn timeout_callback(
         rq: *mut bindings::request,
@@ -296,7 +280,7 @@ impl<T: Operations> OperationsVTable<T> {
         get_rq_budget_token: None,
         timeout: Some(Self::timeout_callback),
         poll: Some(Self::poll_callback),
-        complete: Some(Self::complete_callback),
+        complete: Some(tag_set::complete_callback::<T>),
         init_hctx: None,
         exit_hctx: None,
         init_request: Some(Self::init_request_callback),

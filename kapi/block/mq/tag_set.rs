@@ -13,7 +13,9 @@ use kernel::{
     types::{ForeignOwnable, Opaque},
 };
 
-use super::{batch::BatchTarget, operations::OperationsVTable, Operations, Request};
+use super::{
+    batch::BatchTarget, operations::OperationsVTable, CompleteAction, Operations, Request,
+};
 
 /// Returns the data of the tag set `set`.
 ///
@@ -26,6 +28,24 @@ pub(super) unsafe fn tag_set_data<'a, T: Operations>(
     // SAFETY: `driver_data` came from `into_foreign` in `TagSet::new` and is released only
     // when the tag set is dropped, after which blk-mq makes no more callbacks.
     unsafe { T::TagSetData::borrow((*set).driver_data) }
+}
+
+/// Finishes a completed request of a tag set for `T` (the `complete` callback of
+/// `blk_mq_ops`, and the end of [`TagSet::complete_tag`]): ends or requeues it as
+/// [`Operations::complete`] says.
+///
+/// # Safety
+///
+/// Called by blk-mq for a request that was completed through `blk_mq_complete_request`.
+pub(super) unsafe extern "C" fn complete_callback<T: Operations>(rq: *mut bindings::request) {
+    // SAFETY: the request is valid and completed, owned by the driver until ended.
+    let action = T::complete(unsafe { Request::<T>::from_raw(rq) });
+    match action {
+        // SAFETY: the request is valid; nothing uses it after it is ended.
+        CompleteAction::End(status) => unsafe { bindings::blk_mq_end_request(rq, status.raw()) },
+        // SAFETY: as above; blk-mq owns it again and dispatches it later.
+        CompleteAction::Requeue => unsafe { bindings::blk_mq_requeue_request(rq, true) },
+    }
 }
 
 /// Whether `rq` is in flight (`blk_mq_rq_state`, inline in C).
@@ -226,7 +246,7 @@ impl<T: Operations> TagSet<T> {
                 return true;
             }
             if !(ok && batch.add(rq)) {
-                OperationsVTable::<T>::complete_callback(rq);
+                complete_callback::<T>(rq);
             }
         }
         true
