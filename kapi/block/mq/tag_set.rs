@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Tag sets: the hardware queues, their depth and the per-request data of a driver.
+//!
+//! A tag set's constructor, [`TagSet::new`], is in `vtable.rs`, which gives it its callbacks
+//! (`blk_mq_ops`); this file knows them only as the table it stores.
 
 use core::{marker::PhantomData, mem, ptr};
 
@@ -13,9 +16,7 @@ use kernel::{
     types::{ForeignOwnable, Opaque},
 };
 
-use super::{
-    batch::BatchTarget, operations::OperationsVTable, CompleteAction, Operations, Request,
-};
+use super::{batch::BatchTarget, CompleteAction, Operations, Request};
 
 /// Returns the data of the tag set `set`.
 ///
@@ -91,8 +92,8 @@ unsafe fn should_fake_timeout(rq: *mut bindings::request) -> bool {
 ///
 /// # Invariants
 ///
-/// `inner` was allocated with `blk_mq_alloc_tag_set` and its `driver_data` holds a
-/// `T::TagSetData` from `into_foreign`, until drop.
+/// `inner` was allocated with `blk_mq_alloc_tag_set`, with the callbacks of a tag set for
+/// `T`, and its `driver_data` holds a `T::TagSetData` from `into_foreign`, until drop.
 #[pin_data(PinnedDrop)]
 pub(crate) struct TagSet<T: Operations> {
     #[pin]
@@ -106,10 +107,17 @@ unsafe impl<T: Operations> Send for TagSet<T> {}
 unsafe impl<T: Operations> Sync for TagSet<T> {}
 
 impl<T: Operations> TagSet<T> {
-    /// Allocates a tag set of `nr_hw_queues` hardware queues of `queue_depth` requests in
-    /// `num_maps` queue maps (1: the default map only; 3: default, read and poll, see
-    /// [`super::HctxType`]), with request timeout `timeout_ms` and the shared `data`.
-    pub(crate) fn new(
+    /// Allocates a tag set as [`TagSet::new`] describes, whose callbacks are those `ops`
+    /// returns (a function rather than the table itself, so that the table's address is a
+    /// constant of the code rather than a value the initialiser carries).
+    ///
+    /// # Safety
+    ///
+    /// `ops` returns the callbacks of a tag set for `T` ([`TagSet::new`] passes
+    /// `OperationsVTable::<T>`'s): they take its `driver_data` for a `T::TagSetData` and
+    /// its requests' driver data for a `T::RequestData`.
+    pub(super) unsafe fn with_ops(
+        ops: impl FnOnce() -> &'static bindings::blk_mq_ops,
         nr_hw_queues: u32,
         queue_depth: u16,
         num_maps: u32,
@@ -133,7 +141,8 @@ impl<T: Operations> TagSet<T> {
             // the fields set here are the ones `blk_mq_alloc_tag_set` reads.
             unsafe {
                 core::ptr::write_bytes(set, 0, 1);
-                (*set).ops = OperationsVTable::<T>::build();
+                // INVARIANT: callbacks for `T` (the caller's guarantee).
+                (*set).ops = ops();
                 (*set).nr_hw_queues = nr_hw_queues;
                 (*set).nr_maps = num_maps;
                 (*set).queue_depth = u32::from(queue_depth);
