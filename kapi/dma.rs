@@ -14,6 +14,7 @@ use kernel::{
 };
 
 use super::{
+    arch,
     device::{Bound, Device},
     error::eoverflow,
 };
@@ -268,15 +269,9 @@ unsafe impl AlwaysRefCounted for Device {
 ///
 /// On x86-64 coherent DMA memory is ordered like any other memory, and `dma_rmb` is only
 /// a compiler barrier; it is emitted inline rather than as a call into C (this runs for
-/// every completion). Elsewhere the C macro decides.
+/// every completion). Elsewhere the C macro decides. See [`arch::dma_rmb`].
 pub(crate) fn dma_rmb() {
-    #[cfg(target_arch = "x86_64")]
-    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: a memory barrier has no preconditions.
-    unsafe {
-        super::bindings::sys::rnvme_dma_rmb()
-    }
+    arch::dma_rmb();
 }
 
 /// Full memory barrier (`mb`), ordering earlier stores before later loads.
@@ -284,15 +279,9 @@ pub(crate) fn dma_rmb() {
 /// On x86-64 a sequentially consistent fence is emitted inline (every doorbell update uses
 /// it): a locked instruction or `mfence`, either of which orders earlier stores to
 /// ordinary (coherent DMA) memory before later loads, all the shadow doorbells need.
-/// Elsewhere the C macro decides.
+/// Elsewhere the C macro decides. See [`arch::mb`].
 pub(crate) fn mb() {
-    #[cfg(target_arch = "x86_64")]
-    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: a memory barrier has no preconditions.
-    unsafe {
-        super::bindings::sys::rnvme_mb()
-    }
+    arch::mb();
 }
 
 /// Write barrier between filling a descriptor and handing it to the device by another
@@ -300,15 +289,9 @@ pub(crate) fn mb() {
 /// after prior memory writes.
 ///
 /// On x86-64 `dma_wmb` is only a compiler barrier, emitted inline; elsewhere the C macro
-/// decides.
+/// decides. See [`arch::dma_wmb`].
 pub(crate) fn dma_wmb() {
-    #[cfg(target_arch = "x86_64")]
-    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: a memory barrier has no preconditions.
-    unsafe {
-        super::bindings::sys::rnvme_dma_wmb()
-    }
+    arch::dma_wmb();
 }
 
 /// A pool of small, equally sized coherent DMA blocks (`dma_pool`), e.g. NVMe PRP lists.

@@ -3,16 +3,13 @@
 //! Memory-mapped I/O, in the shape of upstream `kernel::io` (6.14 to 6.18).
 //!
 //! C header: [`include/asm-generic/io.h`](srctree/include/asm-generic/io.h)
+//!
+//! Each access is one [`arch::read`] or [`arch::write`]: inline on x86-64, the C accessor
+//! (`readl`, `writel`, ...) elsewhere.
 
-#[cfg(target_arch = "x86_64")]
-use core::sync::atomic::{compiler_fence, Ordering};
-
-#[cfg(not(target_arch = "x86_64"))]
-use kernel::ffi;
 use kernel::{build_assert, prelude::*};
 
-#[cfg(not(target_arch = "x86_64"))]
-use super::bindings::sys;
+use super::arch;
 use crate::nvme::spec::register::RegisterIo;
 
 /// Raw representation of an MMIO region: its base address and its size in bytes.
@@ -66,77 +63,16 @@ impl<const SIZE: usize> IoRaw<SIZE> {
 #[repr(transparent)]
 pub(crate) struct Io<const SIZE: usize = 0>(IoRaw<SIZE>);
 
-/// Reads a `U` from MMIO address `addr` as the C `readX` does on x86-64: one `mov`
-/// between two compiler barriers (the C accessor is an `asm volatile` load with a
-/// "memory" clobber), inline, so that a doorbell costs no call.
-///
-/// # Safety
-///
-/// `addr` is a mapped MMIO (or ordinary memory) address, aligned for `U`.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn x86_read<U: Copy>(addr: usize) -> U {
-    compiler_fence(Ordering::SeqCst);
-    // SAFETY: the caller's guarantee.
-    let value = unsafe { (addr as *const U).read_volatile() };
-    compiler_fence(Ordering::SeqCst);
-    value
-}
-
-/// Writes `value` to MMIO address `addr` as the C `writeX` does on x86-64 (see
-/// [`x86_read`]). x86 keeps stores in order, so, as in C, the write also comes after every
-/// earlier store to memory (the commands a doorbell announces).
-///
-/// # Safety
-///
-/// As for [`x86_read`].
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn x86_write<U: Copy>(value: U, addr: usize) {
-    compiler_fence(Ordering::SeqCst);
-    // SAFETY: the caller's guarantee.
-    unsafe { (addr as *mut U).write_volatile(value) };
-    compiler_fence(Ordering::SeqCst);
-}
-
-/// One MMIO read: inline on x86-64, the C accessor `$c_fn` elsewhere.
-macro_rules! mmio_read {
-    ($c_fn:ident, $type_name:ty, $addr:expr) => {{
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the caller checked that the address is mapped and aligned.
-        let value = unsafe { x86_read::<$type_name>($addr) };
-        #[cfg(not(target_arch = "x86_64"))]
-        // SAFETY: as above.
-        let value = unsafe { sys::$c_fn($addr as *const ffi::c_void) };
-        value
-    }};
-}
-
-/// One MMIO write: inline on x86-64, the C accessor `$c_fn` elsewhere.
-macro_rules! mmio_write {
-    ($c_fn:ident, $type_name:ty, $value:expr, $addr:expr) => {{
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the caller checked that the address is mapped and aligned.
-        unsafe {
-            x86_write::<$type_name>($value, $addr)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        // SAFETY: as above.
-        unsafe {
-            sys::$c_fn($value, $addr as *mut ffi::c_void)
-        };
-    }};
-}
-
 macro_rules! define_read {
-    ($(#[$attr:meta])* $name:ident, $try_name:ident, $c_fn:ident -> $type_name:ty) => {
+    ($(#[$attr:meta])* $name:ident, $try_name:ident -> $type_name:ty) => {
         $(#[$attr])*
         #[inline(always)]
         pub(crate) fn $name(&self, offset: usize) -> $type_name {
             // By the type invariant `addr` lies within the mapped region, and the build-time
             // check made sure the access is in bounds and aligned.
             let addr = self.io_addr_assert::<$type_name>(offset);
-            mmio_read!($c_fn, $type_name, addr)
+            // SAFETY: `addr` is mapped and aligned for the type, as said above.
+            unsafe { arch::read::<$type_name>(addr) }
         }
 
         /// Like the infallible variant, but checks the offset at run time.
@@ -144,20 +80,22 @@ macro_rules! define_read {
         pub(crate) fn $try_name(&self, offset: usize) -> Result<$type_name> {
             // `io_addr` checked bounds and alignment against the mapped size.
             let addr = self.io_addr::<$type_name>(offset)?;
-            Ok(mmio_read!($c_fn, $type_name, addr))
+            // SAFETY: `addr` is mapped and aligned for the type, as said above.
+            Ok(unsafe { arch::read::<$type_name>(addr) })
         }
     };
 }
 
 macro_rules! define_write {
-    ($(#[$attr:meta])* $name:ident, $try_name:ident, $c_fn:ident <- $type_name:ty) => {
+    ($(#[$attr:meta])* $name:ident, $try_name:ident <- $type_name:ty) => {
         $(#[$attr])*
         #[inline(always)]
         pub(crate) fn $name(&self, value: $type_name, offset: usize) {
             // By the type invariant `addr` lies within the mapped region, and the build-time
             // check made sure the access is in bounds and aligned.
             let addr = self.io_addr_assert::<$type_name>(offset);
-            mmio_write!($c_fn, $type_name, value, addr);
+            // SAFETY: `addr` is mapped and aligned for the type, as said above.
+            unsafe { arch::write::<$type_name>(value, addr) };
         }
 
         /// Like the infallible variant, but checks the offset at run time.
@@ -165,7 +103,8 @@ macro_rules! define_write {
         pub(crate) fn $try_name(&self, value: $type_name, offset: usize) -> Result {
             // `io_addr` checked bounds and alignment against the mapped size.
             let addr = self.io_addr::<$type_name>(offset)?;
-            mmio_write!($c_fn, $type_name, value, addr);
+            // SAFETY: `addr` is mapped and aligned for the type, as said above.
+            unsafe { arch::write::<$type_name>(value, addr) };
             Ok(())
         }
     };
@@ -224,7 +163,9 @@ impl<const SIZE: usize> Io<SIZE> {
         // Cannot wrap: `offset < maxsize` (the caller's guarantee) and `addr + maxsize`
         // does not overflow (`Self::from_raw`).
         let addr = self.addr().wrapping_add(offset);
-        mmio_write!(rnvme_writel, u32, value, addr);
+        // SAFETY: `addr` lies within the mapped region and is aligned for `u32`, by the
+        // caller's guarantee.
+        unsafe { arch::write::<u32>(value, addr) };
     }
 
     #[inline]
@@ -239,35 +180,35 @@ impl<const SIZE: usize> Io<SIZE> {
 
     define_read!(
         /// Reads a byte at `offset`.
-        read8, try_read8, rnvme_readb -> u8
+        read8, try_read8 -> u8
     );
     define_read!(
         /// Reads a 16-bit little-endian value at `offset`.
-        read16, try_read16, rnvme_readw -> u16
+        read16, try_read16 -> u16
     );
     define_read!(
         /// Reads a 32-bit little-endian value at `offset`.
-        read32, try_read32, rnvme_readl -> u32
+        read32, try_read32 -> u32
     );
     define_read!(
         /// Reads a 64-bit little-endian value at `offset`.
-        read64, try_read64, rnvme_readq -> u64
+        read64, try_read64 -> u64
     );
     define_write!(
         /// Writes a byte at `offset`.
-        write8, try_write8, rnvme_writeb <- u8
+        write8, try_write8 <- u8
     );
     define_write!(
         /// Writes a 16-bit little-endian value at `offset`.
-        write16, try_write16, rnvme_writew <- u16
+        write16, try_write16 <- u16
     );
     define_write!(
         /// Writes a 32-bit little-endian value at `offset`.
-        write32, try_write32, rnvme_writel <- u32
+        write32, try_write32 <- u32
     );
     define_write!(
         /// Writes a 64-bit little-endian value at `offset`.
-        write64, try_write64, rnvme_writeq <- u64
+        write64, try_write64 <- u64
     );
 }
 

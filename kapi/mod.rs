@@ -13,6 +13,7 @@
 //! The C declarations come from the module's own bindgen run ([`bindings`]) and a small C glue
 //! object (`kapi/glue/helpers.c`) for static inline functions and macros.
 
+pub(crate) mod arch;
 pub(crate) mod bindings;
 pub(crate) mod block;
 pub(crate) mod cpu;

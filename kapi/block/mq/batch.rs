@@ -7,7 +7,7 @@ use core::marker::PhantomData;
 
 use kernel::bindings;
 
-use super::{operations::OperationsVTable, Operations, ReqOp};
+use super::{Operations, ReqOp, Request};
 
 /// `RQF_SCHED_TAGS`: the request has an I/O scheduler's tag, which a batch cannot end.
 const RQF_SCHED_TAGS: u32 = 1 << bindings::__RQF_SCHED_TAGS;
@@ -22,7 +22,7 @@ const RQF_NEED_TIME_STAMP: u32 = (1 << bindings::__RQF_IO_STAT)
 /// # Invariants
 ///
 /// Every request on `iob`'s list is a completed request of a tag set for `T` that nothing
-/// else ends, and `iob.complete` is null or `OperationsVTable::<T>::complete_batch_callback`.
+/// else ends, and `iob.complete` is null or `complete_batch_callback::<T>`.
 pub(crate) struct CompletionBatch<T: Operations> {
     pub(super) iob: bindings::io_comp_batch,
     _p: PhantomData<T>,
@@ -55,7 +55,7 @@ impl<T: Operations> Drop for CompletionBatch<T> {
         }
         // SAFETY: the batch holds completed requests of a tag set for `T` (type
         // invariant); they are released and ended exactly once here.
-        unsafe { OperationsVTable::<T>::complete_batch_callback(&mut self.iob) };
+        unsafe { complete_batch_callback::<T>(&mut self.iob) };
     }
 }
 
@@ -68,7 +68,7 @@ impl<T: Operations> Drop for CompletionBatch<T> {
 ///
 /// `iob` is null or a valid `io_comp_batch` for the lifetime `'a`, whose owner ends every
 /// request on it through its `complete` callback; `blk_mq_add_to_batch` only adds a
-/// request to it when that callback is null or `OperationsVTable::<T>`'s.
+/// request to it when that callback is null or `complete_batch_callback::<T>`.
 pub(crate) struct BatchTarget<'a, T: Operations> {
     pub(super) iob: *mut bindings::io_comp_batch,
     _p: PhantomData<(&'a mut bindings::io_comp_batch, T)>,
@@ -89,7 +89,7 @@ impl<T: Operations> BatchTarget<'_, T> {
             return false;
         }
         let callback: unsafe extern "C" fn(*mut bindings::io_comp_batch) =
-            OperationsVTable::<T>::complete_batch_callback;
+            complete_batch_callback::<T>;
         // SAFETY: `rq` is valid and the caller's, so are its link and flags; `iob` is a
         // valid batch for the borrow (type invariant). The request joins it only when its
         // callback is ours (or unset, then it becomes ours), as the invariant requires.
@@ -132,4 +132,30 @@ impl<T: Operations> BatchTarget<'_, T> {
             _p: PhantomData,
         }
     }
+}
+
+/// Ends a batch of completed requests (`io_comp_batch.complete`): releases each
+/// ([`Operations::complete_batched`]) and ends them all with success. Called when a
+/// [`CompletionBatch`] is dropped, or by the owner of a batch blk-mq handed to
+/// [`Operations::poll`].
+///
+/// # Safety
+///
+/// Called by `blk_mq_end_request_batch`'s caller with a batch whose requests are all
+/// completed requests of a tag set for `T`.
+unsafe extern "C" fn complete_batch_callback<T: Operations>(iob: *mut bindings::io_comp_batch) {
+    // The batch's list is walked here rather than by a C helper with a callback: one
+    // indirect call per request less (`rq_list_for_each` is inline in C).
+    // SAFETY: `iob` is valid and its list links completed requests of our tag set.
+    let mut rq = unsafe { (*iob).req_list.head };
+    while !rq.is_null() {
+        // SAFETY: `rq` is on the list, hence a valid completed request, owned by the
+        // driver until the batch is ended below; its link is read before it is used.
+        let next = unsafe { (*rq).__bindgen_anon_1.rq_next };
+        // SAFETY: as above.
+        T::complete_batched(unsafe { Request::<T>::from_raw(rq) });
+        rq = next;
+    }
+    // SAFETY: every request was released above; all are ended exactly once.
+    unsafe { bindings::blk_mq_end_request_batch(iob) };
 }

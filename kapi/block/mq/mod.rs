@@ -7,6 +7,15 @@
 //! request at once; a completion found by the driver goes through
 //! [`TagSet::complete_tag`], and the adapter ends the request with the status
 //! [`Operations::complete`] returns. No request reference can outlive the request.
+//!
+//! The files form layers; a file imports its siblings only from above. At the bottom the
+//! request types (`request.rs`, `driver_request.rs`) and `queue_map.rs`; then `sg.rs`
+//! and `batch.rs` (completion batches and the callback that ends them); `tag_set.rs` (the
+//! tag set, its data and the end of a completion); `plug_list.rs` and `gen_disk.rs`; and
+//! on top `vtable.rs`, the C adapter: the `blk_mq_ops` of an [`Operations`] implementation
+//! and [`TagSet::new`], which installs them. `operations.rs` holds the [`Operations`] trait
+//! alone; the types in its signatures and the trait name each other, the others name it
+//! through this module (`super::Operations`).
 
 #![allow(unused_imports)] // The driver's block devices are being built on these.
 
@@ -19,6 +28,7 @@ mod queue_map;
 mod request;
 mod sg;
 mod tag_set;
+mod vtable;
 
 pub(crate) use batch::{BatchTarget, CompletionBatch};
 pub(crate) use driver_request::{DiskQueue, DriverRequest};

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Tag sets: the hardware queues, their depth and the per-request data of a driver.
+//!
+//! A tag set's constructor, [`TagSet::new`], is in `vtable.rs`, which gives it its callbacks
+//! (`blk_mq_ops`); this file knows them only as the table it stores.
 
 use core::{marker::PhantomData, mem, ptr};
 
@@ -13,7 +16,7 @@ use kernel::{
     types::{ForeignOwnable, Opaque},
 };
 
-use super::{batch::BatchTarget, operations::OperationsVTable, Operations, Request};
+use super::{batch::BatchTarget, CompleteAction, Operations, Request};
 
 /// Returns the data of the tag set `set`.
 ///
@@ -26,6 +29,24 @@ pub(super) unsafe fn tag_set_data<'a, T: Operations>(
     // SAFETY: `driver_data` came from `into_foreign` in `TagSet::new` and is released only
     // when the tag set is dropped, after which blk-mq makes no more callbacks.
     unsafe { T::TagSetData::borrow((*set).driver_data) }
+}
+
+/// Finishes a completed request of a tag set for `T` (the `complete` callback of
+/// `blk_mq_ops`, and the end of [`TagSet::complete_tag`]): ends or requeues it as
+/// [`Operations::complete`] says.
+///
+/// # Safety
+///
+/// Called by blk-mq for a request that was completed through `blk_mq_complete_request`.
+pub(super) unsafe extern "C" fn complete_callback<T: Operations>(rq: *mut bindings::request) {
+    // SAFETY: the request is valid and completed, owned by the driver until ended.
+    let action = T::complete(unsafe { Request::<T>::from_raw(rq) });
+    match action {
+        // SAFETY: the request is valid; nothing uses it after it is ended.
+        CompleteAction::End(status) => unsafe { bindings::blk_mq_end_request(rq, status.raw()) },
+        // SAFETY: as above; blk-mq owns it again and dispatches it later.
+        CompleteAction::Requeue => unsafe { bindings::blk_mq_requeue_request(rq, true) },
+    }
 }
 
 /// Whether `rq` is in flight (`blk_mq_rq_state`, inline in C).
@@ -71,8 +92,8 @@ unsafe fn should_fake_timeout(rq: *mut bindings::request) -> bool {
 ///
 /// # Invariants
 ///
-/// `inner` was allocated with `blk_mq_alloc_tag_set` and its `driver_data` holds a
-/// `T::TagSetData` from `into_foreign`, until drop.
+/// `inner` was allocated with `blk_mq_alloc_tag_set`, with the callbacks of a tag set for
+/// `T`, and its `driver_data` holds a `T::TagSetData` from `into_foreign`, until drop.
 #[pin_data(PinnedDrop)]
 pub(crate) struct TagSet<T: Operations> {
     #[pin]
@@ -86,10 +107,17 @@ unsafe impl<T: Operations> Send for TagSet<T> {}
 unsafe impl<T: Operations> Sync for TagSet<T> {}
 
 impl<T: Operations> TagSet<T> {
-    /// Allocates a tag set of `nr_hw_queues` hardware queues of `queue_depth` requests in
-    /// `num_maps` queue maps (1: the default map only; 3: default, read and poll, see
-    /// [`super::HctxType`]), with request timeout `timeout_ms` and the shared `data`.
-    pub(crate) fn new(
+    /// Allocates a tag set as [`TagSet::new`] describes, whose callbacks are those `ops`
+    /// returns (a function rather than the table itself, so that the table's address is a
+    /// constant of the code rather than a value the initialiser carries).
+    ///
+    /// # Safety
+    ///
+    /// `ops` returns the callbacks of a tag set for `T` ([`TagSet::new`] passes
+    /// `OperationsVTable::<T>`'s): they take its `driver_data` for a `T::TagSetData` and
+    /// its requests' driver data for a `T::RequestData`.
+    pub(super) unsafe fn with_ops(
+        ops: impl FnOnce() -> &'static bindings::blk_mq_ops,
         nr_hw_queues: u32,
         queue_depth: u16,
         num_maps: u32,
@@ -113,7 +141,8 @@ impl<T: Operations> TagSet<T> {
             // the fields set here are the ones `blk_mq_alloc_tag_set` reads.
             unsafe {
                 core::ptr::write_bytes(set, 0, 1);
-                (*set).ops = OperationsVTable::<T>::build();
+                // INVARIANT: callbacks for `T` (the caller's guarantee).
+                (*set).ops = ops();
                 (*set).nr_hw_queues = nr_hw_queues;
                 (*set).nr_maps = num_maps;
                 (*set).queue_depth = u32::from(queue_depth);
@@ -226,7 +255,7 @@ impl<T: Operations> TagSet<T> {
                 return true;
             }
             if !(ok && batch.add(rq)) {
-                OperationsVTable::<T>::complete_callback(rq);
+                complete_callback::<T>(rq);
             }
         }
         true
