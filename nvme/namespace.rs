@@ -9,7 +9,7 @@ use crate::nvme::spec::identify::IdentifyNamespace;
 /// What the I/O path needs to know about a namespace.
 ///
 /// The logical block size changes when the namespace is formatted; the disk's queue is
-/// frozen meanwhile (see `namespaces.rs`), so no request sees the change half-way.
+/// frozen meanwhile (see `disks.rs`), so no request sees the change half-way.
 #[derive(Debug)]
 pub(crate) struct Namespace {
     nsid: u32,
