@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Pure NVMe logic: definitions from the NVM Express Base Specification and the arithmetic on
-//! them.
+//! The driver's pure logic: definitions from the NVM Express Base Specification and TP4159
+//! and the arithmetic on them, the VFIO migration state machine and rnvme's migration
+//! stream ([`migration`]), and the words of the `mode` attributes ([`mode`]).
 //!
 //! Everything below `spec` is `core`-only: no kernel APIs, no allocation, no `unsafe`. The
-//! kernel module and the host test crate (`rnvme-spec`) compile the same files.
+//! kernel module (as `crate::nvme::spec`) and the host test crate (`rnvme-spec`, as
+//! `rnvme_spec::spec`) compile the same files; paths between them are relative.
 
 #[macro_use]
 pub mod register;
