@@ -10,7 +10,6 @@
 use kernel::{build_assert, prelude::*};
 
 use super::arch;
-use crate::nvme::spec::register::RegisterIo;
 
 /// Raw representation of an MMIO region: its base address and its size in bytes.
 ///
@@ -212,27 +211,6 @@ impl<const SIZE: usize> Io<SIZE> {
     );
 }
 
-/// Typed registers (`crate::nvme::spec::register`) read and write through the build-time checked
-/// accessors: a register outside the compile-time size of the region fails the build.
-impl<const SIZE: usize> RegisterIo for Io<SIZE> {
-    #[inline(always)]
-    fn read_u32(&self, offset: usize) -> u32 {
-        self.read32(offset)
-    }
-    #[inline(always)]
-    fn read_u64(&self, offset: usize) -> u64 {
-        self.read64(offset)
-    }
-    #[inline(always)]
-    fn write_u32(&self, value: u32, offset: usize) {
-        self.write32(value, offset)
-    }
-    #[inline(always)]
-    fn write_u64(&self, value: u64, offset: usize) {
-        self.write64(value, offset)
-    }
-}
-
 #[cfg(CONFIG_KUNIT)]
 crate::kapi::kunit::kunit_tests!(rnvme_kapi_io, {
     fn io_raw_rejects_regions_smaller_than_size() {
@@ -276,31 +254,12 @@ crate::kapi::kunit::kunit_tests!(rnvme_kapi_io, {
             assert_eq!(io.read64(8), 0x1122_3344_5566_ff88);
         });
     }
-
-    fn typed_registers_use_their_offsets() {
-        use crate::nvme::spec::ctrl_regs::{Aqa, Cc, Csts};
-        with_fake_io(|io| {
-            Cc::default()
-                .set_en(true)
-                .set_iosqes(6)
-                .set_iocqes(4)
-                .write(io);
-            assert_eq!(io.read32(0x14), 0x0046_0001);
-            Aqa::default().set_asqs(31).set_acqs(15).write(io);
-            assert_eq!(io.read32(0x24), 0x000f_001f);
-            io.write32(0b1001, 0x1c);
-            let csts = Csts::read(io);
-            assert!(csts.rdy());
-            assert_eq!(csts.shst(), 2);
-            Cc::alter(io, |cc| cc.set_en(false));
-            assert_eq!(io.read32(0x14), 0x0046_0000);
-        });
-    }
 });
 
-/// Runs `f` on an [`Io`] over 64 bytes of zeroed kernel memory, for the KUnit tests.
+/// Runs `f` on an [`Io`] over 64 bytes of zeroed kernel memory, for KUnit tests of code
+/// that reads and writes registers.
 #[cfg(CONFIG_KUNIT)]
-fn with_fake_io(f: impl FnOnce(&Io<64>)) {
+pub(crate) fn with_fake_io(f: impl FnOnce(&Io<64>)) {
     let Ok(mem) = KBox::new([0u64; 8], GFP_KERNEL) else {
         crate::kapi::kunit::fail(
             kernel::c_str!(file!()),

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! In-kernel KUnit tests of the driver's pure NVMe logic, compiled by the kernel's rustc with
-//! the kernel's flags (the host runs the same logic through `cargo test`).
+//! the kernel's flags (the host runs the same logic through `cargo test`), and of the typed
+//! registers over the kernel's MMIO accessors (`reg_io.rs`).
 
 use crate::nvme::{
     driver::{PCI_CLASS_STORAGE_EXPRESS, PCI_TABLE},
@@ -9,7 +10,7 @@ use crate::nvme::{
         cid::{self, Generation},
         command::{cns, Command},
         completion::Completion,
-        ctrl_regs::{doorbell_offset, Cap, Cc, Doorbell, Vs, CC_SHN_NORMAL},
+        ctrl_regs::{doorbell_offset, Aqa, Cap, Cc, Csts, Doorbell, Vs, CC_SHN_NORMAL},
         queue::{CqCursor, QueueError, SqRing},
     },
 };
@@ -88,5 +89,24 @@ crate::kapi::kunit::kunit_tests!(rnvme_spec, {
         assert_eq!(PCI_CLASS_STORAGE_EXPRESS, 0x01_08_02);
         assert!(PCI_TABLE.matches_class(0x01_08_02));
         assert!(!PCI_TABLE.matches_class(0x01_06_01));
+    }
+
+    fn typed_registers_use_their_offsets() {
+        crate::kapi::io::with_fake_io(|io| {
+            Cc::default()
+                .set_en(true)
+                .set_iosqes(6)
+                .set_iocqes(4)
+                .write(io);
+            assert_eq!(io.read32(0x14), 0x0046_0001);
+            Aqa::default().set_asqs(31).set_acqs(15).write(io);
+            assert_eq!(io.read32(0x24), 0x000f_001f);
+            io.write32(0b1001, 0x1c);
+            let csts = Csts::read(io);
+            assert!(csts.rdy());
+            assert_eq!(csts.shst(), 2);
+            Cc::alter(io, |cc| cc.set_en(false));
+            assert_eq!(io.read32(0x14), 0x0046_0000);
+        });
     }
 });

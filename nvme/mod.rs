@@ -6,7 +6,8 @@
 //! From the bottom up (each uses only those above it in this list; the picture is at the
 //! top of `Documentation/architecture.rst`):
 //!
-//! - [`spec`]: the pure logic (also the host crate `rnvme-spec`).
+//! - [`spec`]: the pure logic (also the host crate `rnvme-spec`); [`reg_io`]: its typed
+//!   registers over the kernel's MMIO.
 //! - [`io`]: the rings, I/O queue pairs, shadow doorbells and the data of each request.
 //! - [`admin`], [`ctrl_base`]: a controller's basics: registers, state, admin queue.
 //! - [`pf`]: what only a physical function has: SR-IOV, its VFs' modes and drivers, and the
@@ -36,6 +37,7 @@ pub(crate) mod namespace;
 pub(crate) mod nvme_error;
 pub(crate) mod pf;
 pub(crate) mod recovery;
+pub(crate) mod reg_io;
 pub(crate) mod user_cmd;
 
 #[cfg(CONFIG_KUNIT)]
