@@ -78,7 +78,7 @@ impl Command {
     /// dwords, at least [`MIN_QUEUE_DWORDS`]). The completion's DW0 bits 15:0 are the new
     /// queue's CDQID.
     pub fn cdq_create(cntlid: u16, prp1: u64, dwords: u32) -> Option<Self> {
-        (dwords >= MIN_QUEUE_DWORDS && dwords.is_multiple_of(4)).then(|| {
+        (dwords >= MIN_QUEUE_DWORDS && dwords & 3 == 0).then(|| {
             Self::new(CONTROLLER_DATA_QUEUE)
                 .with_cdw(10, SEL_CREATE | (u32::from(QT_MEMORY_CHANGES) << 16))
                 .with_cdw(11, CREATE_PC | (u32::from(cntlid) << 16))
