@@ -23,6 +23,7 @@ mod pci;
 mod sriov;
 mod tests;
 mod vfio_client;
+mod vfio_dirty;
 mod vfio_migration;
 
 use std::path::PathBuf;

@@ -23,7 +23,7 @@ const FEATURE_MIG_DEVICE_STATE: u32 = 2;
 const FEATURE_MIG_DATA_SIZE: u32 = 9;
 
 /// `enum vfio_device_mig_state`, the uAPI flags and every state: the driver's own
-/// definitions (`vfio-mode/mig/fsm.rs`, through the host crate `rnvme-spec`), so the test
+/// definitions (`nvme/spec/migration/fsm.rs`, through the host crate `rnvme-spec`), so the test
 /// and the driver cannot disagree about a value.
 pub use rnvme_spec::spec::migration::fsm::{
     MigState as State, MIGRATION_P2P as P2P, MIGRATION_PRE_COPY as PRE_COPY,

@@ -6,6 +6,7 @@ mod block;
 mod chardev;
 mod ctrl_attrs;
 mod debug;
+mod dirty_tracking;
 mod hardening;
 mod hardening_cancel;
 mod hardening_corpus;
@@ -52,6 +53,7 @@ pub fn all() -> Vec<Test> {
     v.extend(vfio_qemu::tests());
     v.extend(lm_device::tests());
     v.extend(migration::tests());
+    v.extend(dirty_tracking::tests());
     v.extend(migration_qemu::tests());
     v.extend(recovery::tests());
     v.extend(recovery_reset::tests());
