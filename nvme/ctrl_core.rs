@@ -51,9 +51,12 @@ pub(crate) struct IoLink {
 /// function shares with its [`PhysFn`].
 #[pin_data]
 pub(crate) struct CtrlCore {
+    /// Registers, state and admin queue; shared with the function's [`PhysFn`].
     base: Arc<CtrlBase>,
     /// The services of a physical function for its VFs; `None` for a VF.
     phys_fn: Option<Arc<PhysFn>>,
+    /// The I/O side once the queues exist; the state enters and leaves `Resetting` with
+    /// it held (`recovery.rs`).
     #[pin]
     pub(crate) io: Mutex<Option<IoLink>>,
     /// Runs the reset (`recovery.rs`).
