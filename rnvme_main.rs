@@ -4,18 +4,19 @@
 //! operation and VFIO operation.
 //!
 //! The crate root: it declares the layers, each a folder, and registers the module's two
-//! PCI drivers. From the bottom up (`Documentation/architecture.rst` draws the picture):
+//! PCI drivers. `Documentation/architecture.rst` draws how they stand on each other:
 //!
-//! - [`kapi`] (`kapi/`): the kernel API layer (PCI, MMIO, DMA, IRQ, blk-mq, VFIO, sysfs,
-//!   ...) in the shapes of upstream Rust-for-Linux; all `unsafe` code lives there.
 //! - `nvme/spec/`: the pure logic (NVMe and TP4159 encodings, the VFIO migration stream and
 //!   state machine, the mode words), also the host crate `rnvme-spec`; mounted as
-//!   `nvme::spec`.
-//! - [`nvme`] (`nvme/`): the block-mode driver: the controller's basics, its I/O queues,
-//!   disks and recovery, and the physical function's SR-IOV and live-migration commands.
-//! - [`vfio_mode`] (`vfio-mode/`): the vfio-mode driver, a VF's VFIO migration and the
-//!   switch between the two modes.
-//! - [`sysfs`] (`sysfs/`): what the `mode` and `sriov_vf_mode` attributes do.
+//!   `nvme::spec`. It uses nothing else.
+//! - `kapi/`: the kernel API layer (PCI, MMIO, DMA, IRQ, blk-mq, VFIO, sysfs, ...) in the
+//!   shapes of upstream Rust-for-Linux; all `unsafe` code lives there.
+//! - `nvme/`: the block-mode driver. Its lower part (the controller's basics, I/O queues,
+//!   disks, recovery, and the physical function's services, `nvme/pf/`) stands on those
+//!   two; its PCI driver (`nvme/driver.rs`) stands on everything below.
+//! - `vfio-mode/` (module `vfio_mode`): the vfio-mode driver, a VF's VFIO migration and the
+//!   switch between the two modes; it uses the physical function's services.
+//! - `sysfs/`: what the `mode` and `sriov_vf_mode` attributes do, over the two above.
 
 // Driver code is safe Rust, and the compiler holds it to that: only the kernel API layer
 // (`kapi/`) may contain `unsafe`, each block with the argument why it is sound.

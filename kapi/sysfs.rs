@@ -3,7 +3,7 @@
 //! sysfs attributes of devices (`struct device_attribute`).
 //!
 //! An attribute is a `static` built at compile time by a bus module (see
-//! [`crate::kapi::pci::vf_attribute`]), whose typed callbacks are reached through the
+//! [`crate::kapi::pci::VfAttribute`]), whose typed callbacks are reached through the
 //! trampolines there; this file holds what every attribute shares: the C object, the
 //! output buffer of `show` and the input of `store`.
 //!

@@ -68,11 +68,12 @@ fn prefix() -> &'static str {
 
 /// An enabled NVMe controller with its queues and disks.
 ///
-/// The shared state (registers, admin queue, state machine, reset) lives in [`CtrlCore`];
-/// this object owns what only the binding needs. `Drop` removes the disks and stops the
+/// What probe, the I/O path and recovery share lives in [`CtrlCore`] (disks, the I/O link,
+/// the work items; recovery in `recovery.rs`) and its [`CtrlBase`] (registers, admin queue,
+/// state); this object owns what only the binding needs. `Drop` removes the disks and stops the
 /// controller; the fields are then dropped in declaration order: interrupt handlers first
-/// (which releases the tag set and the I/O queue memory), then the shared core (admin queue
-/// memory, BAR), then the vectors.
+/// (which releases the tag set and the I/O queue memory), then the shared controller (admin
+/// queue memory, BAR), then the vectors.
 pub(crate) struct Controller {
     chardev: Option<Pin<KBox<MiscRegistration>>>,
     /// The controller's attributes, with its devices in the `nvme` classes (`nvme_class`
@@ -210,7 +211,7 @@ impl Controller {
         Ok(ctrl)
     }
 
-    /// The shared state of the controller.
+    /// The controller, as probe, the I/O path and recovery share it.
     pub(crate) fn core(&self) -> &Arc<CtrlCore> {
         &self.core
     }

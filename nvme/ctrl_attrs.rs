@@ -19,8 +19,9 @@
 //! `vf_switch`, and for VFs removed by an SR-IOV disable the PF's device lock. None of the
 //! actions takes any of these:
 //!
-//! - The reset (`CtrlCore::reset_now`) takes this function's `vf_bringup`, `io`, `admin`
-//!   and `sriov` mutexes and, for a PF, the migration state mutexes of its vfio-mode VFs
+//! - The reset (`CtrlCore::reset_now`) takes this function's reset lock (on a PF its
+//!   `PhysFn`'s `vf_bringup`), its `io` and `CtrlBase::admin` mutexes, on a PF its
+//!   `PhysFn`'s `sriov` mutex and, for a PF, the migration state mutexes of its vfio-mode VFs
 //!   (`sriov_recover_vfs`); it queues the VFs' resets without waiting for them; it takes no
 //!   device lock and registers no device. Its queue drains wait for interrupt handlers and
 //!   polling tasks, never for the unbind.

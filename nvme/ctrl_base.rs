@@ -124,19 +124,20 @@ impl CtrlBase {
         CtrlState::from_u8(self.state.load(Ordering::Acquire))
     }
 
-    pub(crate) fn set_state(&self, s: CtrlState) {
+    /// Sets the state to `s` (system shutdown, unbinding; see `recovery.rs`).
+    pub(in crate::nvme) fn set_state(&self, s: CtrlState) {
         self.state.store(s as u8, Ordering::Release);
     }
 
     /// Moves from `from` to `to`; fails (and changes nothing) in any other state.
-    pub(crate) fn transition(&self, from: CtrlState, to: CtrlState) -> bool {
+    pub(in crate::nvme) fn transition(&self, from: CtrlState, to: CtrlState) -> bool {
         self.state
             .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 
     /// Sets the state to `s` and returns the one it replaced.
-    pub(crate) fn replace_state(&self, s: CtrlState) -> CtrlState {
+    pub(in crate::nvme) fn replace_state(&self, s: CtrlState) -> CtrlState {
         CtrlState::from_u8(self.state.swap(s as u8, Ordering::AcqRel))
     }
 

@@ -59,6 +59,10 @@ pub(crate) struct CtrlCore {
     /// it held (`recovery.rs`).
     #[pin]
     pub(crate) io: Mutex<Option<IoLink>>,
+    /// Serialises the resets of a function that is not a physical function (a PF's are
+    /// serialised by its [`PhysFn`]'s `vf_bringup`, see `recovery.rs`).
+    #[pin]
+    pub(crate) reset_lock: Mutex<()>,
     /// Runs the reset (`recovery.rs`).
     #[pin]
     reset_work: Work<CtrlCore>,
@@ -122,6 +126,7 @@ impl CtrlCore {
             base,
             phys_fn,
             io <- new_mutex!(None, "CtrlCore::io"),
+            reset_lock <- new_mutex!((), "CtrlCore::reset_lock"),
             reset_work <- new_work!("CtrlCore::reset_work"),
             resets: ResetBook {
                 done: AtomicU32::new(0),

@@ -85,14 +85,15 @@ impl CtrlCore {
     /// requeues every request in flight, re-enables it and recreates the I/O queues. On
     /// failure the controller is given up ([`Self::give_up`]). Does nothing unless live.
     fn reset(self: &Arc<Self>, why: &str) {
-        // Held from the start until the secondary controllers are online again, so that
-        // no VF's controller is brought up in between and left offline.
-        let bringup = self.hold_vf_bringup();
+        // Serialises the resets of this controller; on a PF held from the start until the
+        // secondary controllers are online again, so that no VF's controller is brought
+        // up in between and left offline.
+        let serialised = self.hold_reset_lock();
         if !self.stop_for_reset(why, false) {
             return;
         }
         let restarted = self.restart_after_reset();
-        drop(bringup);
+        drop(serialised);
         self.recover_vfs(VfRecovery::ResetControllers, restarted);
     }
 
@@ -103,25 +104,26 @@ impl CtrlCore {
     pub(crate) fn begin_reset(&self, why: &str) -> bool {
         // Not while a VF's controller is being brought up (the PF's secondary controllers
         // go offline here); a VF probe finding its PF resetting declines.
-        let _bringup = self.hold_vf_bringup();
+        let _serialised = self.hold_reset_lock();
         self.stop_for_reset(why, true)
     }
 
     /// Brings a controller that [`Self::begin_reset`] took out of service back; then its
     /// VFs' controllers come back as `vfs` says, or are given up if it is dead.
     pub(crate) fn finish_reset(self: &Arc<Self>, vfs: VfRecovery) {
-        let bringup = self.hold_vf_bringup();
+        let serialised = self.hold_reset_lock();
         let restarted = match self.state() {
             CtrlState::Resetting => self.restart_after_reset(),
             // Not taken out of service by `begin_reset` (dead already): the VFs it took
             // out of service are given up with it.
             state => state == CtrlState::Live,
         };
-        drop(bringup);
+        drop(serialised);
         self.recover_vfs(vfs, restarted);
     }
 
-    /// The first half of a reset, with `vf_bringup` held: see [`Self::begin_reset`].
+    /// The first half of a reset, with the reset lock held ([`Self::hold_reset_lock`]): see
+    /// [`Self::begin_reset`].
     /// `held`: the second half comes from another call ([`Self::finish_reset`]).
     fn stop_for_reset(&self, why: &str, held: bool) -> bool {
         let io = self.io.lock();
@@ -145,7 +147,7 @@ impl CtrlCore {
         true
     }
 
-    /// The second half of a reset, with `vf_bringup` held and the controller resetting:
+    /// The second half of a reset, with the reset lock held and the controller resetting:
     /// empty rings, enabled, I/O queues recreated and I/O flowing again (the requests taken
     /// back first), and on a PF the VFs' secondary controllers online again. A failure
     /// gives the controller up. Returns whether the controller is live again.
@@ -351,11 +353,16 @@ impl CtrlCore {
         }
     }
 
-    /// On a physical function, holds its VFs' bring-up off (see [`PhysFn::vf_bringup`]).
+    /// Takes the lock that serialises this controller's resets: on a physical function its
+    /// [`PhysFn`]'s `vf_bringup`, which also holds the bring-up of its VFs off; on any
+    /// other function [`CtrlCore::reset_lock`].
     ///
-    /// [`PhysFn::vf_bringup`]: crate::nvme::pf::PhysFn
-    fn hold_vf_bringup(&self) -> Option<Guard<'_, (), MutexBackend>> {
-        self.phys_fn().map(|pf| pf.vf_bringup.lock())
+    /// [`PhysFn`]: crate::nvme::pf::PhysFn
+    fn hold_reset_lock(&self) -> Guard<'_, (), MutexBackend> {
+        match self.phys_fn() {
+            Some(pf) => pf.vf_bringup.lock(),
+            None => self.reset_lock.lock(),
+        }
     }
 
     /// On a physical function, after its reset: its VFs come back as `how` says, or are

@@ -7,7 +7,7 @@
 //! records each VF's [`Mode`]; each driver's probe declines (`ENODEV`) a VF in the other
 //! mode, so a new VF binds straight to the right one and a VF in vfio mode never runs the
 //! block probe. A write to a VF's `mode` attribute unbinds the VF and binds it to the
-//! other driver ([`switch`]). See `Documentation/vfio-mode.rst`.
+//! other driver ([`switch()`]). See `Documentation/vfio-mode.rst`.
 
 mod driver;
 mod migration;

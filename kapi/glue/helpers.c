@@ -301,7 +301,7 @@ void *rnvme_misc_attr_data(struct device *dev)
 }
 
 /*
- * The deferring mutex (kapi/sync.rs DeferringMutex): a context that must not wait for
+ * The deferring mutex (kapi/sync/deferring_mutex.rs DeferringMutex): a context that must not wait for
  * the mutex (a PCI reset_done callback, which runs under locks the mutex's holders take
  * in turn) marks work pending; whoever holds the mutex, or the deferring context itself
  * if the mutex is free, runs it before the mutex is released. The pending flag is set and
@@ -394,7 +394,7 @@ void rnvme_kunit_fail(const char *file, int line, const void *fmt_args)
 
 /*
  * Module parameters (6.12's Rust module! macro has none): the flexible resources each
- * VF's secondary controller gets; 0 means an even split (nvme/sriov.rs). Writes are
+ * VF's secondary controller gets; 0 means an even split (nvme/pf/sriov.rs). Writes are
  * validated here; the driver checks them against the controller when VFs are enabled.
  */
 static unsigned short rnvme_vf_queues;

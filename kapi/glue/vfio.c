@@ -164,7 +164,7 @@ void *rnvme_vfio_unregister(struct pci_dev *pdev)
 /*
  * After a function reset (VFIO_DEVICE_RESET, FLR on open and close, AER recovery) the
  * migration state must start again from RUNNING; the Rust side defers that if it cannot
- * take its state lock (kapi/sync.rs, DeferringMutex).
+ * take its state lock (kapi/sync/deferring_mutex.rs, DeferringMutex).
  */
 static void rnvme_vfio_reset_done(struct pci_dev *pdev)
 {

@@ -32,11 +32,11 @@ pub(crate) const MAX_TRANSFER: u32 = 512 * 1024;
 /// The DMA state of a request in flight.
 pub(crate) struct IoDma {
     /// The request's data mapping.
-    pub(crate) sg: RequestSg<MAX_SEGMENTS>,
+    pub(in crate::nvme) sg: RequestSg<MAX_SEGMENTS>,
     /// A PRP list or Dataset Management range block, held until completion.
-    pub(crate) pool_block: Option<DmaPoolBlock>,
+    pub(in crate::nvme) pool_block: Option<DmaPoolBlock>,
     /// The command the submission built, until it is placed on the submission ring.
-    pub(crate) cmd: Command,
+    pub(in crate::nvme) cmd: Command,
 }
 
 impl IoDma {
@@ -69,24 +69,24 @@ pub(crate) struct IoPdu {
     /// Used by submission, then by completion: blk-mq hands the request from one to the
     /// other, so the two only overlap if the controller completes a command it has not
     /// been given yet (then the completion is ignored).
-    pub(crate) dma: Exclusive<IoDma>,
+    pub(in crate::nvme) dma: Exclusive<IoDma>,
     /// The command of a driver-private (passthrough) request, set before it is executed.
     #[pin]
-    pub(crate) passthru: IrqSpinLock<Option<Command>>,
+    pub(in crate::nvme) passthru: IrqSpinLock<Option<Command>>,
     /// The NVMe status of the last completion.
-    pub(crate) status: AtomicU16,
+    pub(in crate::nvme) status: AtomicU16,
     /// Completion dwords 0 and 1 (the command's result).
-    pub(crate) result: AtomicU64,
+    pub(in crate::nvme) result: AtomicU64,
     /// A [`Cancel`]: whether recovery took the request back, and what for.
-    pub(crate) cancel: AtomicU8,
+    pub(in crate::nvme) cancel: AtomicU8,
     /// Whether an Abort was sent since the request was last dispatched.
-    pub(crate) aborted: AtomicBool,
+    pub(in crate::nvme) aborted: AtomicBool,
     /// Its [`Tries`]: how often it was sent again after a retryable error, and whether a
     /// controller reset took it back; zero once it completed.
-    pub(crate) retries: AtomicU8,
+    pub(in crate::nvme) retries: AtomicU8,
     /// The generation count of the request's current submission (the upper bits of its
     /// command identifier, see [`cid`]).
-    pub(crate) generation: AtomicU8,
+    pub(in crate::nvme) generation: AtomicU8,
 }
 
 impl IoPdu {

@@ -559,7 +559,7 @@ impl PhysFn {
     /// After a reset of this (physical) function: if the PF came back (`restarted`), the
     /// VFs' controllers in block mode come back as `how` says; if it was given up, so are
     /// they. The VFs in vfio mode are told either way: their controller lost its state.
-    /// Called without `vf_bringup` (a VF's reset takes the VF's own).
+    /// Called without `vf_bringup` (a VF's reset takes the VF's own reset lock).
     pub(crate) fn sriov_recover_vfs(&self, how: VfRecovery, restarted: bool) {
         // Told without the lock: they take their own locks, under which they may ask this
         // function for things that take it.

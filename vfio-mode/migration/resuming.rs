@@ -40,6 +40,7 @@ pub(super) struct LocalCompat {
 }
 
 impl LocalCompat {
+    /// The destination as the resume checks see it.
     pub(super) fn destination(&self) -> Destination<'_> {
         Destination {
             fixed: &self.fixed,
@@ -69,6 +70,7 @@ struct ResumeData {
 }
 
 impl ResumingFile {
+    /// The resuming fd of VF `vfn` (`vf`), whose stream is checked against `local`.
     pub(super) fn new(vf: ARef<pci::Device>, vfn: u16, local: LocalCompat) -> Result<Arc<Self>> {
         Arc::pin_init(
             try_pin_init!(Self {

@@ -5,7 +5,7 @@
 //! The fuzzer (`tests/fuzz`, `cargo xtask fuzz`) runs the stream parser on the host
 //! against a made-up destination. Here the destination is a real VF: its compatibility
 //! section (from a stream of the other VF of the pair), the PF's state formats (Identify
-//! CNS 20h) and its limits, as the driver builds them (`vfio-mode/migration.rs`). From the
+//! CNS 20h) and its limits, as the driver builds them (`vfio-mode/migration/target.rs`). From the
 //! fuzzer's seeds for that destination plus the captured stream, the fuzzer's own input
 //! sequence (same mutations, same PRNG, seed 0x5eed) gives the corpus, [`INPUTS`] inputs
 //! in well under a second; it is written to `fuzz-corpus/` in the run directory with the
