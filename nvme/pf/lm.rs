@@ -24,7 +24,7 @@ use crate::{
                 IDENTIFY_SIZE,
             },
             lm::{
-                command::{csup, FormatIndex, Sequence, SuspendType},
+                command::{csup, set_parts, FormatIndex, SuspendType},
                 formats::{StateFormat, StateFormats, CNS_SUPPORTED_CTRL_STATE_FORMATS},
                 state::{StateHeader, HEADER_SIZE, MAX_STATE_SIZE},
                 OACS_HMLMS,
@@ -184,30 +184,24 @@ impl LmCommands {
     }
 
     /// Writes `state` (whole, in format `format`) into suspended secondary controller
-    /// `scid`, in as many pieces as the bounce buffer needs.
+    /// `scid`, in as many pieces as the bounce buffer needs: consecutive parts, each
+    /// starting where the previous one ended ([`set_parts`]).
     pub(crate) fn set_state(
         &self,
         scid: u16,
         format: FormatIndex,
         state: &[u8],
     ) -> Result<(), NvmeError> {
-        let parts = state.len().div_ceil(CHUNK).max(1);
-        for (i, piece) in state.chunks(CHUNK).enumerate() {
-            let offset = (i * CHUNK) as u64;
-            let cmd = Command::lm_set_state(
-                scid,
-                format,
-                Sequence::of(i, parts),
-                offset,
-                piece.len() as u32,
-            )
-            .ok_or(NvmeError::Kernel(EINVAL))?;
-            self.base.admin_bounced(
-                cmd,
-                piece.len() as u32,
-                |buf| buf.write_from(0, piece),
-                |_| Ok(()),
-            )?;
+        let parts = set_parts(state.len(), CHUNK).ok_or(NvmeError::Kernel(EINVAL))?;
+        for part in parts {
+            let from = part.offset as usize;
+            let piece = state
+                .get(from..from + part.bytes as usize)
+                .ok_or(NvmeError::Kernel(EINVAL))?;
+            let cmd =
+                Command::lm_set_state_part(scid, format, part).ok_or(NvmeError::Kernel(EINVAL))?;
+            self.base
+                .admin_bounced(cmd, part.bytes, |buf| buf.write_from(0, piece), |_| Ok(()))?;
         }
         Ok(())
     }

@@ -6,8 +6,12 @@
 //!
 //! Field layout (libnvme `nvme_lm_*`): CDW10 bits 7:0 select the operation (SEL), bits
 //! 31:16 are the management operation specific field (MOS); CDW11 bits 15:0 name the
-//! secondary controller (CNTLID); offsets are in CDW12/13 and lengths in CDW15 as 0's
-//! based dword counts (NUMD).
+//! secondary controller (CNTLID); offsets are in CDW12/13 and lengths in CDW15 (NUMD).
+//!
+//! NUMD counts differently in the two commands: Migration Receive's is 0's based (the
+//! transfer is NUMD + 1 dwords), Migration Send's is the number of dwords itself (a
+//! Set Controller State part of N dwords has NUMD N). The evidence for both is in
+//! `Documentation/lm-device.rst` ("NUMD").
 
 use super::super::command::Command;
 
@@ -74,9 +78,47 @@ pub struct FormatIndex {
     pub uuid: u8,
 }
 
-/// The 0's based dword count of a transfer of `bytes` bytes (a non-zero multiple of 4).
-fn numd(bytes: u32) -> Option<u32> {
+/// Migration Receive's NUMD for a transfer of `bytes` bytes (a non-zero multiple of 4):
+/// 0's based, the number of dwords minus one.
+fn receive_numd(bytes: u32) -> Option<u32> {
     (bytes != 0 && bytes & 3 == 0).then(|| bytes / 4 - 1)
+}
+
+/// Migration Send's NUMD for a transfer of `bytes` bytes (a non-zero multiple of 4): the
+/// number of dwords, not 0's based.
+fn send_numd(bytes: u32) -> Option<u32> {
+    (bytes != 0 && bytes & 3 == 0).then_some(bytes / 4)
+}
+
+/// One Set Controller State command of a transfer: which part it is, where it goes in the
+/// state and how many bytes it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetPart {
+    /// Its sequence indicator.
+    pub seq: Sequence,
+    /// Byte offset of the part in the state (a multiple of 4).
+    pub offset: u64,
+    /// Bytes of the part (a non-zero multiple of 4).
+    pub bytes: u32,
+}
+
+/// The Set Controller State commands that carry a state of `len` bytes in pieces of at
+/// most `chunk` bytes: consecutive, each starting where the previous one ended, the last
+/// ending at `len`. `None` unless both are non-zero multiples of 4 (and `chunk` fits a
+/// command).
+pub fn set_parts(len: usize, chunk: usize) -> Option<impl Iterator<Item = SetPart>> {
+    if len == 0 || len & 3 != 0 || chunk == 0 || chunk & 3 != 0 || u32::try_from(chunk).is_err() {
+        return None;
+    }
+    let parts = len.div_ceil(chunk);
+    Some((0..parts).map(move |i| {
+        let offset = i * chunk;
+        SetPart {
+            seq: Sequence::of(i, parts),
+            offset: offset as u64,
+            bytes: (len - offset).min(chunk) as u32,
+        }
+    }))
 }
 
 impl Command {
@@ -96,7 +138,8 @@ impl Command {
 
     /// Migration Send Set Controller State: `bytes` bytes (a non-zero multiple of 4) of
     /// state in format `format`, to go at `offset` of the state of secondary controller
-    /// `cntlid`; part `seq` of the transfer. The data pointer is set by the caller.
+    /// `cntlid`; part `seq` of the transfer. NUMD is `bytes / 4` (Migration Send's is not
+    /// 0's based). The data pointer is set by the caller.
     pub fn lm_set_state(
         cntlid: u16,
         format: FormatIndex,
@@ -115,13 +158,20 @@ impl Command {
                 )
                 .with_cdw(12, offset as u32)
                 .with_cdw(13, (offset >> 32) as u32)
-                .with_cdw(15, numd(bytes)?),
+                .with_cdw(15, send_numd(bytes)?),
         )
     }
 
+    /// Set Controller State part `part` (of [`set_parts`]) for secondary controller
+    /// `cntlid` in format `format`.
+    pub fn lm_set_state_part(cntlid: u16, format: FormatIndex, part: SetPart) -> Option<Self> {
+        Self::lm_set_state(cntlid, format, part.seq, part.offset, part.bytes)
+    }
+
     /// Migration Receive Get Controller State: `bytes` bytes (a non-zero multiple of 4)
-    /// from `offset` of the state of secondary controller `cntlid` in format `format`. The
-    /// completion's DW0 bit 0 says whether the controller is suspended.
+    /// from `offset` of the state of secondary controller `cntlid` in format `format`
+    /// (NUMD 0's based: `bytes / 4 - 1`). The completion's DW0 bit 0 says whether the
+    /// controller is suspended.
     pub fn lm_get_state(cntlid: u16, format: FormatIndex, offset: u64, bytes: u32) -> Option<Self> {
         Some(
             Self::new(MIGRATION_RECEIVE)
@@ -129,7 +179,7 @@ impl Command {
                 .with_cdw(11, u32::from(cntlid) | (u32::from(format.uuid) << 16))
                 .with_cdw(12, offset as u32)
                 .with_cdw(13, (offset >> 32) as u32)
-                .with_cdw(15, numd(bytes)?),
+                .with_cdw(15, receive_numd(bytes)?),
         )
     }
 }
@@ -154,6 +204,7 @@ pub mod status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec::Vec;
 
     #[test]
     fn suspend_and_resume_name_the_secondary() {
@@ -176,7 +227,8 @@ mod tests {
         assert_eq!(c.dw[10], 2 | (2 << 16));
         assert_eq!(c.dw[11], 3 | (1 << 24));
         assert_eq!((c.dw[12], c.dw[13]), (0x200, 1));
-        assert_eq!(c.dw[15], 1023);
+        // Migration Send's NUMD is the number of dwords: 4096 bytes are 1024 dwords.
+        assert_eq!(c.dw[15], 1024);
         assert!(Command::lm_set_state(3, f, Sequence::Entire, 0, 0).is_none());
         assert!(Command::lm_set_state(3, f, Sequence::Entire, 0, 6).is_none());
     }
@@ -191,8 +243,99 @@ mod tests {
         assert_eq!(c.opcode(), 0x42);
         assert_eq!(c.dw[10], 2 << 16);
         assert_eq!(c.dw[11], 9 | (1 << 16));
+        // Migration Receive's NUMD is 0's based: 8 bytes are 2 dwords, NUMD 1.
         assert_eq!((c.dw[12], c.dw[13], c.dw[15]), (48, 0, 1));
         assert!(csup(1) && !csup(2));
+    }
+
+    /// The state of one of the test VM's VFs with one queue pair and nothing pending: 48
+    /// header, 8 + 2 * 24 NVMe controller state, 200 vendor bytes.
+    const STATE: usize = 48 + 8 + 2 * 24 + 200;
+
+    #[test]
+    fn a_set_of_exactly_the_state_s_length_names_every_dword_of_it() {
+        let f = FormatIndex {
+            version: 0,
+            uuid: 1,
+        };
+        let set = Command::lm_set_state(5, f, Sequence::Entire, 0, STATE as u32).unwrap();
+        // 304 bytes are 76 dwords; a 0's based count (75) would lose the last one.
+        assert_eq!(set.dw[15] as usize * 4, STATE);
+        assert_eq!(set.dw[15], 76);
+        // The Get of the same bytes counts from zero.
+        let get = Command::lm_get_state(5, f, 0, STATE as u32).unwrap();
+        assert_eq!((get.dw[15] as usize + 1) * 4, STATE);
+        // A single dword: NUMD 1 to send, 0 to receive.
+        assert_eq!(
+            Command::lm_set_state(5, f, Sequence::Entire, 0, 4)
+                .unwrap()
+                .dw[15],
+            1
+        );
+        assert_eq!(Command::lm_get_state(5, f, 0, 4).unwrap().dw[15], 0);
+        assert!(Command::lm_get_state(5, f, 0, 0).is_none());
+        assert!(Command::lm_get_state(5, f, 0, 2).is_none());
+    }
+
+    /// Checks that `parts` carry a state of `len` bytes: consecutive, each at the offset
+    /// the previous one ended (as NUMD * 4 of its command says), the sequence indicators
+    /// first .. last (or entire), and the commands encoding the same.
+    fn check_parts(len: usize, chunk: usize, parts: &[SetPart]) {
+        let f = FormatIndex {
+            version: 0,
+            uuid: 1,
+        };
+        let mut end = 0u64;
+        for (i, p) in parts.iter().enumerate() {
+            let c = Command::lm_set_state_part(7, f, *p).unwrap();
+            let offset = u64::from(c.dw[12]) | u64::from(c.dw[13]) << 32;
+            assert_eq!(offset, end, "part {i} of {len} in {chunk}: offset");
+            assert_eq!(offset, p.offset);
+            assert_eq!(c.dw[15] * 4, p.bytes, "part {i}: NUMD");
+            assert!(p.bytes as usize <= chunk && p.bytes > 0);
+            assert_eq!(c.dw[10], 2 | u32::from(p.seq as u8) << 16);
+            assert_eq!(p.seq, Sequence::of(i, parts.len()));
+            end = offset + u64::from(c.dw[15]) * 4;
+        }
+        assert_eq!(
+            end, len as u64,
+            "{len} bytes in parts of {chunk}: the parts end at {end}"
+        );
+    }
+
+    #[test]
+    fn set_parts_line_up() {
+        for (len, chunk, n) in [
+            (STATE, 64 * 1024, 1),
+            (STATE, STATE, 1),
+            (STATE, 128, 3),
+            (STATE, 4, STATE / 4),
+            (STATE, STATE - 4, 2),
+            (3 * 1024, 1024, 3),
+            (64 * 1024, 64 * 1024, 1),
+            (64 * 1024 + 4, 64 * 1024, 2),
+        ] {
+            let parts: Vec<SetPart> = set_parts(len, chunk).unwrap().collect();
+            assert_eq!(parts.len(), n, "{len} bytes in parts of {chunk}");
+            check_parts(len, chunk, &parts);
+        }
+        let one: Vec<SetPart> = set_parts(STATE, 64 * 1024).unwrap().collect();
+        assert_eq!(
+            one,
+            [SetPart {
+                seq: Sequence::Entire,
+                offset: 0,
+                bytes: STATE as u32
+            }]
+        );
+        let three: Vec<SetPart> = set_parts(3 * 1024, 1024).unwrap().collect();
+        let seqs: Vec<Sequence> = three.iter().map(|p| p.seq).collect();
+        assert_eq!(seqs, [Sequence::First, Sequence::Middle, Sequence::Last]);
+        assert_eq!(three[2].offset, 2048);
+        assert!(set_parts(0, 1024).is_none());
+        assert!(set_parts(STATE + 2, 1024).is_none());
+        assert!(set_parts(STATE, 0).is_none());
+        assert!(set_parts(STATE, 1022).is_none());
     }
 
     #[test]

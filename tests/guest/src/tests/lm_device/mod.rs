@@ -30,6 +30,7 @@ mod malformed_state;
 mod migrate_queued_io;
 mod pending_completions;
 mod queued;
+mod set_numd;
 
 use command_errors::command_errors;
 use identify::identify_and_effects;
@@ -37,6 +38,7 @@ use malformed_state::malformed_state;
 use migrate_queued_io::migrate_queued_io;
 use pending_completions::pending_completions;
 use queued::*;
+use set_numd::set_numd;
 
 /// The shared namespace both VFs get.
 const NSID: u32 = 2;
@@ -106,6 +108,11 @@ pub fn tests() -> Vec<Test> {
             name: "lm-device/malformed-state",
             groups: &["lm-device"],
             run: malformed_state,
+        },
+        Test {
+            name: "lm-device/set-numd",
+            groups: &["lm-device"],
+            run: set_numd,
         },
     ]
 }
@@ -216,7 +223,8 @@ impl Pf {
         Ok(state)
     }
 
-    /// Set Controller State part `seqind` at `offset`, CSVI `csvi`, CSUUIDI `csuuidi`.
+    /// Set Controller State part `seqind` at `offset`, CSVI `csvi`, CSUUIDI `csuuidi`:
+    /// all of `data`, NUMD its number of dwords (Migration Send's NUMD is not 0's based).
     fn set_part(
         &self,
         cntlid: u16,
@@ -226,8 +234,24 @@ impl Pf {
         csvi: u32,
         csuuidi: u32,
     ) -> Result<u16, String> {
+        let numd = (data.len() / 4) as u32;
+        self.set_part_numd(cntlid, seqind, offset, data, numd, csvi, csuuidi)
+    }
+
+    /// Set Controller State part `seqind` at `offset` with NUMD `numd` whatever `data`
+    /// holds (the data buffer is `data`).
+    #[allow(clippy::too_many_arguments)]
+    fn set_part_numd(
+        &self,
+        cntlid: u16,
+        seqind: u32,
+        offset: u64,
+        data: &[u8],
+        numd: u32,
+        csvi: u32,
+        csuuidi: u32,
+    ) -> Result<u16, String> {
         let mut buf = data.to_vec();
-        let numd = (buf.len() / 4).saturating_sub(1) as u32;
         let cdw10 = SEL_SET | seqind << 16;
         let cdw11 = u32::from(cntlid) | csvi << 16 | csuuidi << 24;
         Ok(self
