@@ -876,6 +876,33 @@ impl Client {
         self.dma.mem.zero(self.admin.cq, 4096);
         self.enable()
     }
+
+    /// Sets CC.EN with an admin queue of one entry (AQA 0), which a controller refuses to
+    /// start with: CSTS.CFS, no admin queue. Call after a reset.
+    pub fn enable_badly(&mut self) -> Result<(), String> {
+        self.bar.write32(0x24, 0);
+        self.bar.write64(0x28, self.admin.sq_iova());
+        self.bar.write64(0x30, self.admin.cq_iova());
+        self.bar.write32(0x14, 4 << 20 | 6 << 16 | 1);
+        let start = Instant::now();
+        while self.csts() & 2 == 0 {
+            if start.elapsed() > TIMEOUT {
+                return Err(format!("CSTS {:#x} after a bad enable", self.csts()));
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    /// CC, as read through the mapped BAR.
+    pub fn cc(&self) -> u32 {
+        self.bar.read32(0x14)
+    }
+
+    /// CSTS, as read through the mapped BAR.
+    pub fn csts(&self) -> u32 {
+        self.bar.read32(0x1c)
+    }
 }
 
 impl Drop for Client {

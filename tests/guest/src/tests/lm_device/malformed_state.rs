@@ -169,6 +169,14 @@ pub(super) fn malformed_state(env: &Env) -> Result<Vec<Report>, String> {
         add("CSTS.RDY 0 with CC.EN 1", SC_INVALID_FIELD, &|s| {
             put32(&mut s.vendor, vs::CSTS, 0)
         });
+        add("CSTS.RDY 1 with CC.EN 0", SC_INVALID_FIELD, &|s| {
+            let cc = le32(&s.vendor, vs::CC);
+            put32(&mut s.vendor, vs::CC, cc & !1);
+        });
+        add("no admin queue, with queues", SC_INVALID_FIELD, &|s| {
+            s.vendor[vs::FLAGS] |= 4;
+            put32(&mut s.vendor, vs::CSTS, 2);
+        });
         add("CC reserved bit", SC_INVALID_FIELD, &|s| {
             let cc = le32(&s.vendor, vs::CC);
             put32(&mut s.vendor, vs::CC, cc | 1 << 30);

@@ -28,6 +28,7 @@ mod command_errors;
 mod identify;
 mod malformed_state;
 mod migrate_queued_io;
+mod never_enabled;
 mod pending_completions;
 mod queued;
 mod set_numd;
@@ -36,6 +37,7 @@ use command_errors::command_errors;
 use identify::identify_and_effects;
 use malformed_state::malformed_state;
 use migrate_queued_io::migrate_queued_io;
+use never_enabled::never_enabled;
 use pending_completions::pending_completions;
 use queued::*;
 use set_numd::set_numd;
@@ -113,6 +115,11 @@ pub fn tests() -> Vec<Test> {
             name: "lm-device/set-numd",
             groups: &["lm-device"],
             run: set_numd,
+        },
+        Test {
+            name: "lm-device/never-enabled",
+            groups: &["lm-device"],
+            run: never_enabled,
         },
     ]
 }
@@ -340,6 +347,7 @@ mod vs {
     pub const ACQ: usize = 40;
     pub const ASQ_HEAD: usize = 52;
     pub const ASQ_TAIL: usize = 54;
+    pub const FLAGS: usize = 61;
     pub const FEAT_NQ: usize = 80;
     pub const FEAT_TS: usize = 112;
     pub const CHANGED: usize = 136;
