@@ -350,6 +350,7 @@ mod vs {
     pub const FLAGS: usize = 61;
     pub const FEAT_NQ: usize = 80;
     pub const FEAT_TS: usize = 112;
+    pub const FEAT_HBS: usize = 120;
     pub const CHANGED: usize = 136;
     pub const ATTACHED: usize = 168;
     pub const FIXED: usize = 200;
