@@ -24,6 +24,7 @@ mod sriov;
 mod tests;
 mod vfio_client;
 mod vfio_dirty;
+mod vfio_feature;
 mod vfio_migration;
 
 use std::path::PathBuf;

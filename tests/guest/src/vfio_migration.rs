@@ -3,21 +3,19 @@
 //! The VFIO migration v2 uAPI as a VMM uses it (`include/uapi/linux/vfio.h`):
 //! `VFIO_DEVICE_FEATURE` with `MIGRATION`, `MIG_DEVICE_STATE` and `MIG_DATA_SIZE` on a
 //! device fd, and reads, writes and `VFIO_MIG_GET_PRECOPY_INFO` on the data fd a state
-//! change returns. `rust-vmm`'s crates do not wrap these, so they are raw ioctls here.
+//! change returns. The feature requests go through [`crate::vfio_feature`];
+//! `VFIO_MIG_GET_PRECOPY_INFO` is a raw ioctl here.
 
 use std::{
     fs::File,
     io::{self, Read, Write},
-    os::fd::{AsRawFd, FromRawFd, RawFd},
+    os::fd::{AsRawFd, FromRawFd},
 };
 
-/// `VFIO_DEVICE_FEATURE`: `_IO(';', 100 + 17)`.
-const VFIO_DEVICE_FEATURE: u64 = (b';' as u64) << 8 | 117;
+use crate::vfio_feature::{feature, GET, PROBE, SET};
+
 /// `VFIO_MIG_GET_PRECOPY_INFO`: `_IO(';', 100 + 21)`.
 const VFIO_MIG_GET_PRECOPY_INFO: u64 = (b';' as u64) << 8 | 121;
-const FEATURE_GET: u32 = 1 << 16;
-const FEATURE_SET: u32 = 1 << 17;
-const FEATURE_PROBE: u32 = 1 << 18;
 const FEATURE_MIGRATION: u32 = 1;
 const FEATURE_MIG_DEVICE_STATE: u32 = 2;
 const FEATURE_MIG_DATA_SIZE: u32 = 9;
@@ -35,58 +33,19 @@ fn state_of(v: u32) -> io::Result<State> {
     State::from_raw(v).ok_or_else(|| io::Error::other(format!("device state {v} is not a state")))
 }
 
-/// `struct vfio_device_feature` with room for the largest payload used here.
-#[repr(C)]
-struct Feature {
-    argsz: u32,
-    flags: u32,
-    data: [u64; 2],
-}
-
-fn feature(fd: RawFd, flags: u32, data: [u64; 2], len: usize) -> io::Result<[u64; 2]> {
-    let mut f = Feature {
-        argsz: (8 + len) as u32,
-        flags,
-        data,
-    };
-    // SAFETY: `f` is a valid `vfio_device_feature` of `argsz` bytes; the kernel reads and
-    // writes at most that much.
-    let r = unsafe { libc::ioctl(fd, VFIO_DEVICE_FEATURE as _, &mut f as *mut Feature) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(f.data)
-}
-
 /// The migration flags the device advertises (`ENOTTY`: it does not migrate).
 pub fn flags(device: &impl AsRawFd) -> io::Result<u64> {
-    Ok(feature(
-        device.as_raw_fd(),
-        FEATURE_GET | FEATURE_MIGRATION,
-        [0; 2],
-        8,
-    )?[0])
+    Ok(feature(device, GET | FEATURE_MIGRATION, [0u64])?[0])
 }
 
 /// Whether the device supports the migration state feature (`PROBE`).
 pub fn probe(device: &impl AsRawFd) -> io::Result<()> {
-    feature(
-        device.as_raw_fd(),
-        FEATURE_PROBE | FEATURE_SET | FEATURE_MIG_DEVICE_STATE,
-        [0; 2],
-        8,
-    )
-    .map(|_| ())
+    feature(device, PROBE | SET | FEATURE_MIG_DEVICE_STATE, [0u64]).map(|_| ())
 }
 
 /// The current migration state.
 pub fn state(device: &impl AsRawFd) -> io::Result<State> {
-    let d = feature(
-        device.as_raw_fd(),
-        FEATURE_GET | FEATURE_MIG_DEVICE_STATE,
-        [0; 2],
-        8,
-    )?;
+    let d = feature(device, GET | FEATURE_MIG_DEVICE_STATE, [0u64])?;
     state_of(d[0] as u32)
 }
 
@@ -98,13 +57,8 @@ pub fn set_state(device: &impl AsRawFd, state: State) -> io::Result<Option<File>
 /// Like [`set_state`] with any value, for the tests of values that are not states.
 pub fn set_state_raw(device: &impl AsRawFd, state: u32) -> io::Result<Option<File>> {
     // { u32 device_state; s32 data_fd }, data_fd -1 on the way in.
-    let data = [u64::from(state) | (u64::from(u32::MAX) << 32), 0];
-    let d = feature(
-        device.as_raw_fd(),
-        FEATURE_SET | FEATURE_MIG_DEVICE_STATE,
-        data,
-        8,
-    )?;
+    let data = [u64::from(state) | (u64::from(u32::MAX) << 32)];
+    let d = feature(device, SET | FEATURE_MIG_DEVICE_STATE, data)?;
     let fd = (d[0] >> 32) as u32 as i32;
     if fd < 0 {
         return Ok(None);
@@ -115,12 +69,7 @@ pub fn set_state_raw(device: &impl AsRawFd, state: u32) -> io::Result<Option<Fil
 
 /// `VFIO_DEVICE_FEATURE_MIG_DATA_SIZE`: the bytes STOP_COPY is expected to yield.
 pub fn data_size(device: &impl AsRawFd) -> io::Result<u64> {
-    Ok(feature(
-        device.as_raw_fd(),
-        FEATURE_GET | FEATURE_MIG_DATA_SIZE,
-        [0; 2],
-        8,
-    )?[0])
+    Ok(feature(device, GET | FEATURE_MIG_DATA_SIZE, [0u64])?[0])
 }
 
 /// `VFIO_MIG_GET_PRECOPY_INFO`: (initial_bytes, dirty_bytes).
