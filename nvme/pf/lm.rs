@@ -7,7 +7,7 @@
 //! All data moves through the PF's admin bounce buffer, in the PF's DMA domain: the VF's
 //! DMA belongs to the guest that owns it.
 
-use kernel::{prelude::*, sync::Arc};
+use kernel::prelude::*;
 
 use crate::{
     kapi::{
@@ -57,14 +57,14 @@ pub(crate) struct LmSupport {
 
 /// The live migration commands (TP4159) a physical function sends on its admin queue for
 /// its secondary controllers.
-pub(crate) struct LmCommands {
+pub(crate) struct LmCommands<'a> {
     /// The PF's controller basics.
-    base: Arc<CtrlBase>,
+    base: &'a CtrlBase,
 }
 
-impl LmCommands {
+impl<'a> LmCommands<'a> {
     /// The commands on the admin queue of `base`, a physical function's.
-    pub(crate) fn new(base: Arc<CtrlBase>) -> Self {
+    pub(crate) fn new(base: &'a CtrlBase) -> Self {
         Self { base }
     }
 

@@ -114,8 +114,6 @@ impl Sriov {
 pub(crate) struct PhysFn {
     /// The PF's controller basics, whose admin queue carries the commands.
     base: Arc<CtrlBase>,
-    /// The TP4159 commands, on the same admin queue.
-    lm: LmCommands,
     /// SR-IOV state.
     #[pin]
     sriov: Mutex<Sriov>,
@@ -141,7 +139,6 @@ impl PhysFn {
     /// The services of the physical function whose controller basics are `base`.
     pub(crate) fn new(base: Arc<CtrlBase>) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            lm: LmCommands::new(base.clone()),
             base,
             sriov <- new_mutex!(Sriov::new(), "PhysFn::sriov"),
             vf_switch <- new_mutex!((), "PhysFn::vf_switch"),
@@ -155,8 +152,8 @@ impl PhysFn {
     }
 
     /// The live migration commands the PF sends for its VFs.
-    pub(crate) fn lm(&self) -> &LmCommands {
-        &self.lm
+    pub(crate) fn lm(&self) -> LmCommands<'_> {
+        LmCommands::new(&self.base)
     }
 
     /// `sriov_configure`: enables `num_vfs` VFs (0: disables them); returns how many are
@@ -200,7 +197,7 @@ impl PhysFn {
             );
         }
 
-        let lm = self.lm.support(&buf);
+        let lm = self.lm().support(&buf);
         {
             let mut sriov = self.sriov.lock();
             sriov.lm = lm;
