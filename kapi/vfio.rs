@@ -16,8 +16,16 @@
 //! [`MigrationFile`]s, whose reads, writes and `VFIO_MIG_GET_PRECOPY_INFO` go to a
 //! [`MigrationFileOps`].
 //!
+//! A driver may also offer DMA logging (device dirty tracking,
+//! `VFIO_DEVICE_FEATURE_DMA_LOGGING_*`): a non-zero [`Driver::log_max_ranges`] at probe
+//! registers the VFIO core's `log_ops`, which call [`Driver::log_start`],
+//! [`Driver::log_stop`] and [`Driver::log_read_and_clear`]; the last records written pages
+//! in an [`IovaBitmap`]. Only a kernel with `CONFIG_IOMMUFD_DRIVER` has those bitmaps
+//! ([`dirty_tracking_built`]); on any other the device offers no DMA logging.
+//!
 //! C headers: [`include/linux/vfio_pci_core.h`](srctree/include/linux/vfio_pci_core.h),
 //! [`include/linux/vfio.h`](srctree/include/linux/vfio.h),
+//! [`include/linux/iova_bitmap.h`](srctree/include/linux/iova_bitmap.h),
 //! [`include/uapi/linux/vfio.h`](srctree/include/uapi/linux/vfio.h)
 
 use core::{marker::PhantomData, pin::Pin, ptr::NonNull};
@@ -105,6 +113,123 @@ pub(crate) trait Driver: Send + Sync + 'static {
     fn reset_done(this: Pin<&Self>) {
         let _ = this;
     }
+
+    /// How many IOVA ranges [`Driver::log_start`] takes at most, asked once after probe (as
+    /// [`Driver::migration_flags`]); 0 (the default): the device offers no DMA logging, the
+    /// VFIO core answers its features with `ENOTTY` and the logging callbacks are never
+    /// called. Without `CONFIG_IOMMUFD_DRIVER` ([`dirty_tracking_built`]) the value is
+    /// ignored and the device offers none either.
+    fn log_max_ranges(this: Pin<&Self>) -> u32 {
+        let _ = this;
+        0
+    }
+
+    /// `log_start` (`VFIO_DEVICE_FEATURE_DMA_LOGGING_START`): starts logging DMA writes to
+    /// `ranges` at the granularity `page_size`, which the driver may raise to one it
+    /// supports (the user gets the value back).
+    ///
+    /// The VFIO core has already checked: 1 to 256 ranges (`EINVAL`, `E2BIG`), each start
+    /// and length a multiple of `page_size` (`EINVAL`), no overflow of `ULONG_MAX`
+    /// (`EOVERFLOW`), no overlap (`EINVAL`). `ranges` is sorted by start, at least one and
+    /// at most [`Driver::log_max_ranges`] long: the glue merges more ranges than that
+    /// across their smallest gaps first (`vfio_combine_iova_ranges`), so they may cover
+    /// IOVAs that were not asked for.
+    ///
+    /// The driver must check itself: `page_size` (the core does not at start; 0 makes the
+    /// alignment check pass for IOVA 0 only), a power of two of at least 4 KiB; a second
+    /// start while logging (`EINVAL`, as mlx5); its own limits. If the user cannot be told
+    /// the result, the core calls [`Driver::log_stop`] right after a successful start.
+    ///
+    /// The core serialises none of the logging callbacks, with each other or with the
+    /// migration callbacks, and does not stop logging when the device is closed or reset:
+    /// the driver does both.
+    fn log_start(this: Pin<&Self>, ranges: &[IovaRange], page_size: &mut u64) -> Result {
+        let _ = (this, ranges, page_size);
+        Err(ENOTTY)
+    }
+
+    /// `log_stop` (`VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP`): stops logging and frees what
+    /// the start took. The core does not know whether logging was started.
+    fn log_stop(this: Pin<&Self>) -> Result {
+        let _ = this;
+        Err(ENOTTY)
+    }
+
+    /// `log_read_and_clear` (`VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT`): marks in `dirty`
+    /// the pages of `[iova, iova + length)` written since the last report (or the start)
+    /// and forgets them.
+    ///
+    /// The core has checked the report's page size (a power of two of at least 4 KiB, not
+    /// necessarily the start's) and that `iova + length` does not overflow; it calls this
+    /// once per part of the user's bitmap it maps, so one report may be several calls. The
+    /// driver must check that logging is started and that the range lies within the started
+    /// ranges.
+    fn log_read_and_clear(
+        this: Pin<&Self>,
+        iova: u64,
+        length: u64,
+        dirty: &mut IovaBitmap<'_>,
+    ) -> Result {
+        let _ = (this, iova, length, dirty);
+        Err(ENOTTY)
+    }
+}
+
+/// An IOVA range given to [`Driver::log_start`]: `[start, last]`, `last` inclusive (as the
+/// kernel's `interval_tree_node`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct IovaRange {
+    /// The first IOVA of the range.
+    pub(crate) start: u64,
+    /// The last IOVA of the range (inclusive).
+    pub(crate) last: u64,
+}
+
+// The glue's array of `struct rnvme_iova_range` is read as `[IovaRange]`.
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<IovaRange>() == size_of::<sys::rnvme_iova_range>());
+    assert!(align_of::<IovaRange>() == align_of::<sys::rnvme_iova_range>());
+    assert!(offset_of!(IovaRange, start) == offset_of!(sys::rnvme_iova_range, start));
+    assert!(offset_of!(IovaRange, last) == offset_of!(sys::rnvme_iova_range, last));
+};
+
+/// The dirty bitmap of a DMA logging report (`struct iova_bitmap`), lent to
+/// [`Driver::log_read_and_clear`].
+///
+/// # Invariants
+///
+/// `bitmap` points to the `iova_bitmap` of the report under way, valid and used by no one
+/// else for `'a`.
+pub(crate) struct IovaBitmap<'a> {
+    bitmap: NonNull<sys::iova_bitmap>,
+    _lent: PhantomData<&'a mut ()>,
+}
+
+impl IovaBitmap<'_> {
+    /// Marks the pages of `[iova, iova + len)` dirty (`iova_bitmap_set`); `len` 0 marks
+    /// nothing. A range outside the report's makes the whole report fail with `EPROTO`, so
+    /// that the user does not miss it.
+    pub(crate) fn set(&mut self, iova: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        // Identities on 64-bit kernels; elsewhere a value beyond `unsigned long` lies
+        // outside every report, and saturating keeps it there (`EPROTO`).
+        let iova = ffi::c_ulong::try_from(iova).unwrap_or(ffi::c_ulong::MAX);
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        // SAFETY: `bitmap` is the report's valid bitmap, lent to us alone (type invariant);
+        // the helper checks the range against it.
+        unsafe { sys::rnvme_iova_bitmap_set(self.bitmap.as_ptr(), iova, len) };
+    }
+}
+
+/// Whether this kernel has the dirty bitmaps of DMA logging (`CONFIG_IOMMUFD_DRIVER`):
+/// without them no device offers DMA logging, whatever [`Driver::log_max_ranges`] says.
+pub(crate) fn dirty_tracking_built() -> bool {
+    // SAFETY: the helper only returns a constant.
+    unsafe { sys::rnvme_vfio_dirty_tracking_built() }
 }
 
 /// The VFIO device a migration callback runs for.
@@ -330,6 +455,9 @@ impl<T: Driver> Adapter<T> {
         open: Some(Self::open_callback),
         close: Some(Self::close_callback),
         reset_done: Some(Self::reset_done_callback),
+        log_start: Some(Self::log_start_callback),
+        log_stop: Some(Self::log_stop_callback),
+        log_read_and_clear: Some(Self::log_read_and_clear_callback),
     };
 
     /// The driver data behind a callback's `data`.
@@ -423,6 +551,68 @@ impl<T: Driver> Adapter<T> {
 
     /// # Safety
     ///
+    /// Called by the glue with registered data; `ranges` points to `n` valid ranges and
+    /// `page_size` is valid for reads and writes, both for the call.
+    unsafe extern "C" fn log_start_callback(
+        data: *mut ffi::c_void,
+        ranges: *const sys::rnvme_iova_range,
+        n: u32,
+        page_size: *mut u64,
+    ) -> ffi::c_int {
+        from_result(|| {
+            let ranges: &[IovaRange] = if ranges.is_null() || n == 0 {
+                &[]
+            } else {
+                // SAFETY: `ranges` points to `n` valid ranges for the call (caller), and
+                // `IovaRange` has the layout of `struct rnvme_iova_range` (checked above).
+                unsafe { core::slice::from_raw_parts(ranges.cast::<IovaRange>(), n as usize) }
+            };
+            // SAFETY: `page_size` is valid for reads and writes for the call (caller).
+            let page_size = unsafe { &mut *page_size };
+            // SAFETY: called by the glue for a registered device (caller).
+            T::log_start(unsafe { Self::data(data) }, ranges, page_size)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the glue with registered data.
+    unsafe extern "C" fn log_stop_callback(data: *mut ffi::c_void) -> ffi::c_int {
+        from_result(|| {
+            // SAFETY: called by the glue for a registered device (caller).
+            T::log_stop(unsafe { Self::data(data) })?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the glue with registered data; `dirty` is the report's bitmap, valid and
+    /// used by no one else for the call.
+    unsafe extern "C" fn log_read_and_clear_callback(
+        data: *mut ffi::c_void,
+        iova: ffi::c_ulong,
+        length: ffi::c_ulong,
+        dirty: *mut sys::iova_bitmap,
+    ) -> ffi::c_int {
+        from_result(|| {
+            let bitmap = NonNull::new(dirty).ok_or(EINVAL)?;
+            // INVARIANT: the glue passes the report's bitmap, ours alone for the call, which
+            // the borrow below does not outlive.
+            let mut dirty = IovaBitmap {
+                bitmap,
+                _lent: PhantomData,
+            };
+            // SAFETY: called by the glue for a registered device (caller).
+            let this = unsafe { Self::data(data) };
+            T::log_read_and_clear(this, iova as u64, length as u64, &mut dirty)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
     /// Called by the PCI core with a valid device (lock held) and a valid matched ID.
     unsafe extern "C" fn probe_callback(
         pdev: *mut sys::pci_dev,
@@ -438,11 +628,14 @@ impl<T: Driver> Adapter<T> {
             let physfn = unsafe { physfn_data::<T::PhysFn>(pdev) };
             let data = KBox::pin_init(T::probe(dev, physfn), GFP_KERNEL)?;
             let flags = T::migration_flags(data.as_ref());
+            let log_max_ranges = T::log_max_ranges(data.as_ref());
             let ptr = data.into_foreign() as *mut ffi::c_void;
             // SAFETY: the device is valid and locked; the glue stores `ptr` beside the VFIO
             // device and returns it from `rnvme_vfio_unregister`; the callbacks are a
             // promoted constant, valid for the module's life.
-            let ret = unsafe { sys::rnvme_vfio_register(pdev, ptr, &Self::CALLBACKS, flags) };
+            let ret = unsafe {
+                sys::rnvme_vfio_register(pdev, ptr, &Self::CALLBACKS, flags, log_max_ranges)
+            };
             if ret != 0 {
                 // SAFETY: registration failed, so the glue kept nothing: `ptr` is ours again.
                 drop(unsafe { <Pin<KBox<T>> as ForeignOwnable>::from_foreign(ptr as _) });

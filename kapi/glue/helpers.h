@@ -58,9 +58,16 @@ struct pci_driver;
 struct vfio_device;
 struct inode;
 struct file;
+struct iova_bitmap;
+/* An IOVA range to log DMA writes to: [start, last], last inclusive (as interval_tree_node). */
+struct rnvme_iova_range {
+	u64 start;
+	u64 last;
+};
 /*
  * What the C glue of a VFIO device calls on the driver's data (kapi/vfio.rs): migration
- * (VFIO_MIGRATION_*; only with migration flags), open, close and function reset.
+ * (VFIO_MIGRATION_*; only with migration flags), open, close, function reset, and DMA
+ * logging (device dirty tracking; only with a non-zero log_max_ranges).
  */
 struct rnvme_vfio_callbacks {
 	int (*set_state)(void *data, struct vfio_device *vdev, u32 state, struct file **filp);
@@ -69,9 +76,15 @@ struct rnvme_vfio_callbacks {
 	void (*open)(void *data);
 	void (*close)(void *data);
 	void (*reset_done)(void *data);
+	int (*log_start)(void *data, const struct rnvme_iova_range *ranges, u32 n, u64 *page_size);
+	int (*log_stop)(void *data);
+	int (*log_read_and_clear)(void *data, unsigned long iova, unsigned long length,
+				  struct iova_bitmap *dirty);
 };
 int rnvme_vfio_register(struct pci_dev *pdev, void *data, const struct rnvme_vfio_callbacks *cb,
-			u64 mig_flags);
+			u64 mig_flags, u32 log_max_ranges);
+bool rnvme_vfio_dirty_tracking_built(void);
+void rnvme_iova_bitmap_set(struct iova_bitmap *bitmap, unsigned long iova, size_t length);
 int rnvme_vfio_next_state(struct vfio_device *vdev, u32 cur, u32 new, u32 *next);
 struct file *rnvme_mig_file_create(void *priv, bool writable);
 void *rnvme_vfio_unregister(struct pci_dev *pdev);

@@ -5,28 +5,40 @@
  * The device is a vfio-pci-core device with exactly the operations vfio-pci
  * uses; nothing of VFIO or of PCI config space, BAR, interrupt or reset
  * emulation is reimplemented here. What the module adds is a pointer to its
- * own per-function data next to the core device.
+ * own per-function data next to the core device, and, where the driver asks
+ * for them, the migration and DMA logging (dirty tracking) operations, which
+ * forward to that data's callbacks.
  */
 #include <linux/anon_inodes.h>
 #include <linux/device.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/interval_tree.h>
 #include <linux/iommu.h>
+#include <linux/iova_bitmap.h>
 #include <linux/module.h>
 #include <linux/pci.h>
+#include <linux/slab.h>
 #include <linux/vfio.h>
 #include <linux/vfio_pci_core.h>
 
 #include "helpers.h"
 
+#if IS_ENABLED(CONFIG_IOMMUFD_DRIVER)
+/* iova_bitmap_set (the dirty bitmap of a DMA logging report) is exported in IOMMUFD. */
+MODULE_IMPORT_NS(IOMMUFD);
+#endif
+
 /*
  * A vfio-pci-core device plus the driver's data (owned by the Rust side) and the
- * callbacks (kapi/vfio.rs) that reach it.
+ * callbacks (kapi/vfio.rs) that reach it; log_max_ranges is how many IOVA ranges the
+ * driver's DMA logging takes at most (0: the device has no log_ops).
  */
 struct rnvme_vfio_device {
 	struct vfio_pci_core_device core;
 	void *data;
 	const struct rnvme_vfio_callbacks *cb;
+	u32 log_max_ranges;
 };
 
 static struct rnvme_vfio_device *to_rdev(struct vfio_device *core_vdev)
@@ -94,6 +106,90 @@ static const struct vfio_migration_ops rnvme_mig_ops = {
 	.migration_get_data_size = rnvme_mig_get_data_size,
 };
 
+/*
+ * VFIO_DEVICE_FEATURE_DMA_LOGGING_START: the core has checked @ranges (1 to 256 of
+ * them, aligned to *@page_size, no overlap, no overflow) and built the interval tree.
+ * Ranges beyond what the driver takes are merged (smallest gaps first) as mlx5 and pds
+ * do; the driver gets them as a sorted array.
+ */
+static int rnvme_log_start(struct vfio_device *core_vdev, struct rb_root_cached *ranges,
+			   u32 nnodes, u64 *page_size)
+{
+	struct rnvme_vfio_device *rdev = to_rdev(core_vdev);
+	struct interval_tree_node *node;
+	struct rnvme_iova_range *array;
+	u32 cap = min(nnodes, rdev->log_max_ranges);
+	u32 n = 0;
+	int ret;
+
+	if (!cap)
+		return -EINVAL;
+	if (nnodes > cap)
+		vfio_combine_iova_ranges(ranges, nnodes, cap);
+
+	array = kcalloc(cap, sizeof(*array), GFP_KERNEL);
+	if (!array)
+		return -ENOMEM;
+	/* The array holds what the tree holds, never more than it was allocated for. */
+	for (node = interval_tree_iter_first(ranges, 0, ULONG_MAX); node;
+	     node = interval_tree_iter_next(node, 0, ULONG_MAX)) {
+		if (WARN_ON_ONCE(n == cap)) {
+			ret = -EINVAL;
+			goto out;
+		}
+		array[n].start = node->start;
+		array[n].last = node->last;
+		n++;
+	}
+	ret = n ? rdev->cb->log_start(rdev->data, array, n, page_size) : -EINVAL;
+out:
+	kfree(array);
+	return ret;
+}
+
+/* VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, and the undoing of a start the user never saw. */
+static int rnvme_log_stop(struct vfio_device *core_vdev)
+{
+	struct rnvme_vfio_device *rdev = to_rdev(core_vdev);
+
+	return rdev->cb->log_stop(rdev->data);
+}
+
+/*
+ * VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, once per part of the user's bitmap that
+ * iova_bitmap_for_each maps: record the pages written in [@iova, @iova + @length) in
+ * @dirty and forget them.
+ */
+static int rnvme_log_read_and_clear(struct vfio_device *core_vdev, unsigned long iova,
+				    unsigned long length, struct iova_bitmap *dirty)
+{
+	struct rnvme_vfio_device *rdev = to_rdev(core_vdev);
+
+	return rdev->cb->log_read_and_clear(rdev->data, iova, length, dirty);
+}
+
+static const struct vfio_log_ops rnvme_log_ops = {
+	.log_start = rnvme_log_start,
+	.log_stop = rnvme_log_stop,
+	.log_read_and_clear = rnvme_log_read_and_clear,
+};
+
+/*
+ * Marks [@iova, @iova + @length) dirty in @bitmap. Out of line because without
+ * CONFIG_IOMMUFD_DRIVER iova_bitmap_set is a static inline stub (and no device has
+ * log_ops then, so nothing calls this).
+ */
+void rnvme_iova_bitmap_set(struct iova_bitmap *bitmap, unsigned long iova, size_t length)
+{
+	iova_bitmap_set(bitmap, iova, length);
+}
+
+/* Whether this kernel has the dirty bitmaps of DMA logging (CONFIG_IOMMUFD_DRIVER). */
+bool rnvme_vfio_dirty_tracking_built(void)
+{
+	return IS_ENABLED(CONFIG_IOMMUFD_DRIVER);
+}
+
 static const struct vfio_device_ops rnvme_vfio_ops = {
 	.name		= "rnvme-vfio",
 	.init		= vfio_pci_core_init_dev,
@@ -117,11 +213,13 @@ static const struct vfio_device_ops rnvme_vfio_ops = {
  * Creates and registers the VFIO device of @pdev (from the probe of a
  * pci_driver set up by rnvme_vfio_driver_init) with @data attached and @cb to
  * reach it; with @mig_flags (VFIO_MIGRATION_*) non-zero the device migrates
- * through @cb. The PCI drvdata becomes the core device, as vfio-pci-core
+ * through @cb; with @log_max_ranges non-zero, on a kernel with the dirty bitmaps
+ * (CONFIG_IOMMUFD_DRIVER), it offers DMA logging through @cb, for at most that many
+ * IOVA ranges at a time. The PCI drvdata becomes the core device, as vfio-pci-core
  * requires.
  */
 int rnvme_vfio_register(struct pci_dev *pdev, void *data, const struct rnvme_vfio_callbacks *cb,
-			u64 mig_flags)
+			u64 mig_flags, u32 log_max_ranges)
 {
 	struct rnvme_vfio_device *rdev;
 	int ret;
@@ -135,6 +233,11 @@ int rnvme_vfio_register(struct pci_dev *pdev, void *data, const struct rnvme_vfi
 	if (mig_flags) {
 		rdev->core.vdev.migration_flags = mig_flags;
 		rdev->core.vdev.mig_ops = &rnvme_mig_ops;
+	}
+	/* Without the dirty bitmaps a report could not record a page: offer no logging. */
+	if (log_max_ranges && IS_ENABLED(CONFIG_IOMMUFD_DRIVER)) {
+		rdev->log_max_ranges = log_max_ranges;
+		rdev->core.vdev.log_ops = &rnvme_log_ops;
 	}
 	dev_set_drvdata(&pdev->dev, &rdev->core);
 	ret = vfio_pci_core_register_device(&rdev->core);
