@@ -18,6 +18,7 @@ pub const SUITES: &[&str] = &[
     "rnvme_kapi_sync",
     "rnvme_kapi_spinlock",
     "rnvme_kapi_blk_mq",
+    "rnvme_kapi_workqueue",
     "rnvme_mig",
 ];
 
