@@ -64,8 +64,9 @@ macro_rules! new_delayed_work {
 pub(crate) use new_delayed_work;
 
 /// A work item that a workqueue runs once a delay has passed (`struct delayed_work`), for
-/// a `T` shared through an [`Arc`]: upstream's `kernel::workqueue::DelayedWork` (Linux
-/// 6.17) for 6.12, with the queueing and cancelling that `T`'s driver needs.
+/// a `T` shared through an [`Arc`]: the shape of upstream's later
+/// `kernel::workqueue::DelayedWork` for 6.12, with the queueing and cancelling that `T`'s
+/// driver needs.
 ///
 /// `T` embeds it in a `#[pin_data]` field initialised with [`new_delayed_work!`], declares
 /// the field with [`impl_has_delayed_work!`] and implements [`WorkItem`] with
