@@ -136,8 +136,9 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// IOVAs that were not asked for.
     ///
     /// The driver must check itself: `page_size` (the core does not at start; 0 makes the
-    /// alignment check pass for IOVA 0 only), a power of two of at least 4 KiB; a second
-    /// start while logging (`EINVAL`, as mlx5); its own limits. If the user cannot be told
+    /// alignment check pass for IOVA 0 only), a power of two of at least 4 KiB; ranges of
+    /// length 0, which the core lets through as `last == start - 1` (wrapping at 0); a
+    /// second start while logging (`EINVAL`, as mlx5); its own limits. If the user cannot be told
     /// the result, the core calls [`Driver::log_stop`] right after a successful start.
     ///
     /// The core serialises none of the logging callbacks, with each other or with the
