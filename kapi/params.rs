@@ -32,3 +32,10 @@ pub(crate) fn vf_vectors() -> u16 {
     // SAFETY: as for `vf_queues`.
     unsafe { sys::rnvme_param_vf_vectors() }
 }
+
+/// `rnvme.cdq_entries`: entries of the Controller Data Queue the PF keeps for each VF's
+/// dirty page tracking, a power of two from 4 to 65536; read when VFs are enabled.
+pub(crate) fn cdq_entries() -> u32 {
+    // SAFETY: as for `vf_queues`.
+    unsafe { sys::rnvme_param_cdq_entries() }
+}

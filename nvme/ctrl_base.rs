@@ -84,6 +84,9 @@ pub(crate) struct CtrlBase {
     /// The Asynchronous Event Configuration the driver set (0: none), set again after a
     /// reset.
     aen_config: AtomicU32,
+    /// How many times the controller left `Live` (a reset or giving up began): what the
+    /// controller made before (a PF's Controller Data Queues) is gone once it changed.
+    generation: AtomicU32,
 }
 
 impl CtrlBase {
@@ -101,6 +104,7 @@ impl CtrlBase {
             admin <- new_mutex!(admin, "CtrlBase::admin"),
             state: AtomicU8::new(CtrlState::Live as u8),
             aen_config: AtomicU32::new(0),
+            generation: AtomicU32::new(0),
         })
     }
 
@@ -131,14 +135,28 @@ impl CtrlBase {
 
     /// Moves from `from` to `to`; fails (and changes nothing) in any other state.
     pub(in crate::nvme) fn transition(&self, from: CtrlState, to: CtrlState) -> bool {
-        self.state
+        let done = self
+            .state
             .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .is_ok();
+        if done && from == CtrlState::Live && to != CtrlState::Live {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        done
     }
 
     /// Sets the state to `s` and returns the one it replaced.
     pub(in crate::nvme) fn replace_state(&self, s: CtrlState) -> CtrlState {
-        CtrlState::from_u8(self.state.swap(s as u8, Ordering::AcqRel))
+        let was = CtrlState::from_u8(self.state.swap(s as u8, Ordering::AcqRel));
+        if was == CtrlState::Live && s != CtrlState::Live {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        was
+    }
+
+    /// How many times the controller left `Live` so far (see the field).
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Current controller status.

@@ -11,6 +11,7 @@
 #include <linux/device.h>
 #include <linux/dma-mapping.h>
 #include <linux/idr.h>
+#include <linux/log2.h>
 #include <linux/scatterlist.h>
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
@@ -451,6 +452,47 @@ MODULE_PARM_DESC(vf_queues,
 module_param_cb(vf_vectors, &rnvme_vf_vectors_ops, &rnvme_vf_vectors, 0644);
 MODULE_PARM_DESC(vf_vectors,
 		 "Interrupt vectors per VF when VFs are enabled: 0 for an even split (default), or 1 to 2048");
+
+/*
+ * Entries of the Controller Data Queue the PF keeps for each VF's dirty page tracking
+ * (16 bytes each, in the PF's DMA memory, allocated when VFs are enabled). Small values
+ * make the queue overflow, which the driver must survive (a test does that).
+ */
+#define RNVME_CDQ_ENTRIES_MIN 4
+#define RNVME_CDQ_ENTRIES_MAX 65536
+static unsigned int rnvme_cdq_entries = 4096;
+
+static int rnvme_param_set_cdq_entries(const char *val, const struct kernel_param *kp)
+{
+	unsigned int v;
+	int ret = kstrtouint(val, 0, &v);
+
+	if (ret) {
+		pr_err("rnvme: cdq_entries: \"%s\" is not a number\n", val);
+		return ret;
+	}
+	if (v < RNVME_CDQ_ENTRIES_MIN || v > RNVME_CDQ_ENTRIES_MAX || !is_power_of_2(v)) {
+		pr_err("rnvme: cdq_entries: %u is not a power of two from %u to %u\n", v,
+		       RNVME_CDQ_ENTRIES_MIN, RNVME_CDQ_ENTRIES_MAX);
+		return -EINVAL;
+	}
+	WRITE_ONCE(rnvme_cdq_entries, v);
+	return 0;
+}
+
+static const struct kernel_param_ops rnvme_cdq_entries_ops = {
+	.set = rnvme_param_set_cdq_entries,
+	.get = param_get_uint,
+};
+
+module_param_cb(cdq_entries, &rnvme_cdq_entries_ops, &rnvme_cdq_entries, 0644);
+MODULE_PARM_DESC(cdq_entries,
+		 "Entries of each VF's dirty tracking queue, read when VFs are enabled: a power of two from 4 to 65536 (default 4096)");
+
+unsigned int rnvme_param_cdq_entries(void)
+{
+	return READ_ONCE(rnvme_cdq_entries);
+}
 
 /*
  * Polled I/O queues (no interrupt) per controller, used by polled requests (io_uring with

@@ -96,6 +96,7 @@ unsigned int rnvme_param_poll_queues(void);
 unsigned int rnvme_param_sgls(void);
 unsigned short rnvme_param_vf_queues(void);
 unsigned short rnvme_param_vf_vectors(void);
+unsigned int rnvme_param_cdq_entries(void);
 unsigned int rnvme_disk_openers(struct gendisk *disk);
 extern const struct block_device_operations rnvme_bdev_fops;
 extern const struct file_operations rnvme_misc_fops;

@@ -19,6 +19,7 @@ use crate::{
         nvme_error::NvmeError,
         spec::{
             command::{cns, Command},
+            completion::{sct, Status},
             identify::{
                 active_namespaces, controller_list, IdentifyController, IdentifyNamespace,
                 IDENTIFY_SIZE,
@@ -27,12 +28,18 @@ use crate::{
                 command::{csup, set_parts, FormatIndex, SuspendType},
                 formats::{StateFormat, StateFormats, CNS_SUPPORTED_CTRL_STATE_FORMATS},
                 state::{StateHeader, HEADER_SIZE, MAX_STATE_SIZE},
+                track::{self, TrackAction, TrackingCaps},
                 OACS_HMLMS,
             },
             migration::compat::{NamespaceInfo, MAX_NAMESPACES},
         },
     },
 };
+
+/// Whether `s` is Controller Data Queue Full.
+fn is_cdq_full(s: Status) -> bool {
+    s.code_type() == sct::COMMAND_SPECIFIC && s.code() == track::status::CDQ_FULL
+}
 
 /// Largest piece of controller state one command moves (the admin bounce buffer).
 const CHUNK: usize = crate::nvme::admin::MAX_PASSTHRU_DATA as usize;
@@ -53,6 +60,18 @@ pub(crate) struct LmSupport {
     pub(crate) ssvid: u16,
     /// See `vid`.
     pub(crate) model: [u8; 40],
+    /// How the PF tracks the host memory its VFs write, if it does (TP4159 Track Memory
+    /// Changes through a Controller Data Queue).
+    pub(crate) tracking: Option<TrackingCaps>,
+}
+
+/// How a Controller Data Queue flush ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// Every change made before is in the queue.
+    Complete,
+    /// Changes were lost since the last flush: the queue was full.
+    Lost,
 }
 
 /// The live migration commands (TP4159) a physical function sends on its admin queue for
@@ -72,11 +91,9 @@ impl<'a> LmCommands<'a> {
     /// bit 11) and a controller state format; `None` without either (a failure to find
     /// out is logged and means no migration, not a failed enable).
     pub(crate) fn support(&self, buf: &CoherentAllocation<u8>) -> Option<LmSupport> {
-        let id = self
-            .base
-            .identify(buf, cns::CONTROLLER, 0)
-            .and_then(|raw| Ok(IdentifyController::parse(as_identify(&raw)?)))
-            .ok()?;
+        let raw = self.base.identify(buf, cns::CONTROLLER, 0).ok()?;
+        let raw = as_identify(&raw).ok()?;
+        let id = IdentifyController::parse(raw);
         if id.oacs & OACS_HMLMS == 0 {
             return None;
         }
@@ -103,6 +120,16 @@ impl<'a> LmCommands<'a> {
                 ""
             }
         );
+        let tracking = TrackingCaps::parse(raw);
+        if let Some(t) = &tracking {
+            dev_info!(
+                self.base.pdev(),
+                "VF dirty page tracking: up to {} ranges, granularity 2^{}..2^{}\n",
+                t.max_ranges,
+                t.min_shift,
+                t.max_shift
+            );
+        }
         Some(LmSupport {
             formats,
             format,
@@ -110,7 +137,81 @@ impl<'a> LmCommands<'a> {
             vid: id.vid,
             ssvid: id.ssvid,
             model: id.model.0,
+            tracking,
         })
+    }
+
+    /// Creates a memory change queue for secondary controller `scid` in `mem` (the PF's
+    /// DMA memory, `mem.size()` bytes, page aligned); returns its CDQID.
+    pub(crate) fn cdq_create(
+        &self,
+        scid: u16,
+        mem: &CoherentAllocation<u8>,
+    ) -> Result<u16, NvmeError> {
+        let dwords = u32::try_from(mem.size() / 4).map_err(|_| NvmeError::Kernel(EINVAL))?;
+        let cmd =
+            Command::cdq_create(scid, mem.dma_handle(), dwords).ok_or(NvmeError::Kernel(EINVAL))?;
+        self.base.admin_sync(cmd).map(track::created_cdqid)
+    }
+
+    /// Deletes queue `cdqid`, which ends the tracking that reports to it.
+    pub(crate) fn cdq_delete(&self, cdqid: u16) -> Result<(), NvmeError> {
+        self.base.admin_sync(Command::cdq_delete(cdqid)).map(|_| ())
+    }
+
+    /// Starts tracking the writes of the queue's secondary controller to `ranges`
+    /// (start, length; aligned to 2^`shift` bytes); returns the granularity the controller
+    /// uses.
+    pub(crate) fn track_start(
+        &self,
+        cdqid: u16,
+        shift: u8,
+        ranges: &[(u64, u64)],
+        max_ranges: u16,
+    ) -> Result<u8, NvmeError> {
+        let mut data = KVec::from_elem(
+            0u8,
+            track::RANGES_HEADER + track::RANGE_DESCRIPTOR * ranges.len(),
+            GFP_KERNEL,
+        )?;
+        let len = track::encode_ranges(shift, ranges, max_ranges, &mut data)
+            .map_err(|_| NvmeError::Kernel(EINVAL))?;
+        let cmd = Command::track_memory(cdqid, TrackAction::Start);
+        let cqe = self.base.admin_bounced(
+            cmd,
+            len as u32,
+            |buf| buf.write_from(0, &data[..len]),
+            |_| Ok(()),
+        )?;
+        Ok(track::granularity_used(cqe.result))
+    }
+
+    /// Stops the tracking that reports to queue `cdqid`.
+    pub(crate) fn track_stop(&self, cdqid: u16) -> Result<(), NvmeError> {
+        self.base
+            .admin_sync(Command::track_memory(cdqid, TrackAction::Stop))
+            .map(|_| ())
+    }
+
+    /// Tells the controller the host consumed queue `cdqid` up to slot `head`.
+    pub(crate) fn cdq_set_head(&self, cdqid: u16, head: u32) -> Result<(), NvmeError> {
+        self.base
+            .admin_sync(Command::cdq_set_head(cdqid, head))
+            .map(|_| ())
+    }
+
+    /// Makes the controller put every change made so far into queue `cdqid` (Get
+    /// Features, Controller Data Queue); tells whether changes were lost since the last
+    /// time because the queue was full.
+    pub(crate) fn cdq_flush(&self, cdqid: u16) -> Result<Flushed, NvmeError> {
+        let r = self
+            .base
+            .admin_bounced(Command::cdq_get(cdqid, 0), 8, |_| Ok(()), |_| Ok(()));
+        match r {
+            Ok(_) => Ok(Flushed::Complete),
+            Err(NvmeError::Status(s)) if is_cdq_full(s) => Ok(Flushed::Lost),
+            Err(e) => Err(e),
+        }
     }
 
     /// Suspends secondary controller `scid`: it fetches no more commands and raises no

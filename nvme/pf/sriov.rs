@@ -38,6 +38,7 @@ use crate::{
         spec::{
             command::{cns, Command},
             identify::IDENTIFY_SIZE,
+            lm::track,
             mode::Mode,
             sriov::{
                 available, plan, resource_actions, secondary_list, PlanError, PrimaryCaps,
@@ -91,6 +92,13 @@ pub(crate) struct Sriov {
     new_vf_mode: Mode,
     /// Live migration support of the PF, while VFs are enabled.
     lm: Option<LmSupport>,
+    /// The memory of each VF's Controller Data Queue (slot `vfn - 1`), in the PF's DMA
+    /// domain, when the PF tracks the memory its VFs write; a VF's dirty tracking holds
+    /// it while it runs.
+    cdqs: KVec<Option<CoherentAllocation<u8>>>,
+    /// Queue memory the controller may still write (deleting its queue failed): kept until
+    /// this state goes, after the PF's controller was disabled.
+    parked: KVec<CoherentAllocation<u8>>,
 }
 
 impl Sriov {
@@ -103,6 +111,8 @@ impl Sriov {
             vfio_vfs: KVec::new(),
             new_vf_mode: Mode::Nvme,
             lm: None,
+            cdqs: KVec::new(),
+            parked: KVec::new(),
         }
     }
 }
@@ -156,6 +166,21 @@ impl PhysFn {
         LmCommands::new(&self.base)
     }
 
+    /// Runs `f` with the PF's commands and its controller's generation
+    /// ([`CtrlBase::generation`]) while the controller is live and, with `since`, has not
+    /// left `Live` since that generation; holds `vf_bringup`, so that no reset of the PF
+    /// begins meanwhile. `None` (and `f` not run) otherwise.
+    pub(crate) fn lm_while_live<T>(
+        &self,
+        since: Option<u32>,
+        f: impl FnOnce(&LmCommands<'_>, u32) -> T,
+    ) -> Option<T> {
+        let _bringup = self.vf_bringup.lock();
+        let generation = self.base.generation();
+        let same = since.map_or(true, |g| g == generation);
+        (self.base.state() == CtrlState::Live && same).then(|| f(&self.lm(), generation))
+    }
+
     /// `sriov_configure`: enables `num_vfs` VFs (0: disables them); returns how many are
     /// enabled.
     /// `H` tells what the drivers above this object do for each VF.
@@ -197,10 +222,12 @@ impl PhysFn {
             );
         }
 
-        let lm = self.lm().support(&buf);
+        let mut lm = self.lm().support(&buf);
+        let cdqs = self.alloc_cdqs(pdev, lm.as_mut(), num_vfs);
         {
             let mut sriov = self.sriov.lock();
             sriov.lm = lm;
+            sriov.cdqs = cdqs;
             sriov.vfs = KVec::new();
             sriov
                 .vfs
@@ -370,6 +397,75 @@ impl PhysFn {
         sriov.modes = KVec::new();
         sriov.vfio_vfs = KVec::new();
         sriov.lm = None;
+        // The VFs are gone, and their dirty tracking ended with them.
+        sriov.cdqs = KVec::new();
+    }
+
+    /// Allocates the Controller Data Queue memory of `num_vfs` VFs when `lm` says the
+    /// controller tracks the memory they write. The PF's DMA memory is allocated here, in a
+    /// callback of the bound PF; a VF's tracking later takes its VF's. Without the memory
+    /// the VFs migrate without dirty tracking (logged).
+    fn alloc_cdqs(
+        &self,
+        pdev: &pci::Device<Core>,
+        lm: Option<&mut LmSupport>,
+        num_vfs: u16,
+    ) -> KVec<Option<CoherentAllocation<u8>>> {
+        let Some(lm) = lm.filter(|lm| lm.tracking.is_some()) else {
+            return KVec::new();
+        };
+        let bytes = params::cdq_entries() as usize * track::ENTRY_SIZE;
+        let mut cdqs = KVec::new();
+        let made = cdqs
+            .reserve(usize::from(num_vfs), GFP_KERNEL)
+            .map_err(Error::from)
+            .and_then(|()| {
+                for _ in 0..num_vfs {
+                    let mem =
+                        CoherentAllocation::<u8>::alloc_coherent(pdev.as_dev().as_bound(), bytes)?;
+                    cdqs.push(Some(mem), GFP_KERNEL)?;
+                }
+                Ok(())
+            });
+        if let Err(e) = made {
+            dev_warn!(
+                self.base.pdev(),
+                "no dirty page tracking for VFs: {} bytes of queue memory each: {:?}\n",
+                bytes,
+                e
+            );
+            lm.tracking = None;
+            return KVec::new();
+        }
+        cdqs
+    }
+
+    /// Takes the Controller Data Queue memory of VF `vfn` for its dirty tracking; `None`
+    /// if the PF has none for it or a tracking holds it.
+    pub(crate) fn cdq_memory_take(&self, vfn: u16) -> Option<CoherentAllocation<u8>> {
+        self.sriov.lock().cdqs.get_mut(slot(vfn))?.take()
+    }
+
+    /// Gives back the queue memory VF `vfn`'s tracking took. `quiet`: the controller no
+    /// longer writes it (its queue was deleted, or a reset of the PF deleted it); otherwise
+    /// it is parked, never freed or reused while the controller may still write it.
+    pub(crate) fn cdq_memory_return(&self, vfn: u16, mem: CoherentAllocation<u8>, quiet: bool) {
+        let mut sriov = self.sriov.lock();
+        if !quiet {
+            // A failed push would drop (free) the memory: make room first, and lose the
+            // memory rather than free what a device writes if there is none.
+            if sriov.parked.reserve(1, GFP_KERNEL).is_ok() {
+                let _ = sriov.parked.push(mem, GFP_KERNEL);
+            } else {
+                core::mem::forget(mem);
+            }
+            return;
+        }
+        if let Some(s) = sriov.cdqs.get_mut(slot(vfn)) {
+            if s.is_none() {
+                *s = Some(mem);
+            }
+        }
     }
 
     /// Disables the VFs, unless one is in use (a disk of it open or mounted): then nothing
