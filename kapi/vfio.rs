@@ -161,10 +161,10 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// and forgets them.
     ///
     /// The core has checked the report's page size (a power of two of at least 4 KiB, not
-    /// necessarily the start's) and that `iova + length` does not overflow; it calls this
-    /// once per part of the user's bitmap it maps, so one report may be several calls. The
-    /// driver must check that logging is started and that the range lies within the started
-    /// ranges.
+    /// necessarily the start's) and that `iova + length` does not overflow; in 6.12 it calls
+    /// this once for the report's whole window (`iova_bitmap_for_each`), which maps the
+    /// user's bitmap as `set` reaches it. The driver must check that logging is started and
+    /// that the range lies within the started ranges.
     fn log_read_and_clear(
         this: Pin<&Self>,
         iova: u64,

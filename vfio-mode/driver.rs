@@ -15,7 +15,7 @@ use crate::{
         device::{dev_err, dev_info, dev_warn, Core},
         init::pin_init_scope,
         pci,
-        vfio::{self, MigrationFile, VfioDevice},
+        vfio::{self, IovaBitmap, IovaRange, MigrationFile, VfioDevice},
     },
     nvme::{
         pf::{PfDriver, PhysFn},
@@ -23,7 +23,7 @@ use crate::{
     },
 };
 
-use super::migration::VfMigration;
+use super::{dirty::VfDirty, migration::VfMigration};
 
 /// A VF in vfio mode, of a physical function bound to the PCI driver `P`.
 #[pin_data]
@@ -61,6 +61,28 @@ impl<P: PfDriver<IdInfo = ()>> vfio::Driver for VfioVf<P> {
         this.migration.as_ref().map_or(0, |m| m.flags())
     }
 
+    fn log_max_ranges(this: Pin<&Self>) -> u32 {
+        this.dirty().map_or(0, |d| d.max_ranges())
+    }
+
+    fn log_start(this: Pin<&Self>, ranges: &[IovaRange], page_size: &mut u64) -> Result {
+        this.dirty().ok_or(ENOTTY)?.start(ranges, page_size)
+    }
+
+    fn log_stop(this: Pin<&Self>) -> Result {
+        this.dirty().ok_or(ENOTTY)?.stop();
+        Ok(())
+    }
+
+    fn log_read_and_clear(
+        this: Pin<&Self>,
+        iova: u64,
+        length: u64,
+        dirty: &mut IovaBitmap<'_>,
+    ) -> Result {
+        this.dirty().ok_or(ENOTTY)?.report(iova, length, dirty)
+    }
+
     fn set_state(this: Pin<&Self>, dev: &VfioDevice, state: u32) -> Result<Option<MigrationFile>> {
         this.migration()?.set_state(dev, state)
     }
@@ -85,6 +107,10 @@ impl<P: PfDriver<IdInfo = ()>> vfio::Driver for VfioVf<P> {
         if let Some(m) = &this.migration {
             this.pf.sriov_detach_vfio(this.vfn);
             m.closed();
+            // A VMM that went away without stopping leaves no tracking behind.
+            if let Some(d) = m.dirty() {
+                d.stop();
+            }
         }
     }
 
@@ -156,6 +182,11 @@ impl<P: PfDriver<IdInfo = ()>> VfioVf<P> {
                 None
             }
         }
+    }
+
+    /// The VF's device dirty tracking, if it has one.
+    fn dirty(&self) -> Option<&Arc<VfDirty>> {
+        self.migration.as_ref()?.dirty()
     }
 
     /// The VF's migration; `ENOTTY` without one (the VFIO core then never asks).

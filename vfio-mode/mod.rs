@@ -9,6 +9,7 @@
 //! block probe. A write to a VF's `mode` attribute unbinds the VF and binds it to the
 //! other driver ([`switch()`]). See `Documentation/vfio-mode.rst`.
 
+mod dirty;
 mod driver;
 mod migration;
 mod switch;

@@ -156,9 +156,9 @@ static int rnvme_log_stop(struct vfio_device *core_vdev)
 }
 
 /*
- * VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, once per part of the user's bitmap that
- * iova_bitmap_for_each maps: record the pages written in [@iova, @iova + @length) in
- * @dirty and forget them.
+ * VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, through iova_bitmap_for_each (in 6.12 one call
+ * for the report's whole window): record the pages written in [@iova, @iova + @length)
+ * in @dirty and forget them.
  */
 static int rnvme_log_read_and_clear(struct vfio_device *core_vdev, unsigned long iova,
 				    unsigned long length, struct iova_bitmap *dirty)

@@ -27,7 +27,7 @@ use crate::{
         error::eopnotsupp,
         pci,
         sync::DeferringMutex,
-        vfio::{MigrationFile, VfioDevice},
+        vfio::{self, MigrationFile, VfioDevice},
     },
     nvme::{
         nvme_error::NvmeError,
@@ -45,6 +45,7 @@ mod resuming;
 mod saving;
 mod target;
 
+use super::dirty::VfDirty;
 use resuming::{LocalCompat, ResumingFile};
 use saving::SavingFile;
 use target::{MigTarget, VENDOR_STATE_ESTIMATE};
@@ -87,6 +88,9 @@ pub(crate) struct VfMigration {
     target: MigTarget,
     #[pin]
     inner: DeferringMutex<MigInner>,
+    /// Its device dirty tracking, when the PF tracks the memory its VFs write and the
+    /// kernel can report it.
+    dirty: Option<Arc<VfDirty>>,
 }
 
 impl VfMigration {
@@ -99,8 +103,16 @@ impl VfMigration {
         secondary: VfSecondary,
         lm: LmSupport,
     ) -> Result<impl PinInit<Self, Error>> {
+        let dirty = match lm.tracking {
+            Some(caps) if vfio::dirty_tracking_built() => Some(Arc::pin_init(
+                VfDirty::new(vf.get_ref(), pf.clone(), vfn, secondary.scid, caps),
+                GFP_KERNEL,
+            )?),
+            _ => None,
+        };
         let target = MigTarget::new(vf, pf, vfn, secondary, lm)?;
         Ok(try_pin_init!(Self {
+            dirty,
             target,
             inner <- DeferringMutex::new(
                 MigInner {
@@ -112,6 +124,11 @@ impl VfMigration {
                 MigInner::after_reset,
             ),
         }))
+    }
+
+    /// The VF's device dirty tracking, if it has one.
+    pub(crate) fn dirty(&self) -> Option<&Arc<VfDirty>> {
+        self.dirty.as_ref()
     }
 
     /// What the VFIO core is told the device supports.
