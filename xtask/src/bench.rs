@@ -56,6 +56,7 @@ pub fn run(paths: &Paths, name: &str, timeout: Duration, verbose: bool) -> Resul
         echo: if verbose { Echo::All } else { Echo::FromInit },
         timeout,
         verbose,
+        lm_track: true,
     };
     if name != "insns" {
         let out = session::boot(paths, &k, &q, &rundir, &command, boot)?;

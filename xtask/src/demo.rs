@@ -37,6 +37,7 @@ pub fn run(paths: &Paths, opts: &DemoOpts) -> Result<i32> {
         },
         timeout: opts.timeout,
         verbose: opts.verbose,
+        lm_track: true,
     };
     let out = session::boot(paths, &k, &q, &rundir, &command, boot)?;
     Ok(session::exit_code(&out, opts.timeout))

@@ -248,6 +248,7 @@ fn run(cli: Cli) -> Result<i32> {
                 echo: if a.verbose { Echo::All } else { Echo::FromInit },
                 timeout: Duration::from_secs(a.timeout),
                 verbose: a.verbose,
+                lm_track: true,
             };
             let out = session::boot(&paths, &k, &q, &rundir, &command, opts)?;
             Ok(session::exit_code(&out, opts.timeout))

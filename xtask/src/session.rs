@@ -24,6 +24,9 @@ pub struct BootOpts {
     pub echo: Echo,
     pub timeout: Duration,
     pub verbose: bool,
+    /// Whether the emulated PF tracks the memory its VFs write (`x-lm-track`); only the
+    /// suite's second boot turns it off.
+    pub lm_track: bool,
 }
 
 fn check_init(init: &Path) -> Result<()> {
@@ -72,6 +75,7 @@ pub fn boot_with_plugin(
         sizing: opts.sizing,
         mttcg: opts.mttcg,
         plugin,
+        lm_track: opts.lm_track,
     };
     println!(
         "[vm] booting {} kernel {} (QEMU {}-{}, TCG, {} VFs, timeout {} s); run dir {}",

@@ -86,17 +86,83 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
         }
     }
 
-    // (3) the guest suites, one boot.
+    // (3) the guest suites, one boot; then the tests of a PF without memory change
+    // tracking, in a second boot whose emulated PF has it off.
     let filter: Vec<&str> = opts.filter.iter().map(String::as_str).collect();
-    let (ko, bin) = match rundir::stage(&rundir, &ko, &bin) {
+    if !untracked_only(opts.filter.as_deref()) {
+        guest_boot(
+            paths,
+            opts,
+            (&k, &ko, &bin, &q),
+            &rundir,
+            &filter,
+            true,
+            &mut tally,
+        );
+    }
+    if untracked_selected(opts.filter.as_deref()) {
+        match rundir::create(paths) {
+            Ok(dir) => guest_boot(
+                paths,
+                opts,
+                (&k, &ko, &bin, &q),
+                &dir,
+                &[UNTRACKED_GROUP],
+                false,
+                &mut tally,
+            ),
+            Err(e) => {
+                proc::print_error("[test] ", &e);
+                tally.fail("run-dir", &format!("{e:#}"));
+            }
+        }
+    }
+    Ok(finish(&tally, all))
+}
+
+/// The group of guest tests that need a PF without memory change tracking (the model's
+/// `x-lm-track=off`): they run in a boot of their own, and only there (the guest runner
+/// selects them only by this group or their exact name).
+pub const UNTRACKED_GROUP: &str = "lm-track-off";
+
+/// The tests of [`UNTRACKED_GROUP`].
+const UNTRACKED_TESTS: &[&str] = &["dirty-tracking/without-device-tracking"];
+
+/// Whether the suite's filter selects the boot without memory change tracking: no filter,
+/// its group, the `dirty-tracking` group, or one of its tests by name.
+pub fn untracked_selected(filter: Option<&str>) -> bool {
+    match filter {
+        None => true,
+        Some(f) => f == "dirty-tracking" || untracked_only(Some(f)),
+    }
+}
+
+/// Whether the filter selects nothing but the boot without memory change tracking.
+pub fn untracked_only(filter: Option<&str>) -> bool {
+    filter.is_some_and(|f| f == UNTRACKED_GROUP || UNTRACKED_TESTS.contains(&f))
+}
+
+/// One boot of the guest suites with `filter` in `rundir`, the emulated PF tracking the
+/// memory its VFs write if `lm_track`; results go into `tally`.
+#[allow(clippy::too_many_arguments)]
+fn guest_boot(
+    paths: &Paths,
+    opts: &TestOpts,
+    (k, ko, bin, q): (&kernel::Kernel, &Path, &Path, &qemu::Qemu),
+    rundir: &Path,
+    filter: &[&str],
+    lm_track: bool,
+    tally: &mut Tally,
+) {
+    let (ko, bin) = match rundir::stage(rundir, ko, bin) {
         Ok(staged) => staged,
         Err(e) => {
             proc::print_error("[test] ", &e);
             tally.fail("stage", &format!("{e:#}"));
-            return Ok(finish(&tally, all));
+            return;
         }
     };
-    let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, &rundir, &filter);
+    let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, rundir, filter);
     let boot = BootOpts {
         sizing: vm::VfSizing::default_for(vm::DEFAULT_VFS),
         mttcg: false,
@@ -107,11 +173,15 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
         },
         timeout: opts.timeout,
         verbose: opts.verbose,
+        lm_track,
     };
-    match session::boot(paths, &k, &q, &rundir, &command, boot) {
+    if !lm_track {
+        println!("[vm] the PF without memory change tracking (x-lm-track=off):");
+    }
+    match session::boot(paths, k, q, rundir, &command, boot) {
         Ok(out) => {
-            let guest_fails = guest_results(&rundir, &out.shown, &mut tally);
-            shutdown_result(&rundir, &out.lines, &mut tally);
+            let guest_fails = guest_results(rundir, &out.shown, tally);
+            shutdown_result(rundir, &out.lines, tally);
             if let Some(err) = out.run_error(opts.timeout) {
                 eprintln!("[vm] error: {err}");
                 out.print_tail(60);
@@ -131,7 +201,6 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
             tally.fail("vm", &format!("{e:#}"));
         }
     }
-    Ok(finish(&tally, all))
 }
 
 /// Run one `cargo test` invocation, output to `<rundir>/<name>.log`.
@@ -268,5 +337,26 @@ fn finish(t: &Tally, all: Instant) -> i32 {
         1
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_untracked_boot_runs_for_the_whole_suite_and_its_own_filters() {
+        for (filter, untracked, only) in [
+            (None, true, false),
+            (Some("lm-track-off"), true, true),
+            (Some("dirty-tracking"), true, false),
+            (Some("dirty-tracking/without-device-tracking"), true, true),
+            (Some("without"), false, false),
+            (Some("migration"), false, false),
+            (Some("smoke"), false, false),
+        ] {
+            assert_eq!(untracked_selected(filter), untracked, "{filter:?}");
+            assert_eq!(untracked_only(filter), only, "{filter:?}");
+        }
     }
 }

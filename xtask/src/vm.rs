@@ -34,6 +34,8 @@ pub struct NvmeParams {
     pub vi_flexible: u32,
     pub max_ioqpairs: u32,
     pub msix_qsize: u32,
+    /// Whether the PF tracks the memory its VFs write (the model's `x-lm-track`).
+    pub lm_track: bool,
 }
 
 /// How many VFs the emulated PF offers and the flexible resources per VF.
@@ -69,6 +71,7 @@ impl NvmeParams {
             vi_flexible: s.vectors * n,
             max_ioqpairs: s.queues * n + 8,
             msix_qsize: s.vectors * n + 9,
+            lm_track: true,
         }
     }
 
@@ -113,6 +116,11 @@ impl NvmeParams {
         // An AER capability on the PF and its VFs (qemu/patches/0006), for the guest
         // kernel's software error injection (/dev/aer_inject) in the recovery tests.
         s.push_str(",x-aer=on");
+        // Memory change tracking for the VFs' dirty tracking (qemu/patches/0007) is on by
+        // default; one boot of the suite runs without it.
+        if !self.lm_track {
+            s.push_str(",x-lm-track=off");
+        }
         s
     }
 }
@@ -132,6 +140,8 @@ pub struct VmSpec {
     pub mttcg: bool,
     /// A TCG plugin to load: the value of `-plugin` (`<library>,<arg>=<value>,...`).
     pub plugin: Option<String>,
+    /// Whether the emulated PF tracks the memory its VFs write (`x-lm-track`).
+    pub lm_track: bool,
 }
 
 /// The kernel command line. `nohz=off` keeps the periodic tick on idle vCPUs (see
@@ -152,7 +162,10 @@ pub fn qemu_args(spec: &VmSpec) -> Result<Vec<String>> {
     let bz = check_vm_safe(&spec.bzimage)?;
     let init = check_vm_safe(&spec.init)?;
     let run = check_vm_safe(&spec.rundir)?;
-    let nvme = NvmeParams::for_sizing(spec.sizing);
+    let nvme = NvmeParams {
+        lm_track: spec.lm_track,
+        ..NvmeParams::for_sizing(spec.sizing)
+    };
     nvme.check()?;
     // discard=unmap: a deallocated range becomes a hole in the sparse image and reads back
     // as zeros, so the driver's Dataset Management can be verified.
@@ -461,6 +474,7 @@ mod tests {
             sizing: VfSizing::default_for(vfs),
             mttcg: false,
             plugin: None,
+            lm_track: true,
         }
     }
 
@@ -528,6 +542,13 @@ mod tests {
             value_of(&counted, "-plugin", "p.so"),
             "/c/p.so,out=/c/runs/1-2/insns"
         );
+        assert!(!value_of(&a, "-device", "nvme,id=nvme0").contains("x-lm-track"));
+        let untracked = qemu_args(&VmSpec {
+            lm_track: false,
+            ..spec(8)
+        })
+        .unwrap();
+        assert!(value_of(&untracked, "-device", "nvme,id=nvme0").ends_with(",x-lm-track=off"));
         assert!(a.iter().any(|x| x == "-no-reboot"));
         assert!(a.iter().any(|x| x == "-nodefaults"));
         // Debian's firmware for the self-built L0 QEMU.

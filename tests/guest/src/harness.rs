@@ -55,11 +55,16 @@ pub struct Test {
 /// substring filters leave them out; one of their groups or their exact name selects them.
 pub const SLOW: &str = "slow";
 
+/// The group of tests that need a PF without memory change tracking: `cargo xtask test`
+/// runs them in a boot of their own (the model's `x-lm-track=off`), selected by this
+/// group; like [`SLOW`] tests, nothing else selects them.
+pub const LM_TRACK_OFF: &str = "lm-track-off";
+
 impl Test {
     /// Whether `filter` selects this test: an exact group name or a substring of the name;
-    /// a [`SLOW`] test only by an exact group name or its exact name.
+    /// a [`SLOW`] or [`LM_TRACK_OFF`] test only by an exact group name or its exact name.
     pub fn selected_by(&self, filter: Option<&str>) -> bool {
-        let slow = self.groups.contains(&SLOW);
+        let slow = self.groups.contains(&SLOW) || self.groups.contains(&LM_TRACK_OFF);
         match filter {
             None => !slow,
             Some(f) => {
@@ -189,6 +194,20 @@ mod tests {
         ] {
             assert_eq!(fast.selected_by(filter), fast_in, "{filter:?}");
             assert_eq!(slow.selected_by(filter), slow_in, "{filter:?}");
+        }
+    }
+
+    #[test]
+    fn untracked_tests_run_only_when_their_group_is_asked_for() {
+        let t = test("dirty-tracking/without-device-tracking", &[LM_TRACK_OFF]);
+        for (filter, want) in [
+            (None, false),
+            (Some("dirty-tracking"), false),
+            (Some("without"), false),
+            (Some(LM_TRACK_OFF), true),
+            (Some("dirty-tracking/without-device-tracking"), true),
+        ] {
+            assert_eq!(t.selected_by(filter), want, "{filter:?}");
         }
     }
 }

@@ -773,6 +773,32 @@ impl Client {
         Ok(())
     }
 
+    /// IOVA and length of this client's area of the DMA memory.
+    pub fn area(&self) -> (u64, u64) {
+        (IOVA + self.base as u64, AREA as u64)
+    }
+
+    /// IOVA of data page `page` (below [`DATA_PAGES`]).
+    pub fn data_iova(&self, page: usize) -> u64 {
+        IOVA + self.data(page) as u64
+    }
+
+    /// Reads one page at byte `offset` of namespace `nsid` (LBA size `lba`) into data page
+    /// `page`.
+    pub fn read_into(
+        &mut self,
+        nsid: u32,
+        offset: u64,
+        lba: usize,
+        page: usize,
+    ) -> Result<(), String> {
+        let sqe = self.rw_sqe(0x02, nsid, offset, lba, page);
+        match self.submit_wait(true, sqe)? {
+            0 => Ok(()),
+            s => Err(format!("Read at {offset} into page {page}: status {s:#x}")),
+        }
+    }
+
     /// Offset of data page `page` (below [`DATA_PAGES`]) in the DMA memory.
     fn data(&self, page: usize) -> usize {
         assert!(page < DATA_PAGES);

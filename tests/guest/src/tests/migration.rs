@@ -36,7 +36,7 @@ use crate::{
 
 /// The shared namespace both VFs of a pair are attached to.
 pub(crate) const NSID: &str = "2";
-const NSID_NUM: u32 = 2;
+pub(crate) const NSID_NUM: u32 = 2;
 
 /// Bytes of the compatibility section of a VF with one namespace (header, fixed part,
 /// one namespace entry; `Documentation/migration-stream.rst`).
@@ -90,7 +90,21 @@ pub(crate) fn with_vf_pair(
     env: &Env,
     f: impl FnOnce(&Function, &Function, &Function) -> Result<(), String>,
 ) -> Result<Vec<Report>, String> {
+    with_vf_pair_params(env, &[], f)
+}
+
+/// [`with_vf_pair`] with module parameters `params` (name, value) set before the VFs are
+/// enabled.
+pub(crate) fn with_vf_pair_params(
+    env: &Env,
+    params: &[(&str, &str)],
+    f: impl FnOnce(&Function, &Function, &Function) -> Result<(), String>,
+) -> Result<Vec<Report>, String> {
     with_loaded(env, |pf| {
+        for (name, value) in params {
+            let p = format!("/sys/module/rnvme/parameters/{name}");
+            std::fs::write(&p, value).map_err(|e| format!("{p} <- {value}: {e}"))?;
+        }
         set_numvfs(pf, 2)?;
         let vfs = vfs(pf)?;
         ensure(vfs.len() == 2, || format!("{} VFs, want 2", vfs.len()))?;
