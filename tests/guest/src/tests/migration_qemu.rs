@@ -1,14 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Live migration of a running guest with QEMU: two QEMU 10 instances inside the test VM,
-//! the source with VF 1 (`-device vfio-pci,host=<VF1>,enable-migration=on`), the
-//! destination with VF 2 and `-incoming defer`, both VFs in vfio mode and attached to the
-//! shared namespace. A nested guest (the test kernel and its C nvme driver, from an
-//! initramfs: QEMU refuses to migrate a guest with a 9p export mounted) writes and reads
-//! back chunks in a loop; QMP (the `qapi` crate) migrates it over a unix socket while it
-//! does. The guest goes on writing on the destination, until the test tells it to stop
-//! through the destination's serial port; then every chunk it wrote, before and after the
-//! migration, must read back through VF 2 in block mode.
+//! the source with VF 1 (`-device vfio-pci,host=<VF1>`), the destination with VF 2 and
+//! `-incoming defer`, both VFs in vfio mode and attached to the shared namespace. Neither
+//! gets `enable-migration=on` and the downtime limit stays QEMU's default: QEMU migrates
+//! the VF because the driver offers device dirty tracking, and the pages the VF's DMA
+//! writes are the only ones it sends again. A nested guest (the test kernel and its C nvme
+//! driver, from an initramfs: QEMU refuses to migrate a guest with a 9p export mounted)
+//! writes and reads back chunks in a loop while QMP (the `qapi` crate) migrates it over a
+//! unix socket. The migration's first round is slowed down and the guest keeps memory
+//! dirty, so that it is still running when the test, once the first round sent the whole
+//! memory, has the guest read chunks the test VM wrote into its page cache: the VF's DMA
+//! writes memory QEMU already sent, and only the device's dirty tracking makes QEMU send
+//! it again. The guest goes on on the destination until the test tells it to stop through
+//! the destination's serial port; it then compares those chunks in its page cache with
+//! what they must hold (a page the tracking missed holds what the destination had
+//! before), and its kernel must log no nvme timeout (a completion queue page the tracking
+//! missed). Then every chunk it wrote, before and after the migration, must read back
+//! through VF 2 in block mode. With the driver's reports emptied, the destination's nvme
+//! driver timed out in both runs tried, which fails the test (`Documentation/testing.rst`).
 //!
 //! Nested TCG makes this slow (minutes), so it is opt-in: group `slow` and `migration-qemu`.
 
@@ -46,6 +56,20 @@ const CHUNK: usize = 128 * 1024;
 const FIRST_CHUNK: u64 = 64;
 /// At most this many chunks (the namespace is 256 MiB).
 const MAX_CHUNKS: u64 = 1024;
+/// Where the chunks the guest reads into its page cache are, in chunks, and how many:
+/// the test VM writes them.
+const CACHE_FIRST: u64 = FIRST_CHUNK + MAX_CHUNKS;
+/// Where the chunks are whose page cache the guest drops before it reads those: data
+/// unlike theirs, so that a page sent with it and not again is seen.
+const SPARE_FIRST: u64 = CACHE_FIRST + CACHE_CHUNKS;
+const CACHE_CHUNKS: u64 = 64;
+/// The migration's bandwidth (bytes per second) until the guest has read into its page
+/// cache: low, so that the first round takes a while and the guest's dirtying keeps the
+/// migration going; then QEMU's default.
+const SLOW_BANDWIDTH: u64 = 2 << 20;
+const DEFAULT_BANDWIDTH: u64 = 128 << 20;
+/// How long the guest may take to read into its page cache.
+const CACHE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Distinct chunk patterns the guest cycles through.
 const PATTERNS: u64 = 8;
 /// Chunks the guest must have written on the source before the migration starts, and on
@@ -64,6 +88,13 @@ const MIGRATION_SOCK: &str = "/tmp/rnvme-migration.sock";
 /// The test VM's pattern the nested guest checks first.
 const L1_SEED: u64 = 0x4c31;
 
+/// What the nested guest's C nvme driver logs when a command does not complete.
+const IO_TROUBLE: &[&str] = &[
+    "timeout, aborting",
+    "timeout, reset controller",
+    "I/O error",
+];
+
 /// The real-QEMU migration test.
 pub fn tests() -> Vec<Test> {
     vec![Test {
@@ -79,8 +110,10 @@ fn chunk_seed(i: u64) -> u64 {
 }
 
 /// PID 1 of the nested guest (busybox sh from the initramfs): loads the C nvme driver,
-/// checks what the test VM wrote, then writes chunk after chunk, reading each back, until
-/// `stop` arrives on its console (only the destination's console can send it).
+/// checks what the test VM wrote, then writes chunk after chunk, reading each back. Once
+/// the migration starts it keeps memory dirty until `cache` arrives on its console (the
+/// source's), then reads the test VM's chunks into its page cache; it stops at `stop` (the
+/// destination's console) and checks what its page cache holds.
 const INIT: &str = r#"B=/bin/busybox
 say() { $B echo "RNVME-L2: $*"; }
 bye() { $B poweroff -f; }
@@ -88,6 +121,7 @@ fail() { say "FAIL $*"; bye; }
 $B mount -t proc proc /proc || fail "mount /proc"
 $B mount -t sysfs sysfs /sys || fail "mount /sys"
 $B mount -t devtmpfs devtmpfs /dev || fail "mount /dev"
+$B mount -t tmpfs -o size=40m tmpfs /tmp || fail "mount /tmp"
 $B insmod /nvme-core.ko || fail "insmod nvme-core.ko"
 $B insmod /nvme.ko || fail "insmod nvme.ko"
 disk=
@@ -104,6 +138,23 @@ dev=/dev/$disk
 $B dd if=$dev iflag=direct bs=@BS@ count=1 2>/dev/null | $B cmp -s - /from-l1.bin ||
 	fail "what the test VM wrote reads back different"
 say "read-ok"
+# Rewrites 16 MiB of tmpfs in place with one small-buffered copy: the same pages every
+# time and hardly any freed, so that the page cache reads below do not get pages the
+# guest's CPU wrote just before (which QEMU would send again whatever the VF reports).
+k=0
+while [ $k -lt 16 ]; do
+	$B cat /chunk-*.bin >> /tmp/src
+	k=$((k + 1))
+done
+$B cp /tmp/src /tmp/dirt
+dirty() {
+	$B dd if=/tmp/src of=/tmp/dirt bs=16384 conv=notrunc 2>/dev/null
+}
+# Pages for the reads during the migration: read into the page cache now (the first
+# round sends them as they are), dropped when the test asks for the reads, so that the
+# allocator hands them out again, not written by the CPU since.
+$B dd if=$dev of=/dev/null bs=@BS@ skip=@SPARE_FIRST@ count=@CACHE@ 2>/dev/null ||
+	fail "read of the spare chunks"
 i=0
 while [ $i -lt @MAX@ ]; do
 	p=/chunk-$((i % @PATTERNS@)).bin
@@ -113,10 +164,35 @@ while [ $i -lt @MAX@ ]; do
 		fail "chunk $i reads back different"
 	say "wrote $i"
 	i=$((i + 1))
+	# The test migrates now. Until the guest has read what the test wants, it rewrites
+	# 16 MiB of memory each time round, more than a slow migration sends within QEMU's
+	# downtime limit, so that the migration cannot finish before. (In the foreground: a
+	# background job's SIGCHLDs would interrupt the reads of the console.)
+	[ $i -ge @BEFORE@ ] && [ -z "$cached" ] && dirty
 	if read -t 1 cmd; then
-		[ "$cmd" = stop ] && break
+		case "$cmd" in
+		stop) break ;;
+		cache)
+			# Into the page cache, by the VF's DMA, in the pages the spare chunks
+			# held, which the migration already sent with the spare chunks' data.
+			echo 1 > /proc/sys/vm/drop_caches
+			$B dd if=$dev of=/dev/null bs=@BS@ skip=@CACHE_FIRST@ count=@CACHE@ \
+				2>/dev/null || fail "read into the page cache"
+			cached=@CACHE@
+			say "cached $cached"
+			;;
+		esac
 	fi
 done
+[ -n "$cached" ] || fail "the test never had the guest read into its page cache"
+c=0
+while [ $c -lt $cached ]; do
+	$B dd if=$dev bs=@BS@ skip=$((@CACHE_FIRST@ + c)) count=1 2>/dev/null |
+		$B cmp -s - /chunk-$((c % @PATTERNS@)).bin ||
+		fail "cached chunk $c differs in the page cache after the migration"
+	c=$((c + 1))
+done
+say "cache-ok $c"
 say "PASS $i chunks"
 bye
 "#;
@@ -128,9 +204,13 @@ fn initramfs(mods: &std::path::Path, from_l1: &[u8]) -> Result<Vec<u8>, String> 
         .replace("@BS@", &CHUNK.to_string())
         .replace("@MAX@", &MAX_CHUNKS.to_string())
         .replace("@PATTERNS@", &PATTERNS.to_string())
-        .replace("@FIRST@", &FIRST_CHUNK.to_string());
+        .replace("@FIRST@", &FIRST_CHUNK.to_string())
+        .replace("@CACHE_FIRST@", &CACHE_FIRST.to_string())
+        .replace("@SPARE_FIRST@", &SPARE_FIRST.to_string())
+        .replace("@CACHE@", &CACHE_CHUNKS.to_string())
+        .replace("@BEFORE@", &BEFORE.to_string());
     let mut c = Cpio::new();
-    for d in ["bin", "dev", "proc", "sys"] {
+    for d in ["bin", "dev", "proc", "sys", "tmp"] {
         c.dir(d);
     }
     // init's console: its stdin, stdout and stderr.
@@ -216,18 +296,81 @@ fn guest_args(bzimage: &str, initrd: &str, vf: &Function, serial: &str) -> Vec<S
         "console=ttyS0 rdinit=/bin/sh panic=-1 kunit.enable=0 nohz=off no_timer_check loglevel=5 -- /init.sh",
         // The iommufd backend: with the legacy type1 container QEMU asks the kernel for a
         // dirty bitmap of every DMA mapping, and the kernel refuses it for the VF's BAR
-        // mapped around the MSI-X table (not page sized), which fails the migration. An
-        // iommufd without dirty tracking makes QEMU count all guest memory dirty instead.
+        // mapped around the MSI-X table (not page sized), which fails the migration. With
+        // iommufd QEMU uses the VF's own dirty tracking (the driver's log_ops), which is
+        // also what makes it migrate the VF without enable-migration=on.
         "-object",
         "iommufd,id=iommufd0",
         "-device",
         &format!(
-            "{},iommufd=iommufd0,enable-migration=on",
+            "{},iommufd=iommufd0",
             crate::tests::vfio_qemu::vfio_device(vf)
         ),
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// Limits the migration to `bytes` per second.
+fn set_bandwidth(vmm: &mut Vmm, bytes: u64) -> Result<(), String> {
+    vmm.qmp
+        .execute(&qmp::migrate_set_parameters(qmp::MigrateSetParameters {
+            max_bandwidth: Some(bytes),
+            ..Default::default()
+        }))
+        .map(|_| ())
+        .map_err(|e| format!("migrate-set-parameters: {e}"))
+}
+
+/// Waits until the migration's first round sent the whole memory, then has the source
+/// guest read chunks into its page cache (the VF's DMA writes pages QEMU already sent:
+/// only the device's dirty tracking makes QEMU send them again) and waits for it to be
+/// done, the migration still running.
+fn read_after_first_round(
+    env: &Env,
+    vmm: &mut Vmm,
+    console: &std::path::Path,
+) -> Result<(), String> {
+    let t = Instant::now();
+    loop {
+        let info = migration_status(vmm)?;
+        let syncs = info.ram.as_ref().map_or(0, |r| r.dirty_sync_count);
+        // The second sync comes when the first round is nearly done, the third after the
+        // round that follows: from then on, all memory was sent at least once.
+        match info.status {
+            Some(qmp::MigrationStatus::active) if syncs >= 3 => break,
+            Some(qmp::MigrationStatus::setup | qmp::MigrationStatus::active) => {}
+            other => {
+                return Err(format!(
+                    "the migration is {other:?} before the guest read ({:?}); source: {}",
+                    info.error_desc,
+                    log_tail(&env.out.join("qemu-migration-src.log"))
+                ))
+            }
+        }
+        if t.elapsed() >= MIGRATE_TIMEOUT {
+            return Err(format!("the first round did not end: {info:?}"));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let stdin = vmm.proc.0.stdin.as_mut().ok_or("no stdin of the source")?;
+    stdin
+        .write_all(b"cache\n")
+        .map_err(|e| format!("typing cache: {e}"))?;
+    wait_console(
+        console,
+        CACHE_TIMEOUT,
+        "the reads into the page cache",
+        |s| s.iter().any(|l| l.starts_with("cached ")),
+    )?;
+    let info = migration_status(vmm)?;
+    ensure(info.status == Some(qmp::MigrationStatus::active), || {
+        format!(
+            "the migration is {:?} after the guest read, not active: the reads do not test \
+             the tracking",
+            info.status
+        )
+    })
 }
 
 /// The migration's status, from `query-migrate`.
@@ -248,6 +391,17 @@ fn qemu_live_migration(env: &Env) -> Result<Vec<Report>, String> {
             // Whatever the guest does not write must not look written.
             for i in 0..MAX_CHUNKS.min(64) {
                 d.write_at((FIRST_CHUNK + i) * CHUNK as u64, &pattern(CHUNK, 0xdead))?;
+            }
+            // What the guest reads into its page cache, and before it what it drops.
+            for c in 0..CACHE_CHUNKS {
+                d.write_at(
+                    (CACHE_FIRST + c) * CHUNK as u64,
+                    &pattern(CHUNK, chunk_seed(c)),
+                )?;
+                d.write_at(
+                    (SPARE_FIRST + c) * CHUNK as u64,
+                    &pattern(CHUNK, 0x5000 + c),
+                )?;
             }
         }
         set_mode(src, "vfio")?;
@@ -280,8 +434,16 @@ fn qemu_live_migration(env: &Env) -> Result<Vec<Report>, String> {
         check_realized(&mut dvmm, dst)?;
 
         let started = Instant::now();
-        let src_args = guest_args(&bz, &rd, src, &format!("file:{}", src_console.display()));
-        let mut svmm = Vmm::start(env, "migration-src", &src_args)?;
+        // The source's console is its stdio too, so that the test can type on it.
+        let src_args = guest_args(&bz, &rd, src, "stdio");
+        let src_out = fs::File::create(&src_console).map_err(|e| format!("{e}"))?;
+        let mut svmm = Vmm::spawn(
+            env,
+            "migration-src",
+            &src_args,
+            Stdio::piped(),
+            src_out.into(),
+        )?;
         check_realized(&mut svmm, src)?;
         wait_console(
             &src_console,
@@ -291,14 +453,10 @@ fn qemu_live_migration(env: &Env) -> Result<Vec<Report>, String> {
         )?;
         let booted = started.elapsed();
 
-        // Every guest page counts as dirty in every round (no device dirty tracking), so
-        // one round must be allowed to finish the migration.
-        svmm.qmp
-            .execute(&qmp::migrate_set_parameters(qmp::MigrateSetParameters {
-                downtime_limit: Some(60_000),
-                ..Default::default()
-            }))
-            .map_err(|e| format!("migrate-set-parameters: {e}"))?;
+        // QEMU's default downtime limit: with device dirty tracking, the rounds converge.
+        // The first round goes slowly, and the guest keeps memory dirty meanwhile, so
+        // that the guest can read into memory the migration already sent.
+        set_bandwidth(&mut svmm, SLOW_BANDWIDTH)?;
         let _ = fs::remove_file(MIGRATION_SOCK);
         let uri = format!("unix:{MIGRATION_SOCK}");
         dvmm.qmp
@@ -318,6 +476,8 @@ fn qemu_live_migration(env: &Env) -> Result<Vec<Report>, String> {
                 resume: None,
             })
             .map_err(|e| format!("migrate: {e}"))?;
+        read_after_first_round(env, &mut svmm, &src_console)?;
+        set_bandwidth(&mut svmm, DEFAULT_BANDWIDTH)?;
         let info = loop {
             let info = migration_status(&mut svmm)?;
             match info.status {
@@ -341,11 +501,12 @@ fn qemu_live_migration(env: &Env) -> Result<Vec<Report>, String> {
         let at_switch = last_written(&src_console).unwrap_or(0);
         println!(
             "# nested guest up after {:.1} s; migration {:.1} s (QEMU: downtime {:?} ms, \
-             {:?} bytes of RAM); chunks written on the source: {}",
+             {:?} bytes of RAM, {:?} dirty syncs); chunks written on the source: {}",
             booted.as_secs_f64(),
             took.as_secs_f64(),
             info.downtime,
             info.ram.as_ref().map(|r| r.transferred),
+            info.ram.as_ref().map(|r| r.dirty_sync_count),
             at_switch + 1,
         );
         ensure(at_switch >= before, || {
@@ -387,6 +548,13 @@ fn qemu_live_migration(env: &Env) -> Result<Vec<Report>, String> {
                     .and_then(|r| r.split(' ').next()?.parse().ok())
             })
             .ok_or_else(|| format!("no chunk count in {said_dst:?}"))?;
+        let cached: u64 = said_dst
+            .iter()
+            .find_map(|l| l.strip_prefix("cache-ok ").and_then(|n| n.parse().ok()))
+            .ok_or_else(|| format!("no page cache check in {said_dst:?}"))?;
+        ensure(cached == CACHE_CHUNKS, || {
+            format!("{cached} cached chunks checked, want {CACHE_CHUNKS}")
+        })?;
         // The source stays paused after a completed migration: it must not run the guest
         // (its console ends where the destination's begins).
         let after_src = last_written(&src_console).unwrap_or(0);
@@ -401,6 +569,15 @@ fn qemu_live_migration(env: &Env) -> Result<Vec<Report>, String> {
             let bad = problems(&lines);
             ensure(bad.is_empty(), || {
                 format!("the {name} guest's kernel reported {bad:?}")
+            })?;
+            // A completion entry the migration left behind (a stale completion queue
+            // page) shows as a command that never completes.
+            let lost: Vec<&String> = lines
+                .iter()
+                .filter(|l| IO_TROUBLE.iter().any(|m| l.contains(m)))
+                .collect();
+            ensure(lost.is_empty(), || {
+                format!("the {name} guest's nvme driver reported {lost:?}")
             })?;
         }
         no_problems_since(mark)?;
