@@ -46,6 +46,8 @@ struct Param {
     default: &'static str,
     /// `None`: not a number (`nvme_class`, read-only once loaded).
     range: Option<(u64, u64, Option<u64>)>,
+    /// Only powers of two in the range are taken (`cdq_entries`).
+    powers_of_two: bool,
 }
 
 const PARAMS: &[Param] = &[
@@ -54,30 +56,42 @@ const PARAMS: &[Param] = &[
         words: &["0", "2", "4096"],
         default: "0",
         range: Some((0, 4096, Some(1))),
+        powers_of_two: false,
     },
     Param {
         name: "vf_vectors",
         words: &["0", "1", "2048"],
         default: "0",
         range: Some((0, 2048, None)),
+        powers_of_two: false,
     },
     Param {
         name: "poll_queues",
         words: &["0", "8"],
         default: "0",
         range: Some((0, 8, None)),
+        powers_of_two: false,
     },
     Param {
         name: "sgls",
         words: &["0", "1"],
         default: "1",
         range: Some((0, 1, None)),
+        powers_of_two: false,
     },
     Param {
         name: "nvme_class",
         words: &["off", "on", "auto"],
         default: "off",
         range: None,
+        powers_of_two: false,
+    },
+    Param {
+        name: "cdq_entries",
+        words: &["4", "4096", "65536"],
+        default: "4096",
+        range: Some((4, 65536, None)),
+        powers_of_two: true,
     },
 ];
 
@@ -116,13 +130,20 @@ fn expected(p: &Param, bytes: &[u8]) -> Result<Option<u64>, &'static [i32]> {
     let bytes = &bytes[..bytes.len().min(4096)];
     let c_string = bytes.split(|b| *b == 0).next().unwrap_or_default();
     // u16 parameters overflow at 65536 (ERANGE); the driver's range is EINVAL.
-    let width = if matches!(p.name, "poll_queues" | "sgls") {
+    let width = if matches!(p.name, "poll_queues" | "sgls" | "cdq_entries") {
         u64::from(u32::MAX)
     } else {
         u64::from(u16::MAX)
     };
     match kstrto(c_string, u64::MAX) {
-        Some(v) if v >= min && v <= max && Some(v) != hole => Ok(Some(v)),
+        Some(v)
+            if v >= min
+                && v <= max
+                && Some(v) != hole
+                && (!p.powers_of_two || v.is_power_of_two()) =>
+        {
+            Ok(Some(v))
+        }
         Some(v) if v > width => Err(&[libc::ERANGE]),
         Some(_) => Err(&[libc::EINVAL]),
         None => Err(&[libc::EINVAL, libc::ERANGE]),
