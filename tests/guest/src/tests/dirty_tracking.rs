@@ -119,13 +119,23 @@ fn covers(got: &BTreeSet<u64>, want: &BTreeSet<u64>, what: &str) -> Result<(), S
     Ok(())
 }
 
+/// Starts tracking `c`'s whole area at 4 KiB pages.
+fn start_area(c: &Client, what: &str) -> Result<(), String> {
+    start(c, PAGE, &[area(c)]).map_err(|e| format!("{what}: {e}"))
+}
+
+/// The next report of `c`'s area names every page of `written` ([`covers`]).
+fn reported(c: &Client, written: &BTreeSet<u64>, what: &str) -> Result<(), String> {
+    covers(&dirty(c, what)?, written, what)
+}
+
 fn reports_every_page(env: &Env) -> Result<Vec<Report>, String> {
     with_vf_pair(env, |_pf, vf1, vf2| {
         let (mut a, _b) = open_pair(vf1, vf2)?;
         let f = flags(&a).map_err(|e| format!("{}: migration flags: {e}", vf1.bdf))?;
         ensure(f & STOP_COPY != 0, || format!("migration flags {f:#x}"))?;
         probe(&a).map_err(|e| format!("{}: probe: {e}", vf1.bdf))?;
-        start(&a, PAGE, &[area(&a)]).map_err(|e| format!("start: {e}"))?;
+        start_area(&a, "start")?;
         let idle = dirty(&a, "before any I/O")?;
         ensure(idle.is_empty(), || {
             format!("before any I/O: {} page(s) reported dirty", idle.len())
@@ -133,8 +143,7 @@ fn reports_every_page(env: &Env) -> Result<Vec<Report>, String> {
 
         let pages: Vec<usize> = (0..DATA_PAGES).collect();
         let written = read_pages(&mut a, &pages)?;
-        let got = dirty(&a, "after reads")?;
-        covers(&got, &written, "after reads")?;
+        reported(&a, &written, "after reads")?;
         let again = dirty(&a, "second report")?;
         ensure(again.is_empty(), || {
             format!("second report without I/O: {} page(s)", again.len())
@@ -144,8 +153,7 @@ fn reports_every_page(env: &Env) -> Result<Vec<Report>, String> {
         let some = [1usize, 5, 9];
         let written = read_pages(&mut a, &some)?;
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let got = dirty(&a, "after a pause")?;
-        covers(&got, &written, "after a pause")?;
+        reported(&a, &written, "after a pause")?;
 
         stop(&a).map_err(|e| format!("stop: {e}"))?;
         let r = area(&a);
@@ -155,9 +163,9 @@ fn reports_every_page(env: &Env) -> Result<Vec<Report>, String> {
             libc::EINVAL,
         )?;
         // Tracking can start again on the same device.
-        start(&a, PAGE, &[area(&a)]).map_err(|e| format!("start again: {e}"))?;
+        start_area(&a, "start again")?;
         let written = read_pages(&mut a, &[3])?;
-        covers(&dirty(&a, "restarted")?, &written, "restarted")?;
+        reported(&a, &written, "restarted")?;
         stop(&a).map_err(|e| format!("stop again: {e}"))
     })
 }
@@ -255,7 +263,7 @@ fn queue_full(env: &Env) -> Result<Vec<Report>, String> {
     with_vf_pair_params(env, &[("cdq_entries", "4")], |_pf, vf1, vf2| {
         let (mut a, _b) = open_pair(vf1, vf2)?;
         let mark = kmsg::mark()?;
-        start(&a, PAGE, &[area(&a)]).map_err(|e| format!("start: {e}"))?;
+        start_area(&a, "start")?;
         // Every other page, so that no two changes merge into one entry, four times over:
         // far more entries than the queue holds between two drains.
         let pages: Vec<usize> = (0..DATA_PAGES).step_by(2).collect();
@@ -263,8 +271,7 @@ fn queue_full(env: &Env) -> Result<Vec<Report>, String> {
             read_pages(&mut a, &pages)?;
         }
         let got = dirty(&a, "after an overflow")?;
-        let r = area(&a);
-        let all: BTreeSet<u64> = (0..r.length / PAGE).map(|i| r.iova + i * PAGE).collect();
+        let all = all_pages(&a);
         ensure(got == all, || {
             format!(
                 "after an overflow {} of {} pages reported, want all",
@@ -278,11 +285,7 @@ fn queue_full(env: &Env) -> Result<Vec<Report>, String> {
         })?;
         // Reads after the overflow are tracked again.
         let written = read_pages(&mut a, &[2])?;
-        covers(
-            &dirty(&a, "after the overflow")?,
-            &written,
-            "after the overflow",
-        )?;
+        reported(&a, &written, "after the overflow")?;
         stop(&a).map_err(|e| format!("stop: {e}"))?;
         let warned = kmsg::count_since(mark, "dirty tracking queue overflowed")?;
         ensure(warned == 1, || {
@@ -300,7 +303,7 @@ fn all_pages(c: &Client) -> BTreeSet<u64> {
 fn across_vf_reset(env: &Env) -> Result<Vec<Report>, String> {
     with_vf_pair(env, |_pf, vf1, vf2| {
         let (mut a, _b) = open_pair(vf1, vf2)?;
-        start(&a, PAGE, &[area(&a)]).map_err(|e| format!("start: {e}"))?;
+        start_area(&a, "start")?;
         let before = read_pages(&mut a, &[0, 1])?;
         // A function reset (FLR) of the VF: the queue is the PF's, the tracking goes on.
         a.reset_device()?;
@@ -308,11 +311,7 @@ fn across_vf_reset(env: &Env) -> Result<Vec<Report>, String> {
         a.create_io_queue()?;
         let mut written = read_pages(&mut a, &[4, 6])?;
         written.extend(before);
-        covers(
-            &dirty(&a, "across a VF reset")?,
-            &written,
-            "across a VF reset",
-        )?;
+        reported(&a, &written, "across a VF reset")?;
         stop(&a).map_err(|e| format!("stop: {e}"))
     })
 }
@@ -320,7 +319,7 @@ fn across_vf_reset(env: &Env) -> Result<Vec<Report>, String> {
 fn cancelled_migration(env: &Env) -> Result<Vec<Report>, String> {
     with_vf_pair(env, |_pf, vf1, vf2| {
         let (mut a, _b) = open_pair(vf1, vf2)?;
-        start(&a, PAGE, &[area(&a)]).map_err(|e| format!("start: {e}"))?;
+        start_area(&a, "start")?;
         // What a VMM does when a migration is cancelled in pre-copy: back to RUNNING with
         // the saving fd closed; the tracking is the VMM's to stop.
         let fd = set_state(&a, State::PreCopy).map_err(|e| format!("PRE_COPY: {e}"))?;
@@ -328,20 +327,12 @@ fn cancelled_migration(env: &Env) -> Result<Vec<Report>, String> {
         let written = read_pages(&mut a, &[2, 3])?;
         set_state(&a, State::Running).map_err(|e| format!("RUNNING: {e}"))?;
         drop(fd);
-        covers(
-            &dirty(&a, "after the cancel")?,
-            &written,
-            "after the cancel",
-        )?;
+        reported(&a, &written, "after the cancel")?;
         stop(&a).map_err(|e| format!("stop: {e}"))?;
         // The next migration tracks again.
-        start(&a, PAGE, &[area(&a)]).map_err(|e| format!("start again: {e}"))?;
+        start_area(&a, "start again")?;
         let written = read_pages(&mut a, &[7])?;
-        covers(
-            &dirty(&a, "the next migration")?,
-            &written,
-            "the next migration",
-        )?;
+        reported(&a, &written, "the next migration")?;
         stop(&a).map_err(|e| format!("stop again: {e}"))
     })
 }
@@ -349,7 +340,7 @@ fn cancelled_migration(env: &Env) -> Result<Vec<Report>, String> {
 fn pf_reset(env: &Env) -> Result<Vec<Report>, String> {
     with_vf_pair(env, |_pf, vf1, vf2| {
         let (mut a, _b) = open_pair(vf1, vf2)?;
-        start(&a, PAGE, &[area(&a)]).map_err(|e| format!("start: {e}"))?;
+        start_area(&a, "start")?;
         let mark = kmsg::mark()?;
         // A reset of the PF deletes its queues: the driver can no longer tell what the VF
         // writes, so every report says everything, until the VMM stops.
@@ -370,13 +361,9 @@ fn pf_reset(env: &Env) -> Result<Vec<Report>, String> {
         a.reset_device()?;
         a.reenable()?;
         a.create_io_queue()?;
-        start(&a, PAGE, &[area(&a)]).map_err(|e| format!("start after the PF reset: {e}"))?;
+        start_area(&a, "start after the PF reset")?;
         let written = read_pages(&mut a, &[8])?;
-        covers(
-            &dirty(&a, "after the PF reset")?,
-            &written,
-            "after the PF reset",
-        )?;
+        reported(&a, &written, "after the PF reset")?;
         stop(&a).map_err(|e| format!("stop: {e}"))?;
         crate::tests::vfio_qemu::no_problems_since(mark)
     })
@@ -387,7 +374,7 @@ fn closed_while_logging(env: &Env) -> Result<Vec<Report>, String> {
         let mark = kmsg::mark()?;
         {
             let (mut a, _b) = open_pair(vf1, vf2)?;
-            start(&a, PAGE, &[area(&a)]).map_err(|e| format!("start: {e}"))?;
+            start_area(&a, "start")?;
             read_pages(&mut a, &[0])?;
             // The module is held while the device is open.
             ensure(module::rmmod(RNVME).is_err(), || {
@@ -402,16 +389,11 @@ fn closed_while_logging(env: &Env) -> Result<Vec<Report>, String> {
         // The queue memory came back: a new user tracks again.
         let mut a = Client::open(&vf1.bdf, Path::Container).map_err(String::from)?;
         a.create_io_queue()?;
-        start(&a, PAGE, &[area(&a)]).map_err(|e| format!("start after the close: {e}"))?;
+        start_area(&a, "start after the close")?;
         let written = read_pages(&mut a, &[5])?;
-        covers(&dirty(&a, "after the close")?, &written, "after the close")?;
+        reported(&a, &written, "after the close")?;
         Ok(())
     })
-}
-
-/// `Ok` if `r` failed with `ENOTTY`, else what it did instead.
-fn enotty<T: std::fmt::Debug>(what: &str, r: std::io::Result<T>) -> Result<(), String> {
-    errno(what, r, libc::ENOTTY)
 }
 
 /// A PF whose controller does not track the memory its VFs write (the model's
@@ -426,14 +408,19 @@ fn without_device_tracking(env: &Env) -> Result<Vec<Report>, String> {
             ensure(f & STOP_COPY != 0, || {
                 format!("{}: migration flags {f:#x} lack STOP_COPY", vf.bdf)
             })?;
-            enotty(&format!("{}: probe", vf.bdf), probe(c))?;
+            errno(&format!("{}: probe", vf.bdf), probe(c), libc::ENOTTY)?;
             let r = area(c);
-            enotty(&format!("{}: start", vf.bdf), start(c, PAGE, &[r]))?;
-            enotty(
+            errno(
+                &format!("{}: start", vf.bdf),
+                start(c, PAGE, &[r]),
+                libc::ENOTTY,
+            )?;
+            errno(
                 &format!("{}: report", vf.bdf),
                 report(c, r.iova, r.length, PAGE),
+                libc::ENOTTY,
             )?;
-            enotty(&format!("{}: stop", vf.bdf), stop(c))?;
+            errno(&format!("{}: stop", vf.bdf), stop(c), libc::ENOTTY)?;
         }
         Ok(())
     })

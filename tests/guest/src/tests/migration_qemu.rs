@@ -311,6 +311,34 @@ fn guest_args(bzimage: &str, initrd: &str, vf: &Function, serial: &str) -> Vec<S
     .to_vec()
 }
 
+/// Starts QEMU `name` with `args` (its console on stdio), the console's output going to
+/// `console` and its input to [`type_line`], and checks that it realized `vf`.
+fn spawn_typed(
+    env: &Env,
+    name: &str,
+    args: &[String],
+    console: &std::path::Path,
+    vf: &Function,
+) -> Result<Vmm, String> {
+    let out = fs::File::create(console).map_err(|e| format!("{}: {e}", console.display()))?;
+    let mut vmm = Vmm::spawn(env, name, args, Stdio::piped(), out.into())?;
+    check_realized(&mut vmm, vf)?;
+    Ok(vmm)
+}
+
+/// Types `line` on the console of a QEMU from [`spawn_typed`].
+fn type_line(vmm: &mut Vmm, line: &str) -> Result<(), String> {
+    let stdin = vmm
+        .proc
+        .0
+        .stdin
+        .as_mut()
+        .ok_or("no stdin of the guest's QEMU")?;
+    stdin
+        .write_all(format!("{line}\n").as_bytes())
+        .map_err(|e| format!("typing {line}: {e}"))
+}
+
 /// Limits the migration to `bytes` per second.
 fn set_bandwidth(vmm: &mut Vmm, bytes: u64) -> Result<(), String> {
     vmm.qmp
@@ -353,10 +381,7 @@ fn read_after_first_round(
         }
         thread::sleep(Duration::from_millis(100));
     }
-    let stdin = vmm.proc.0.stdin.as_mut().ok_or("no stdin of the source")?;
-    stdin
-        .write_all(b"cache\n")
-        .map_err(|e| format!("typing cache: {e}"))?;
+    type_line(vmm, "cache")?;
     wait_console(
         console,
         CACHE_TIMEOUT,
@@ -423,28 +448,12 @@ fn qemu_live_migration(env: &Env) -> Result<Vec<Report>, String> {
         // the test can type on it.
         let mut dst_args = guest_args(&bz, &rd, dst, "stdio");
         dst_args.extend(["-incoming", "defer"].map(String::from));
-        let dst_out = fs::File::create(&dst_console).map_err(|e| format!("{e}"))?;
-        let mut dvmm = Vmm::spawn(
-            env,
-            "migration-dst",
-            &dst_args,
-            Stdio::piped(),
-            dst_out.into(),
-        )?;
-        check_realized(&mut dvmm, dst)?;
+        let mut dvmm = spawn_typed(env, "migration-dst", &dst_args, &dst_console, dst)?;
 
         let started = Instant::now();
         // The source's console is its stdio too, so that the test can type on it.
         let src_args = guest_args(&bz, &rd, src, "stdio");
-        let src_out = fs::File::create(&src_console).map_err(|e| format!("{e}"))?;
-        let mut svmm = Vmm::spawn(
-            env,
-            "migration-src",
-            &src_args,
-            Stdio::piped(),
-            src_out.into(),
-        )?;
-        check_realized(&mut svmm, src)?;
+        let mut svmm = spawn_typed(env, "migration-src", &src_args, &src_console, src)?;
         wait_console(
             &src_console,
             BOOT_TIMEOUT,
@@ -524,15 +533,7 @@ fn qemu_live_migration(env: &Env) -> Result<Vec<Report>, String> {
                     .any(|n| n >= at_switch + AFTER)
             },
         )?;
-        let stdin = dvmm
-            .proc
-            .0
-            .stdin
-            .as_mut()
-            .ok_or("no stdin of the destination")?;
-        stdin
-            .write_all(b"stop\n")
-            .map_err(|e| format!("typing stop: {e}"))?;
+        type_line(&mut dvmm, "stop")?;
         wait_console(&dst_console, AFTER_TIMEOUT, "the guest's end", |s| {
             s.iter().any(|l| l.starts_with("PASS"))
         })?;
