@@ -261,12 +261,11 @@ impl VfDirty {
                 return Err(EBUSY);
             }
         };
-        let used = shift;
         *inner = Some(Tracking {
             mem,
             cdqid,
             ring,
-            shift: used,
+            shift,
             ranges: tracked,
             generation,
             everything: false,
@@ -276,13 +275,13 @@ impl VfDirty {
         // Queued under the lock: a stop that takes the tracking cancels it.
         DelayedWork::queue(self.clone(), msecs_to_jiffies(DRAIN_MS));
         drop(inner);
-        *page_size = 1u64 << used;
+        *page_size = 1u64 << shift;
         dev_info!(
             self.vf,
             "VF {}: dirty tracking started: {} range(s), 2^{} bytes\n",
             self.vfn,
             list.len(),
-            used
+            shift
         );
         Ok(())
     }
