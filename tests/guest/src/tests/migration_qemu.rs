@@ -25,7 +25,7 @@
 use std::{
     fs,
     io::Write,
-    path::PathBuf,
+    path::Path,
     process::Stdio,
     thread,
     time::{Duration, Instant},
@@ -197,42 +197,114 @@ say "PASS $i chunks"
 bye
 "#;
 
-/// The nested guest's initramfs: busybox, the C nvme modules, the init script and the data.
-fn initramfs(mods: &std::path::Path, from_l1: &[u8]) -> Result<Vec<u8>, String> {
-    let read = |p: PathBuf| fs::read(&p).map_err(|e| format!("{}: {e}", p.display()));
-    let init = INIT
-        .replace("@BS@", &CHUNK.to_string())
-        .replace("@MAX@", &MAX_CHUNKS.to_string())
-        .replace("@PATTERNS@", &PATTERNS.to_string())
-        .replace("@FIRST@", &FIRST_CHUNK.to_string())
-        .replace("@CACHE_FIRST@", &CACHE_FIRST.to_string())
-        .replace("@SPARE_FIRST@", &SPARE_FIRST.to_string())
-        .replace("@CACHE@", &CACHE_CHUNKS.to_string())
-        .replace("@BEFORE@", &BEFORE.to_string());
+/// A nested guest's initramfs: the static busybox as `/bin/sh`, `init` as `/init.sh` (the
+/// kernel command line of [`guest_args`] runs it), a console, an empty `/tmp`, and `files`
+/// (name, bytes; read-only) at the top.
+pub(crate) fn nested_initramfs(init: &str, files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
+    let busybox = fs::read(BUSYBOX).map_err(|e| format!("{BUSYBOX}: {e}"))?;
     let mut c = Cpio::new();
     for d in ["bin", "dev", "proc", "sys", "tmp"] {
         c.dir(d);
     }
     // init's console: its stdin, stdout and stderr.
     c.chardev("dev/console", 5, 1);
-    c.file("bin/busybox", 0o755, &read(PathBuf::from(BUSYBOX))?)
+    c.file("bin/busybox", 0o755, &busybox)
         .symlink("bin/sh", "busybox")
-        .file("init.sh", 0o755, init.as_bytes())
-        .file("nvme-core.ko", 0o644, &read(mods.join("nvme-core.ko"))?)
-        .file("nvme.ko", 0o644, &read(mods.join("nvme.ko"))?)
-        .file("from-l1.bin", 0o644, from_l1);
-    for k in 0..PATTERNS {
-        c.file(
-            &format!("chunk-{k}.bin"),
-            0o644,
-            &pattern(CHUNK, chunk_seed(k)),
-        );
+        .file("init.sh", 0o755, init.as_bytes());
+    for (name, data) in files {
+        c.file(name, 0o644, data);
     }
     Ok(c.finish())
 }
 
+/// A file of the test VM for [`nested_initramfs`], under `name`.
+pub(crate) fn initramfs_file(name: &str, path: &Path) -> Result<(String, Vec<u8>), String> {
+    let data = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((name.to_string(), data))
+}
+
+/// `template` with every `@NAME@` of `values` (name, value) replaced by its value.
+pub(crate) fn fill_template(template: &str, values: &[(&str, u64)]) -> String {
+    values
+        .iter()
+        .fold(template.to_string(), |t, (name, value)| {
+            t.replace(&format!("@{name}@"), &value.to_string())
+        })
+}
+
+/// The C nvme driver's modules from `mods` (see `nested_kernel`) for [`nested_initramfs`],
+/// as `/nvme-core.ko` and `/nvme.ko`.
+pub(crate) fn nvme_module_files(mods: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    ["nvme-core.ko", "nvme.ko"]
+        .iter()
+        .map(|m| initramfs_file(m, &mods.join(m)))
+        .collect()
+}
+
+/// The kernel problem reports (`problems`) in a nested guest's console log.
+pub(crate) fn console_problems(console: &Path) -> Vec<String> {
+    problems(&console_lines(console))
+        .into_iter()
+        .cloned()
+        .collect()
+}
+
+/// The lines of a nested guest's console log (none if it cannot be read).
+fn console_lines(console: &Path) -> Vec<String> {
+    let text = fs::read_to_string(console).unwrap_or_default();
+    text.lines().map(String::from).collect()
+}
+
+/// Lets `dst` (started with `-incoming defer`) take a migration stream at `uri`.
+pub(crate) fn listen(dst: &mut Vmm, uri: &str) -> Result<(), String> {
+    dst.qmp
+        .execute(&qmp::migrate_incoming {
+            uri: Some(uri.to_string()),
+            channels: None,
+            exit_on_error: None,
+        })
+        .map(drop)
+        .map_err(|e| format!("migrate-incoming: {e}"))
+}
+
+/// Starts migrating `src` to `uri`.
+pub(crate) fn start_migration(src: &mut Vmm, uri: &str) -> Result<(), String> {
+    src.qmp
+        .execute(&qmp::migrate {
+            uri: Some(uri.to_string()),
+            channels: None,
+            detach: None,
+            resume: None,
+        })
+        .map(drop)
+        .map_err(|e| format!("migrate: {e}"))
+}
+
+/// The nested guest's initramfs: busybox, the C nvme modules, the init script and the data.
+fn initramfs(mods: &Path, from_l1: &[u8]) -> Result<Vec<u8>, String> {
+    let init = fill_template(
+        INIT,
+        &[
+            ("BS", CHUNK as u64),
+            ("MAX", MAX_CHUNKS),
+            ("PATTERNS", PATTERNS),
+            ("FIRST", FIRST_CHUNK),
+            ("CACHE_FIRST", CACHE_FIRST),
+            ("SPARE_FIRST", SPARE_FIRST),
+            ("CACHE", CACHE_CHUNKS),
+            ("BEFORE", BEFORE),
+        ],
+    );
+    let mut files = nvme_module_files(mods)?;
+    files.push(("from-l1.bin".to_string(), from_l1.to_vec()));
+    for k in 0..PATTERNS {
+        files.push((format!("chunk-{k}.bin"), pattern(CHUNK, chunk_seed(k))));
+    }
+    nested_initramfs(&init, &files)
+}
+
 /// The `RNVME-L2:` messages in a console log.
-fn said(console: &std::path::Path) -> Vec<String> {
+pub(crate) fn said(console: &Path) -> Vec<String> {
     fs::read_to_string(console)
         .unwrap_or_default()
         .lines()
@@ -243,8 +315,8 @@ fn said(console: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// The number of the last chunk a console reports written, if any.
-fn last_written(console: &std::path::Path) -> Option<u64> {
+/// The number of the last chunk a console reports written (`wrote <n>`), if any.
+pub(crate) fn last_written(console: &Path) -> Option<u64> {
     said(console)
         .iter()
         .rev()
@@ -252,8 +324,8 @@ fn last_written(console: &std::path::Path) -> Option<u64> {
 }
 
 /// Waits up to `timeout` for `f` to hold, failing early if the guest reported a failure.
-fn wait_console(
-    console: &std::path::Path,
+pub(crate) fn wait_console(
+    console: &Path,
     timeout: Duration,
     what: &str,
     f: impl Fn(&[String]) -> bool,
@@ -278,11 +350,18 @@ fn wait_console(
     }
 }
 
-/// QEMU's arguments for the nested guest with `vf` assigned, its console on `serial`.
-fn guest_args(bzimage: &str, initrd: &str, vf: &Function, serial: &str) -> Vec<String> {
-    [
+/// QEMU's arguments for a nested guest of `memory` booting `bzimage` with `initrd` (from
+/// [`nested_initramfs`]), its console on `serial`, with the devices `devices`.
+pub(crate) fn guest_args(
+    bzimage: &str,
+    initrd: &str,
+    memory: &str,
+    serial: &str,
+    devices: &[String],
+) -> Vec<String> {
+    let mut args: Vec<String> = [
         "-m",
-        L2_MEMORY,
+        memory,
         "-smp",
         "1",
         "-no-reboot",
@@ -294,6 +373,17 @@ fn guest_args(bzimage: &str, initrd: &str, vf: &Function, serial: &str) -> Vec<S
         initrd,
         "-append",
         "console=ttyS0 rdinit=/bin/sh panic=-1 kunit.enable=0 nohz=off no_timer_check loglevel=5 -- /init.sh",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend_from_slice(devices);
+    args
+}
+
+/// The arguments that assign `vf` through iommufd, with the further vfio-pci properties
+/// `props` (empty, or starting with a comma).
+pub(crate) fn vf_args(vf: &Function, props: &str) -> Vec<String> {
+    [
         // The iommufd backend: with the legacy type1 container QEMU asks the kernel for a
         // dirty bitmap of every DMA mapping, and the kernel refuses it for the VF's BAR
         // mapped around the MSI-X table (not page sized), which fails the migration. With
@@ -303,7 +393,7 @@ fn guest_args(bzimage: &str, initrd: &str, vf: &Function, serial: &str) -> Vec<S
         "iommufd,id=iommufd0",
         "-device",
         &format!(
-            "{},iommufd=iommufd0",
+            "{},iommufd=iommufd0{props}",
             crate::tests::vfio_qemu::vfio_device(vf)
         ),
     ]
@@ -317,7 +407,7 @@ fn spawn_typed(
     env: &Env,
     name: &str,
     args: &[String],
-    console: &std::path::Path,
+    console: &Path,
     vf: &Function,
 ) -> Result<Vmm, String> {
     let out = fs::File::create(console).map_err(|e| format!("{}: {e}", console.display()))?;
@@ -354,11 +444,7 @@ fn set_bandwidth(vmm: &mut Vmm, bytes: u64) -> Result<(), String> {
 /// guest read chunks into its page cache (the VF's DMA writes pages QEMU already sent:
 /// only the device's dirty tracking makes QEMU send them again) and waits for it to be
 /// done, the migration still running.
-fn read_after_first_round(
-    env: &Env,
-    vmm: &mut Vmm,
-    console: &std::path::Path,
-) -> Result<(), String> {
+fn read_after_first_round(env: &Env, vmm: &mut Vmm, console: &Path) -> Result<(), String> {
     let t = Instant::now();
     loop {
         let info = migration_status(vmm)?;
@@ -399,7 +485,7 @@ fn read_after_first_round(
 }
 
 /// The migration's status, from `query-migrate`.
-fn migration_status(vmm: &mut Vmm) -> Result<qmp::MigrationInfo, String> {
+pub(crate) fn migration_status(vmm: &mut Vmm) -> Result<qmp::MigrationInfo, String> {
     vmm.qmp
         .execute(&qmp::query_migrate {})
         .map_err(|e| format!("query-migrate: {e}"))
@@ -446,13 +532,13 @@ fn qemu_live_migration(env: &Env) -> Result<Vec<Report>, String> {
 
         // The destination first, waiting for the stream; its console is its stdio, so that
         // the test can type on it.
-        let mut dst_args = guest_args(&bz, &rd, dst, "stdio");
+        let mut dst_args = guest_args(&bz, &rd, L2_MEMORY, "stdio", &vf_args(dst, ""));
         dst_args.extend(["-incoming", "defer"].map(String::from));
         let mut dvmm = spawn_typed(env, "migration-dst", &dst_args, &dst_console, dst)?;
 
         let started = Instant::now();
         // The source's console is its stdio too, so that the test can type on it.
-        let src_args = guest_args(&bz, &rd, src, "stdio");
+        let src_args = guest_args(&bz, &rd, L2_MEMORY, "stdio", &vf_args(src, ""));
         let mut svmm = spawn_typed(env, "migration-src", &src_args, &src_console, src)?;
         wait_console(
             &src_console,
@@ -468,23 +554,10 @@ fn qemu_live_migration(env: &Env) -> Result<Vec<Report>, String> {
         set_bandwidth(&mut svmm, SLOW_BANDWIDTH)?;
         let _ = fs::remove_file(MIGRATION_SOCK);
         let uri = format!("unix:{MIGRATION_SOCK}");
-        dvmm.qmp
-            .execute(&qmp::migrate_incoming {
-                uri: Some(uri.clone()),
-                channels: None,
-                exit_on_error: None,
-            })
-            .map_err(|e| format!("migrate-incoming: {e}"))?;
+        listen(&mut dvmm, &uri)?;
         let before = last_written(&src_console).unwrap_or(0);
         let migrating = Instant::now();
-        svmm.qmp
-            .execute(&qmp::migrate {
-                uri: Some(uri),
-                channels: None,
-                detach: None,
-                resume: None,
-            })
-            .map_err(|e| format!("migrate: {e}"))?;
+        start_migration(&mut svmm, &uri)?;
         read_after_first_round(env, &mut svmm, &src_console)?;
         set_bandwidth(&mut svmm, DEFAULT_BANDWIDTH)?;
         let info = loop {
@@ -565,16 +638,14 @@ fn qemu_live_migration(env: &Env) -> Result<Vec<Report>, String> {
         svmm.quit()?;
         drop(dvmm);
         for (name, console) in [("source", &src_console), ("destination", &dst_console)] {
-            let text = fs::read_to_string(console).unwrap_or_default();
-            let lines: Vec<String> = text.lines().map(String::from).collect();
-            let bad = problems(&lines);
+            let bad = console_problems(console);
             ensure(bad.is_empty(), || {
                 format!("the {name} guest's kernel reported {bad:?}")
             })?;
             // A completion entry the migration left behind (a stale completion queue
             // page) shows as a command that never completes.
-            let lost: Vec<&String> = lines
-                .iter()
+            let lost: Vec<String> = console_lines(console)
+                .into_iter()
                 .filter(|l| IO_TROUBLE.iter().any(|m| l.contains(m)))
                 .collect();
             ensure(lost.is_empty(), || {

@@ -21,7 +21,7 @@ pub mod kunit;
 mod lifecycle;
 mod lm_device;
 pub(crate) mod migration;
-mod migration_qemu;
+pub(crate) mod migration_qemu;
 mod namespaces;
 mod nvme_class;
 mod passthru;
@@ -32,7 +32,7 @@ mod recovery_reset;
 mod smoke;
 mod sriov;
 pub(crate) mod vfio;
-mod vfio_qemu;
+pub(crate) mod vfio_qemu;
 
 use crate::harness::Test;
 

@@ -163,12 +163,42 @@ impl Vmm {
         stdin: Stdio,
         stdout: Stdio,
     ) -> Result<Self, String> {
+        Self::launch(env, name, args, stdin, stdout, None)
+    }
+
+    /// Like [`Self::start`], with QEMU and all its threads restricted to the CPUs `cpus`
+    /// (a `taskset -c` list) of the test VM.
+    pub(crate) fn start_pinned(
+        env: &Env,
+        name: &str,
+        args: &[String],
+        cpus: &str,
+    ) -> Result<Self, String> {
+        Self::launch(env, name, args, Stdio::null(), Stdio::null(), Some(cpus))
+    }
+
+    fn launch(
+        env: &Env,
+        name: &str,
+        args: &[String],
+        stdin: Stdio,
+        stdout: Stdio,
+        cpus: Option<&str>,
+    ) -> Result<Self, String> {
         let sock = PathBuf::from(format!("/tmp/rnvme-{name}.qmp"));
         let _ = fs::remove_file(&sock);
         let log = env.out.join(format!("qemu-{name}.log"));
         let log_file =
             fs::File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
-        let mut cmd = Command::new(QEMU);
+        // taskset execs QEMU in its own process: the child is QEMU either way.
+        let mut cmd = match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus, QEMU]);
+                c
+            }
+            None => Command::new(QEMU),
+        };
         cmd.args([
             "-accel",
             "tcg",
@@ -647,6 +677,19 @@ say "PASS at $($B cut -d ' ' -f 1 /proc/uptime) s"
 bye
 "#;
 
+/// The path of the test kernel's module file or directory `rel` (under `kernel/` of its
+/// module tree, e.g. `drivers/block/virtio_blk.ko`); not checked.
+pub(crate) fn test_kernel_module(env: &Env, rel: &str) -> Result<PathBuf, String> {
+    let release =
+        fs::read_to_string("/proc/sys/kernel/osrelease").map_err(|e| format!("osrelease: {e}"))?;
+    Ok(env
+        .modroot
+        .join("lib/modules")
+        .join(release.trim())
+        .join("kernel")
+        .join(rel))
+}
+
 /// The nested guests' kernel (the test VM's own) and the directory of its C nvme modules;
 /// with the static busybox they run.
 pub(crate) fn nested_kernel(env: &Env) -> Result<(PathBuf, PathBuf), String> {
@@ -656,13 +699,7 @@ pub(crate) fn nested_kernel(env: &Env) -> Result<(PathBuf, PathBuf), String> {
         .ok_or("modroot has no parent")?
         .join("build");
     let bzimage = build.join("arch/x86/boot/bzImage");
-    let release =
-        fs::read_to_string("/proc/sys/kernel/osrelease").map_err(|e| format!("osrelease: {e}"))?;
-    let mods = env
-        .modroot
-        .join("lib/modules")
-        .join(release.trim())
-        .join("kernel/drivers/nvme/host");
+    let mods = test_kernel_module(env, "drivers/nvme/host")?;
     for f in [
         bzimage.clone(),
         mods.join("nvme-core.ko"),
