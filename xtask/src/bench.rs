@@ -1,9 +1,12 @@
-//! `cargo xtask bench io|insns|provision|migrate`: boots the VM once and runs the guest
-//! runner's benchmark. `io` compares rnvme with the C nvme driver on the same namespace
-//! (last line `io ratio worst-cell: X.XX`); `insns` counts the guest instructions per I/O
-//! of both drivers' own code in the same workloads (`crate::insns`; last line `insns ratio
-//! worst-cell: X.XX`); `provision` times turning every VF into a VFIO device directly
-//! against the stock C nvme + vfio-pci flow (last line `provision speedup: X.X`).
+//! `cargo xtask bench io|insns|provision|migrate|migrate-vm`: boots the VM once and runs
+//! the guest runner's benchmark. `io` compares rnvme with the C nvme driver on the same
+//! namespace (last line `io ratio worst-cell: X.XX`); `insns` counts the guest instructions
+//! per I/O of both drivers' own code in the same workloads (`crate::insns`; last line
+//! `insns ratio worst-cell: X.XX`); `provision` times turning every VF into a VFIO device
+//! directly against the stock C nvme + vfio-pci flow (last line `provision speedup:
+//! X.X`); `migrate` times a VF's device downtime (last line `migrate downtime p50: X ms`);
+//! `migrate-vm` migrates a nested guest with QEMU, with and without the VF (last line
+//! `migrate-vm downtime ratio: X.XX`).
 
 use std::time::Duration;
 
@@ -18,29 +21,72 @@ use crate::rundir;
 use crate::session::{self, BootOpts};
 use crate::vm::{self, Echo};
 
-/// The benchmarks the guest runner knows, each with the VFs the emulated PF offers for it
-/// (provisioning uses every VF QEMU's model can have; migration two VFs with room for 8
-/// I/O queue pairs each).
-pub const BENCHMARKS: &[(&str, vm::VfSizing)] = &[
-    ("io", vm::VfSizing::default_for(vm::DEFAULT_VFS)),
-    ("insns", vm::VfSizing::default_for(vm::DEFAULT_VFS)),
-    ("provision", vm::VfSizing::default_for(vm::MAX_VFS)),
-    (
-        "migrate",
-        vm::VfSizing {
+/// A benchmark the guest runner knows.
+#[derive(Debug, Clone, Copy)]
+pub struct Benchmark {
+    /// Its name (`--bench <name>` of the guest runner).
+    pub name: &'static str,
+    /// The VFs the emulated PF offers for it.
+    pub sizing: vm::VfSizing,
+    /// How long its VM may run unless `--timeout` says otherwise, in seconds.
+    pub timeout_secs: u64,
+}
+
+/// The VM timeout of most benchmarks, in seconds.
+const DEFAULT_TIMEOUT_SECS: u64 = 1800;
+
+/// The benchmarks (provisioning uses every VF QEMU's model can have; `migrate` two VFs
+/// with room for 8 I/O queue pairs each; `migrate-vm` two VFs as the tests have them, and
+/// three nested guests that boot and migrate under nested TCG for about an hour).
+pub const BENCHMARKS: &[Benchmark] = &[
+    Benchmark {
+        name: "io",
+        sizing: vm::VfSizing::default_for(vm::DEFAULT_VFS),
+        timeout_secs: DEFAULT_TIMEOUT_SECS,
+    },
+    Benchmark {
+        name: "insns",
+        sizing: vm::VfSizing::default_for(vm::DEFAULT_VFS),
+        timeout_secs: DEFAULT_TIMEOUT_SECS,
+    },
+    Benchmark {
+        name: "provision",
+        sizing: vm::VfSizing::default_for(vm::MAX_VFS),
+        timeout_secs: DEFAULT_TIMEOUT_SECS,
+    },
+    Benchmark {
+        name: "migrate",
+        sizing: vm::VfSizing {
             vfs: 2,
             queues: 9,
             vectors: 9,
         },
-    ),
+        timeout_secs: DEFAULT_TIMEOUT_SECS,
+    },
+    Benchmark {
+        name: "migrate-vm",
+        sizing: vm::VfSizing::default_for(2),
+        timeout_secs: 3 * 3600,
+    },
 ];
 
-/// Runs benchmark `name`; returns the process exit code.
-pub fn run(paths: &Paths, name: &str, timeout: Duration, verbose: bool) -> Result<i32> {
-    let Some(&(_, sizing)) = BENCHMARKS.iter().find(|(known, _)| *known == name) else {
-        let known: Vec<&str> = BENCHMARKS.iter().map(|(n, _)| *n).collect();
-        bail!("unknown benchmark {name:?} (known: {})", known.join(", "));
-    };
+/// Benchmark `name`.
+pub fn find(name: &str) -> Result<Benchmark> {
+    match BENCHMARKS.iter().find(|b| b.name == name) {
+        Some(b) => Ok(*b),
+        None => {
+            let known: Vec<&str> = BENCHMARKS.iter().map(|b| b.name).collect();
+            bail!("unknown benchmark {name:?} (known: {})", known.join(", "))
+        }
+    }
+}
+
+/// Runs benchmark `name`, killing its VM after `timeout` (its own default if `None`);
+/// returns the process exit code.
+pub fn run(paths: &Paths, name: &str, timeout: Option<Duration>, verbose: bool) -> Result<i32> {
+    let bench = find(name)?;
+    let sizing = bench.sizing;
+    let timeout = timeout.unwrap_or(Duration::from_secs(bench.timeout_secs));
     // Always the release kernel: debug options would distort the comparison.
     let k = kernel::ensure(paths, false)?;
     let (ko, bin) = module::build(paths, &k, true)?.require()?;
@@ -79,12 +125,22 @@ mod tests {
 
     #[test]
     fn every_benchmark_vm_is_one_qemu_accepts() {
-        for (name, sizing) in BENCHMARKS {
-            let p = vm::NvmeParams::for_sizing(*sizing);
-            assert!(p.check().is_ok(), "{name}: {p:?}");
+        for b in BENCHMARKS {
+            let p = vm::NvmeParams::for_sizing(b.sizing);
+            assert!(p.check().is_ok(), "{}: {p:?}", b.name);
         }
-        let (_, m) = BENCHMARKS.iter().find(|(n, _)| *n == "migrate").unwrap();
+        let m = find("migrate").unwrap().sizing;
         // 8 I/O queue pairs and an admin queue per VF.
         assert_eq!((m.vfs, m.queues, m.vectors), (2, 9, 9));
+        // Two VFs to ping-pong the nested guest between.
+        assert_eq!(find("migrate-vm").unwrap().sizing.vfs, 2);
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(find("io").unwrap().timeout_secs, 1800);
+        // Three nested guests, each booted once and migrated eight times.
+        assert_eq!(find("migrate-vm").unwrap().timeout_secs, 10800);
+        assert!(find("nope").is_err());
     }
 }

@@ -47,7 +47,8 @@ struct Args {
     /// Run the narrated demo instead of the tests.
     #[arg(long)]
     demo: bool,
-    /// Run a benchmark instead of the tests (`io`, `provision`).
+    /// Run a benchmark instead of the tests (`io`, `insns`, `provision`, `migrate`,
+    /// `migrate-vm`).
     #[arg(long, value_name = "NAME")]
     bench: Option<String>,
     /// List the tests and their groups, run nothing.
