@@ -467,7 +467,7 @@ mod tests {
             .find(|b| b.group == CONCURRENCY_GROUP)
             .unwrap();
         // 8 migrating pairs and 2 block-mode VFs; 32 VFs switching at once.
-        assert!(c.sizing.vfs >= 2 * 8 + 2 && c.sizing.vfs >= 32);
+        assert!(c.sizing.vfs >= 32);
         assert!(c.lm_track);
         assert!(!OWN_BOOTS[0].lm_track);
     }
