@@ -60,7 +60,7 @@ const REGION: u64 = 4 << 20;
 /// Where the block-mode VFs' fio jobs write in the shared namespace (past the pairs').
 const FIO_OFFSETS: [u64; BLOCK_VFS] = [128 << 20, 192 << 20];
 
-/// Pages a client writes (synchronously) before the migrations.
+/// Pages a client writes (synchronously) before each migration.
 const SYNC_PAGES: u64 = 8;
 /// Writes in flight when the source suspends, and queued on the suspended source.
 const BEFORE: usize = 4;
@@ -508,17 +508,13 @@ fn migrations_under_fio(env: &Env) -> Result<Vec<Report>, String> {
                         let mut pair = if skip {
                             Err("not run: the single migrations failed".to_string())
                         } else {
-                            Pair::open(k, a, b)
-                                .and_then(|mut p| {
-                                    p.write_sync(SYNC_PAGES)?;
-                                    Ok(p)
-                                })
-                                .map_err(|e| format!("pair {k}: {e}"))
+                            Pair::open(k, a, b).map_err(|e| format!("pair {k}: {e}"))
                         };
                         for round in 0..ROUNDS {
                             ready.wait();
                             let prepared = pair.as_mut().map_err(|e| e.clone()).and_then(|p| {
-                                p.prepare()
+                                p.write_sync(SYNC_PAGES)
+                                    .and_then(|()| p.prepare())
                                     .map_err(|e| format!("{}: round {round}: {e}", p.name))
                             });
                             go.wait();
