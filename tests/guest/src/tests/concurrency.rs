@@ -65,10 +65,10 @@ const SYNC_PAGES: u64 = 8;
 /// Writes in flight when the source suspends, and queued on the suspended source.
 const BEFORE: usize = 4;
 const DURING: usize = 4;
-/// Concurrent rounds: each pair migrates there, then back.
-const ROUNDS: usize = 2;
-/// Migrations of the single pair, alone.
-const SINGLE: usize = 4;
+/// Concurrent rounds: each pair migrates there and back, twice.
+const ROUNDS: usize = 4;
+/// Migrations of the single pair, alone (idle, then under fio).
+const SINGLE: usize = 6;
 
 /// How long a command may take once a controller runs.
 const COMPLETE: Duration = Duration::from_secs(30);
@@ -179,6 +179,37 @@ fn step(c: &Client, to: State, fd: bool) -> Result<Option<File>, String> {
     Ok(f)
 }
 
+/// When a migration's device downtime began (the suspend request) and ended (the
+/// destination running).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Downtime {
+    pub(crate) from: Instant,
+    pub(crate) to: Instant,
+}
+
+impl Downtime {
+    /// How long it was.
+    pub(crate) fn len(&self) -> Duration {
+        self.to - self.from
+    }
+}
+
+/// The most of `windows` that were open at the same time.
+fn peak_overlap(windows: &[Downtime]) -> usize {
+    let mut events: Vec<(Instant, i32)> = windows
+        .iter()
+        .flat_map(|w| [(w.from, 1), (w.to, -1)])
+        .collect();
+    // An end before a start at the same instant: touching windows do not overlap.
+    events.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut open, mut peak) = (0i32, 0i32);
+    for (_, d) in events {
+        open += d;
+        peak = peak.max(open);
+    }
+    peak as usize
+}
+
 /// A page written, where, and what it holds.
 struct Written {
     offset: u64,
@@ -186,8 +217,9 @@ struct Written {
 }
 
 /// Two VFs in vfio mode in one container, the controller running on one of them (the
-/// source of the next migration), and every page the pair wrote.
-struct Pair {
+/// source of the next migration), and every page the pair wrote. `cargo xtask bench
+/// migrate-many` migrates them too.
+pub(crate) struct Pair {
     name: String,
     clients: [Client; 2],
     /// Which client drives the controller now.
@@ -201,7 +233,7 @@ struct Pair {
 
 /// A migration under way: the source in PRE_COPY with its compatibility section read,
 /// the destination RESUMING with it written, writes queued on the source (not rung).
-struct Prepared {
+pub(crate) struct Prepared {
     out: File,
     into: File,
     pending: Vec<(u16, Written)>,
@@ -209,7 +241,7 @@ struct Prepared {
 
 impl Pair {
     /// Opens VFs `a` and `b` (in vfio mode) in one container; `a` gets an I/O queue.
-    fn open(k: usize, a: &Function, b: &Function) -> Result<Self, String> {
+    pub(crate) fn open(k: usize, a: &Function, b: &Function) -> Result<Self, String> {
         let mut clients = Client::open_many(&[&a.bdf, &b.bdf], Path::Container)
             .map_err(|e| format!("opening {} and {}: {}", a.bdf, b.bdf, String::from(e)))?;
         let second = clients.pop().ok_or("no client for the second VF")?;
@@ -241,7 +273,7 @@ impl Pair {
     }
 
     /// Writes `n` pages synchronously through the running controller.
-    fn write_sync(&mut self, n: u64) -> Result<(), String> {
+    pub(crate) fn write_sync(&mut self, n: u64) -> Result<(), String> {
         for _ in 0..n {
             let w = self.next_page(0x5e9c)?;
             let lba = self.lba;
@@ -252,7 +284,7 @@ impl Pair {
     }
 
     /// Reads back every page the pair wrote through the running controller.
-    fn verify(&mut self) -> Result<(), String> {
+    pub(crate) fn verify(&mut self) -> Result<(), String> {
         let lba = self.lba;
         let c = &mut self.clients[self.active];
         for w in &self.written {
@@ -267,7 +299,7 @@ impl Pair {
     /// PRE_COPY on the source (its compatibility section read to the temporary end),
     /// RESUMING on the destination (the section written), [`BEFORE`] writes queued on the
     /// source without ringing the doorbell.
-    fn prepare(&mut self) -> Result<Prepared, String> {
+    pub(crate) fn prepare(&mut self) -> Result<Prepared, String> {
         let (s, d) = (self.active, 1 - self.active);
         let mut out = step(&self.clients[s], State::PreCopy, true)?.ok_or("no saving fd")?;
         let (compat, end) = read_all(&mut out, 4096).map_err(|e| format!("PRE_COPY read: {e}"))?;
@@ -299,7 +331,7 @@ impl Pair {
     /// loaded into the destination (STOP), which runs (RUNNING); then the source stops and
     /// the destination completes every write, each of which reads back there. Returns the
     /// device downtime: from the suspend request to the destination running.
-    fn switch_over(&mut self, mut p: Prepared) -> Result<Duration, String> {
+    pub(crate) fn switch_over(&mut self, mut p: Prepared) -> Result<Downtime, String> {
         let (s, d) = (self.active, 1 - self.active);
         self.clients[s].ring_sq(Q::Io)?;
         let t0 = Instant::now();
@@ -328,7 +360,10 @@ impl Pair {
         let late = self.clients[s].cq_ready(Q::Io)?;
         ensure(!late, || "a completion on the suspended source".into())?;
         step(&self.clients[d], State::Running, false)?;
-        let downtime = t0.elapsed();
+        let downtime = Downtime {
+            from: t0,
+            to: Instant::now(),
+        };
         drop(p.into);
         step(&self.clients[s], State::Stop, false)?;
         let pi = precopy_info(&p.out);
@@ -372,9 +407,9 @@ impl Pair {
     }
 
     /// One whole migration to the other VF; returns its downtime.
-    fn migrate(&mut self) -> Result<Duration, String> {
+    pub(crate) fn migrate(&mut self) -> Result<Duration, String> {
         let p = self.prepare()?;
-        self.switch_over(p)
+        Ok(self.switch_over(p)?.len())
     }
 }
 
@@ -478,7 +513,7 @@ fn migrations_under_fio(env: &Env) -> Result<Vec<Report>, String> {
             })
             .collect();
         let loaded = Mutex::new(Vec::new());
-        let concurrent: Mutex<Vec<(usize, usize, Duration)>> = Mutex::new(Vec::new());
+        let concurrent: Mutex<Vec<(usize, usize, Downtime)>> = Mutex::new(Vec::new());
         // The 8 pairs at once: each round starts together, and every suspend waits for
         // every pair to be ready (PRE_COPY done), so that the downtimes overlap.
         let (ready, go) = (Barrier::new(PAIRS), Barrier::new(PAIRS));
@@ -621,15 +656,26 @@ fn migrations_under_fio(env: &Env) -> Result<Vec<Report>, String> {
             let mut line: Vec<String> = concurrent
                 .iter()
                 .filter(|(_, r, _)| *r == round)
-                .map(|(k, _, d)| format!("pair {k} {:.1}", ms(*d)))
+                .map(|(k, _, d)| format!("pair {k} {:.1}", ms(d.len())))
                 .collect();
             line.sort();
+            let windows: Vec<Downtime> = concurrent
+                .iter()
+                .filter(|(_, r, _)| *r == round)
+                .map(|(_, _, d)| *d)
+                .collect();
+            let peak = peak_overlap(&windows);
             println!(
-                "# {PAIRS} concurrent migrations under fio, round {round}: downtime ms: {}",
+                "# {PAIRS} concurrent migrations under fio, round {round}: downtime ms: {}; \
+                 at most {peak} downtimes at once",
                 line.join(", ")
             );
+            // Released together, the suspends must really have overlapped.
+            ensure(peak >= 2, || {
+                format!("round {round}: no two downtimes overlapped: {windows:?}")
+            })?;
         }
-        let all: Vec<Duration> = concurrent.iter().map(|(_, _, d)| *d).collect();
+        let all: Vec<Duration> = concurrent.iter().map(|(_, _, d)| d.len()).collect();
         let (c50, cmin, cmax) = summary(&all);
         println!(
             "# {PAIRS} concurrent migrations under fio: downtime p50 {c50:.1} ms (min {cmin:.1}, \
@@ -794,4 +840,23 @@ fn switch_all(vfs: &[Function], mode: &str) -> Result<Duration, String> {
         r?;
     }
     Ok(took)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlaps() {
+        let t = Instant::now();
+        let w = |a: u64, b: u64| Downtime {
+            from: t + Duration::from_millis(a),
+            to: t + Duration::from_millis(b),
+        };
+        assert_eq!(peak_overlap(&[]), 0);
+        assert_eq!(peak_overlap(&[w(0, 10)]), 1);
+        assert_eq!(peak_overlap(&[w(0, 10), w(10, 20)]), 1);
+        assert_eq!(peak_overlap(&[w(0, 10), w(5, 20), w(6, 7)]), 3);
+        assert_eq!(peak_overlap(&[w(0, 10), w(5, 20), w(11, 30)]), 2);
+    }
 }
