@@ -3,7 +3,9 @@
 //! (last line `io ratio worst-cell: X.XX`); `insns` counts the guest instructions per I/O
 //! of both drivers' own code in the same workloads (`crate::insns`; last line `insns ratio
 //! worst-cell: X.XX`); `provision` times turning every VF into a VFIO device directly
-//! against the stock C nvme + vfio-pci flow (last line `provision speedup: X.X`).
+//! against the stock C nvme + vfio-pci flow (last line `provision speedup: X.X`);
+//! `migrate-many` the downtime of 1, 2, 4 and 8 VF migrations at once (last line
+//! `migrate-many downtime ratio 8/1: X.XX`).
 
 use std::time::Duration;
 
@@ -20,7 +22,7 @@ use crate::vm::{self, Echo};
 
 /// The benchmarks the guest runner knows, each with the VFs the emulated PF offers for it
 /// (provisioning uses every VF QEMU's model can have; migration two VFs with room for 8
-/// I/O queue pairs each).
+/// I/O queue pairs each; many migrations 8 pairs of VFs).
 pub const BENCHMARKS: &[(&str, vm::VfSizing)] = &[
     ("io", vm::VfSizing::default_for(vm::DEFAULT_VFS)),
     ("insns", vm::VfSizing::default_for(vm::DEFAULT_VFS)),
@@ -33,6 +35,7 @@ pub const BENCHMARKS: &[(&str, vm::VfSizing)] = &[
             vectors: 9,
         },
     ),
+    ("migrate-many", vm::VfSizing::default_for(16)),
 ];
 
 /// Runs benchmark `name`; returns the process exit code.

@@ -129,7 +129,7 @@ struct FuzzArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Which benchmark: io, insns, provision or migrate.
+    /// Which benchmark: io, insns, provision, migrate or migrate-many.
     name: String,
     /// Kill the VM after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 1800)]

@@ -6,13 +6,14 @@
 mod insns;
 mod io;
 mod migrate;
+mod migrate_many;
 mod provision;
 mod staged_fio;
 
 use crate::harness::Env;
 
 /// The benchmarks this runner knows.
-pub const KNOWN: &[&str] = &["io", "insns", "provision", "migrate"];
+pub const KNOWN: &[&str] = &["io", "insns", "provision", "migrate", "migrate-many"];
 
 /// Runs benchmark `name`.
 pub fn run(env: &Env, name: &str) -> Result<(), String> {
@@ -21,6 +22,7 @@ pub fn run(env: &Env, name: &str) -> Result<(), String> {
         "insns" => insns::run(env),
         "provision" => provision::run(env),
         "migrate" => migrate::run(env),
+        "migrate-many" => migrate_many::run(env),
         other => Err(format!(
             "unknown benchmark {other:?} (known: {})",
             KNOWN.join(", ")

@@ -4,7 +4,7 @@
 
 mod block;
 mod chardev;
-mod concurrency;
+pub(crate) mod concurrency;
 mod ctrl_attrs;
 mod debug;
 mod dirty_tracking;
