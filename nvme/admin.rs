@@ -26,10 +26,15 @@ use crate::{
     },
 };
 
-/// Entries of the admin queue.
+/// Entries of the admin queue. The queue holds at most one synchronous command (its
+/// owner's mutex serialises them) and the Asynchronous Event Request, so the depth never
+/// limits how many users send commands: they wait for the mutex instead
+/// (`Documentation/migration.rst`, "Many VFs at once").
 pub(crate) const ADMIN_DEPTH: u16 = 32;
 
-/// How long an admin command may take before the driver gives up on it.
+/// How long an admin command may take before the driver gives up on it, counted from its
+/// submission: the time a command waited for the queue behind other commands does not
+/// count, so a busy queue never makes a command time out.
 pub(crate) const ADMIN_TIMEOUT_MS: u32 = 10_000;
 
 /// Largest data transfer of a passthrough admin command.

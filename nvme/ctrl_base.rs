@@ -77,6 +77,9 @@ pub(crate) struct CtrlBase {
     pdev: ARef<pci::Device>,
     bar: Arc<pci::Bar<REGS_SIZE>>,
     cap: Cap,
+    /// The admin queue, one synchronous command at a time: a sender holds the mutex from
+    /// submission to completion (or timeout), and every other sender (a PF's commands for
+    /// many migrating VFs at once) sleeps on it until then, in the mutex's order.
     #[pin]
     admin: Mutex<AdminQueue>,
     /// A [`CtrlState`]; changed by the recovery paths ([`crate::nvme::recovery`]).

@@ -6,7 +6,8 @@
 //! directly against the stock C nvme + vfio-pci flow (last line `provision speedup:
 //! X.X`); `migrate` times a VF's device downtime (last line `migrate downtime p50: X ms`);
 //! `migrate-vm` migrates a nested guest with QEMU, with and without the VF (last line
-//! `migrate-vm downtime ratio: X.XX`).
+//! `migrate-vm downtime ratio: X.XX`); `migrate-many` the downtime of 1, 2, 4 and 8 VF
+//! migrations at once (last line `migrate-many downtime ratio 8/1: X.XX`).
 
 use std::time::Duration;
 
@@ -37,7 +38,8 @@ const DEFAULT_TIMEOUT_SECS: u64 = 1800;
 
 /// The benchmarks (provisioning uses every VF QEMU's model can have; `migrate` two VFs
 /// with room for 8 I/O queue pairs each; `migrate-vm` two VFs as the tests have them, and
-/// three nested guests that boot and migrate under nested TCG for about an hour).
+/// three nested guests that boot and migrate under nested TCG for about an hour;
+/// `migrate-many` 8 pairs of VFs).
 pub const BENCHMARKS: &[Benchmark] = &[
     Benchmark {
         name: "io",
@@ -67,6 +69,11 @@ pub const BENCHMARKS: &[Benchmark] = &[
         name: "migrate-vm",
         sizing: vm::VfSizing::default_for(2),
         timeout_secs: 3 * 3600,
+    },
+    Benchmark {
+        name: "migrate-many",
+        sizing: vm::VfSizing::default_for(16),
+        timeout_secs: DEFAULT_TIMEOUT_SECS,
     },
 ];
 
@@ -134,6 +141,8 @@ mod tests {
         assert_eq!((m.vfs, m.queues, m.vectors), (2, 9, 9));
         // Two VFs to ping-pong the nested guest between.
         assert_eq!(find("migrate-vm").unwrap().sizing.vfs, 2);
+        // Eight pairs migrating at once.
+        assert_eq!(find("migrate-many").unwrap().sizing.vfs, 16);
     }
 
     #[test]

@@ -140,7 +140,7 @@ struct FuzzArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Which benchmark: io, insns, provision, migrate or migrate-vm.
+    /// Which benchmark: io, insns, provision, migrate, migrate-vm or migrate-many.
     name: String,
     /// Kill the VM after this many seconds (default: 1800, or 10800 for migrate-vm).
     #[arg(long, value_name = "SECS")]

@@ -86,29 +86,32 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
         }
     }
 
-    // (3) the guest suites, one boot; then the tests of a PF without memory change
-    // tracking, in a second boot whose emulated PF has it off.
+    // (3) the guest suites, one boot; then the groups that need a VM of their own
+    // (a PF without memory change tracking; many VFs), each in a boot of its own.
     let filter: Vec<&str> = opts.filter.iter().map(String::as_str).collect();
-    if !untracked_only(opts.filter.as_deref()) {
+    if !own_boots_only(opts.filter.as_deref()) {
         guest_boot(
             paths,
             opts,
             (&k, &ko, &bin, &q),
             &rundir,
             &filter,
-            true,
+            &MAIN_BOOT,
             &mut tally,
         );
     }
-    if untracked_selected(opts.filter.as_deref()) {
+    for own in OWN_BOOTS
+        .iter()
+        .filter(|b| b.selected(opts.filter.as_deref()))
+    {
         match rundir::create(paths) {
             Ok(dir) => guest_boot(
                 paths,
                 opts,
                 (&k, &ko, &bin, &q),
                 &dir,
-                &[UNTRACKED_GROUP],
-                false,
+                &[own.group],
+                own,
                 &mut tally,
             ),
             Err(e) => {
@@ -120,30 +123,96 @@ pub fn run(paths: &Paths, opts: &TestOpts) -> Result<i32> {
     Ok(finish(&tally, all))
 }
 
-/// The group of guest tests that need a PF without memory change tracking (the model's
-/// `x-lm-track=off`): they run in a boot of their own, and only there (the guest runner
-/// selects them only by this group or their exact name).
-pub const UNTRACKED_GROUP: &str = "lm-track-off";
+/// A VM boot of the suite: its VFs, whether its PF tracks memory changes, and, for a
+/// boot of its own, the one guest test group it runs and which filters select it.
+#[derive(Debug)]
+pub struct Boot {
+    /// The group of guest tests the boot runs (the guest runner selects them only by this
+    /// group or their exact names); empty for the main boot.
+    pub group: &'static str,
+    /// The tests of `group`, by name.
+    pub tests: &'static [&'static str],
+    /// Other filters that select the boot besides `group` and `tests`.
+    pub also: &'static [&'static str],
+    /// Whether the unfiltered `cargo xtask test` runs it.
+    pub in_full_suite: bool,
+    /// The VFs of the emulated PF and their resources.
+    pub sizing: vm::VfSizing,
+    /// Whether the emulated PF tracks the memory its VFs write (`x-lm-track`).
+    pub lm_track: bool,
+    /// What `cargo xtask test` prints before the boot.
+    pub banner: &'static str,
+}
 
-/// The tests of [`UNTRACKED_GROUP`].
-const UNTRACKED_TESTS: &[&str] = &["dirty-tracking/without-device-tracking"];
+impl Boot {
+    /// Whether the suite's filter selects this boot of its own.
+    pub fn selected(&self, filter: Option<&str>) -> bool {
+        match filter {
+            None => self.in_full_suite,
+            Some(f) => self.also.contains(&f) || self.only(Some(f)),
+        }
+    }
 
-/// Whether the suite's filter selects the boot without memory change tracking: no filter,
-/// its group, the `dirty-tracking` group, or one of its tests by name.
-pub fn untracked_selected(filter: Option<&str>) -> bool {
-    match filter {
-        None => true,
-        Some(f) => f == "dirty-tracking" || untracked_only(Some(f)),
+    /// Whether the filter names this boot's group or one of its tests (and so nothing
+    /// the main boot runs).
+    pub fn only(&self, filter: Option<&str>) -> bool {
+        filter.is_some_and(|f| f == self.group || self.tests.contains(&f))
     }
 }
 
-/// Whether the filter selects nothing but the boot without memory change tracking.
-pub fn untracked_only(filter: Option<&str>) -> bool {
-    filter.is_some_and(|f| f == UNTRACKED_GROUP || UNTRACKED_TESTS.contains(&f))
+/// The main boot: every test not in a group of its own, [`vm::DEFAULT_VFS`] VFs.
+pub const MAIN_BOOT: Boot = Boot {
+    group: "",
+    tests: &[],
+    also: &[],
+    in_full_suite: true,
+    sizing: vm::VfSizing::default_for(vm::DEFAULT_VFS),
+    lm_track: true,
+    banner: "",
+};
+
+/// The group of guest tests that need a PF without memory change tracking (the model's
+/// `x-lm-track=off`).
+pub const UNTRACKED_GROUP: &str = "lm-track-off";
+
+/// The group of guest tests of many VFs at once.
+pub const CONCURRENCY_GROUP: &str = "concurrency";
+
+/// VFs of the concurrency boot: 8 migrating pairs and 2 block-mode VFs need 18, the
+/// concurrent mode switches 32.
+pub const CONCURRENCY_VFS: u16 = 32;
+
+/// The boots of their own, in the order they run after the main boot.
+pub const OWN_BOOTS: [Boot; 2] = [
+    Boot {
+        group: UNTRACKED_GROUP,
+        tests: &["dirty-tracking/without-device-tracking"],
+        also: &["dirty-tracking"],
+        in_full_suite: true,
+        sizing: vm::VfSizing::default_for(vm::DEFAULT_VFS),
+        lm_track: false,
+        banner: "[vm] the PF without memory change tracking (x-lm-track=off):",
+    },
+    Boot {
+        group: CONCURRENCY_GROUP,
+        tests: &[
+            "concurrency/8-migrations-under-fio",
+            "concurrency/32-mode-switches",
+        ],
+        also: &[],
+        in_full_suite: true,
+        sizing: vm::VfSizing::default_for(CONCURRENCY_VFS),
+        lm_track: true,
+        banner: "[vm] many VFs at once (32 VFs):",
+    },
+];
+
+/// Whether the filter selects nothing but boots of their own.
+pub fn own_boots_only(filter: Option<&str>) -> bool {
+    OWN_BOOTS.iter().any(|b| b.only(filter))
 }
 
-/// One boot of the guest suites with `filter` in `rundir`, the emulated PF tracking the
-/// memory its VFs write if `lm_track`; results go into `tally`.
+/// One boot `b` of the guest suites with `filter` in `rundir`; results go into `tally`.
 #[allow(clippy::too_many_arguments)]
 fn guest_boot(
     paths: &Paths,
@@ -151,7 +220,7 @@ fn guest_boot(
     (k, ko, bin, q): (&kernel::Kernel, &Path, &Path, &qemu::Qemu),
     rundir: &Path,
     filter: &[&str],
-    lm_track: bool,
+    b: &Boot,
     tally: &mut Tally,
 ) {
     let (ko, bin) = match rundir::stage(rundir, ko, bin) {
@@ -164,7 +233,7 @@ fn guest_boot(
     };
     let command = rundir::guest_runner_command(&bin, &ko, &k.modroot, rundir, filter);
     let boot = BootOpts {
-        sizing: vm::VfSizing::default_for(vm::DEFAULT_VFS),
+        sizing: b.sizing,
         mttcg: false,
         echo: if opts.verbose {
             Echo::All
@@ -173,10 +242,10 @@ fn guest_boot(
         },
         timeout: opts.timeout,
         verbose: opts.verbose,
-        lm_track,
+        lm_track: b.lm_track,
     };
-    if !lm_track {
-        println!("[vm] the PF without memory change tracking (x-lm-track=off):");
+    if !b.banner.is_empty() {
+        println!("{}", b.banner);
     }
     match session::boot(paths, k, q, rundir, &command, boot) {
         Ok(out) => {
@@ -344,19 +413,62 @@ fn finish(t: &Tally, all: Instant) -> i32 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_untracked_boot_runs_for_the_whole_suite_and_its_own_filters() {
-        for (filter, untracked, only) in [
-            (None, true, false),
-            (Some("lm-track-off"), true, true),
-            (Some("dirty-tracking"), true, false),
-            (Some("dirty-tracking/without-device-tracking"), true, true),
-            (Some("without"), false, false),
-            (Some("migration"), false, false),
-            (Some("smoke"), false, false),
-        ] {
-            assert_eq!(untracked_selected(filter), untracked, "{filter:?}");
-            assert_eq!(untracked_only(filter), only, "{filter:?}");
+    fn selected(filter: Option<&str>) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if !own_boots_only(filter) {
+            v.push("main");
         }
+        v.extend(
+            OWN_BOOTS
+                .iter()
+                .filter(|b| b.selected(filter))
+                .map(|b| b.group),
+        );
+        v
+    }
+
+    #[test]
+    fn each_filter_boots_what_it_selects() {
+        let all = vec!["main", UNTRACKED_GROUP, CONCURRENCY_GROUP];
+        for (filter, want) in [
+            (None, all),
+            (Some("lm-track-off"), vec![UNTRACKED_GROUP]),
+            (Some("dirty-tracking"), vec!["main", UNTRACKED_GROUP]),
+            (
+                Some("dirty-tracking/without-device-tracking"),
+                vec![UNTRACKED_GROUP],
+            ),
+            (Some("without"), vec!["main"]),
+            (Some("migration"), vec!["main"]),
+            (Some("smoke"), vec!["main"]),
+            (Some("concurrency"), vec![CONCURRENCY_GROUP]),
+            (
+                Some("concurrency/8-migrations-under-fio"),
+                vec![CONCURRENCY_GROUP],
+            ),
+            (
+                Some("concurrency/32-mode-switches"),
+                vec![CONCURRENCY_GROUP],
+            ),
+            (Some("switches"), vec!["main"]),
+        ] {
+            assert_eq!(selected(filter), want, "{filter:?}");
+        }
+    }
+
+    #[test]
+    fn every_boot_is_a_vm_qemu_accepts() {
+        for b in std::iter::once(&MAIN_BOOT).chain(OWN_BOOTS.iter()) {
+            let p = vm::NvmeParams::for_sizing(b.sizing);
+            assert!(p.check().is_ok(), "{}: {p:?}", b.group);
+        }
+        let c = OWN_BOOTS
+            .iter()
+            .find(|b| b.group == CONCURRENCY_GROUP)
+            .unwrap();
+        // 8 migrating pairs and 2 block-mode VFs; 32 VFs switching at once.
+        assert!(c.sizing.vfs >= 32);
+        assert!(c.lm_track);
+        assert!(!OWN_BOOTS[0].lm_track);
     }
 }

@@ -60,11 +60,20 @@ pub const SLOW: &str = "slow";
 /// group; like [`SLOW`] tests, nothing else selects them.
 pub const LM_TRACK_OFF: &str = "lm-track-off";
 
+/// The group of the tests of many VFs at once (8 concurrent migrations, 32 concurrent mode
+/// switches): `cargo xtask test` runs them in a boot of their own whose emulated PF has
+/// enough VFs; like [`LM_TRACK_OFF`] tests, nothing else selects them.
+pub const CONCURRENCY: &str = "concurrency";
+
+/// The groups whose tests run only in a boot of their own (`cargo xtask test` knows which).
+const OWN_BOOT: &[&str] = &[LM_TRACK_OFF, CONCURRENCY];
+
 impl Test {
     /// Whether `filter` selects this test: an exact group name or a substring of the name;
-    /// a [`SLOW`] or [`LM_TRACK_OFF`] test only by an exact group name or its exact name.
+    /// a [`SLOW`] test, or one of a group with a boot of its own ([`LM_TRACK_OFF`],
+    /// [`CONCURRENCY`]), only by an exact group name or its exact name.
     pub fn selected_by(&self, filter: Option<&str>) -> bool {
-        let slow = self.groups.contains(&SLOW) || self.groups.contains(&LM_TRACK_OFF);
+        let slow = self.groups.contains(&SLOW) || self.groups.iter().any(|g| OWN_BOOT.contains(g));
         match filter {
             None => !slow,
             Some(f) => {
@@ -206,6 +215,20 @@ mod tests {
             (Some("without"), false),
             (Some(LM_TRACK_OFF), true),
             (Some("dirty-tracking/without-device-tracking"), true),
+        ] {
+            assert_eq!(t.selected_by(filter), want, "{filter:?}");
+        }
+    }
+
+    #[test]
+    fn concurrency_tests_run_only_when_their_group_is_asked_for() {
+        let t = test("concurrency/8-migrations-under-fio", &[CONCURRENCY]);
+        for (filter, want) in [
+            (None, false),
+            (Some("migration"), false),
+            (Some("migrations"), false),
+            (Some(CONCURRENCY), true),
+            (Some("concurrency/8-migrations-under-fio"), true),
         ] {
             assert_eq!(t.selected_by(filter), want, "{filter:?}");
         }

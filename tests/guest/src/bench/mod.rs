@@ -6,6 +6,7 @@
 mod insns;
 mod io;
 mod migrate;
+mod migrate_many;
 mod migrate_vm;
 mod provision;
 mod staged_fio;
@@ -13,7 +14,14 @@ mod staged_fio;
 use crate::harness::Env;
 
 /// The benchmarks this runner knows.
-pub const KNOWN: &[&str] = &["io", "insns", "provision", "migrate", "migrate-vm"];
+pub const KNOWN: &[&str] = &[
+    "io",
+    "insns",
+    "provision",
+    "migrate",
+    "migrate-vm",
+    "migrate-many",
+];
 
 /// Runs benchmark `name`.
 pub fn run(env: &Env, name: &str) -> Result<(), String> {
@@ -23,6 +31,7 @@ pub fn run(env: &Env, name: &str) -> Result<(), String> {
         "provision" => provision::run(env),
         "migrate" => migrate::run(env),
         "migrate-vm" => migrate_vm::run(env),
+        "migrate-many" => migrate_many::run(env),
         other => Err(format!(
             "unknown benchmark {other:?} (known: {})",
             KNOWN.join(", ")

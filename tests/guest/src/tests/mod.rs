@@ -4,6 +4,7 @@
 
 mod block;
 mod chardev;
+pub(crate) mod concurrency;
 mod ctrl_attrs;
 mod debug;
 mod dirty_tracking;
@@ -60,6 +61,8 @@ pub fn all() -> Vec<Test> {
     v.extend(recovery_aer::tests());
     v.extend(ctrl_attrs::tests());
     v.extend(lifecycle::tests());
+    // In a boot of their own (`cargo xtask test`): many VFs.
+    v.extend(concurrency::tests());
     // Before the leak scan, so that it covers the campaigns too.
     v.extend(hardening::tests());
     // Last: the leak scan covers everything the other tests did.
