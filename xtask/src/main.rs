@@ -17,6 +17,7 @@ mod results;
 mod rundir;
 mod session;
 mod shutdown;
+mod soak;
 mod test;
 mod vm;
 
@@ -126,6 +127,16 @@ enum Cmd {
     /// refused: R, crashes: C`; writes a corpus to $RNVME_CACHE/fuzz-corpus for the
     /// in-kernel replay test. Not part of `test` (nor of CI).
     Fuzz(FuzzArgs),
+    /// Soak the riskiest concurrent cases (release kernel unless --debug): mode
+    /// switches refused during fio, resets and function resets during fio, resets
+    /// racing mode switches, migrations with I/O in flight, a PF reset in the middle
+    /// of a migration, VFs enabled and disabled under fio; each an existing test of the
+    /// suite, run round-robin with fio verify=crc32c and verify_fatal. By default half
+    /// the runs on a quiet host and half while the host compiles (--load). Prints per
+    /// run, per case `soak <case>: N runs, M mismatches, K kernel reports, F failures`,
+    /// and last `soak total: N runs, M mismatches`; details of every run that was not
+    /// clean in the run directory's soak/. Not part of `test` (nor of CI).
+    Soak(SoakArgs),
 }
 
 #[derive(Args)]
@@ -136,6 +147,28 @@ struct FuzzArgs {
     /// PRNG seed; the same seed tries the same inputs.
     #[arg(long, default_value_t = 0x5eed)]
     seed: u64,
+}
+
+#[derive(Args)]
+struct SoakArgs {
+    /// Use the debug kernel (adds tests/vm/kernel-debug.config).
+    #[arg(long)]
+    debug: bool,
+    /// Runs of each case, over all boots.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    runs: u64,
+    /// Time budget in minutes, over all boots (a run that started goes on).
+    #[arg(long, value_name = "M", default_value_t = 60)]
+    minutes: u64,
+    /// When the host is loaded: none, compile (throughout), or both (a quiet boot,
+    /// then a loaded one, each with half the runs and minutes).
+    #[arg(long, value_enum, default_value_t = soak::Load::Both)]
+    load: soak::Load,
+    /// Stream the whole guest console.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Only the cases whose name or test contains this (e.g. `switch-during-fio`).
+    case: Option<String>,
 }
 
 #[derive(Args)]
@@ -278,6 +311,17 @@ fn run(cli: Cli) -> Result<i32> {
             &a.name,
             a.timeout.map(Duration::from_secs),
             a.verbose,
+        ),
+        Cmd::Soak(a) => soak::run(
+            &paths,
+            &soak::SoakOpts {
+                debug: a.debug,
+                runs: a.runs,
+                minutes: a.minutes,
+                load: a.load,
+                filter: a.case,
+                verbose: a.verbose,
+            },
         ),
         Cmd::Fuzz(a) => fuzz::run(
             &paths,

@@ -20,6 +20,7 @@ mod mmio;
 mod module;
 mod nvme_ioctl;
 mod pci;
+mod soak;
 mod sriov;
 mod tests;
 mod vfio_client;
@@ -51,6 +52,16 @@ struct Args {
     /// `migrate-vm`).
     #[arg(long, value_name = "NAME")]
     bench: Option<String>,
+    /// Run the soak instead of the tests: the cases of `soak.rs` (those whose name or
+    /// test contains the filter) round-robin.
+    #[arg(long)]
+    soak: bool,
+    /// With `--soak`: runs of each case.
+    #[arg(long, value_name = "N", default_value_t = 50, requires = "soak")]
+    runs: u64,
+    /// With `--soak`: the time budget in minutes (a run that started goes on).
+    #[arg(long, value_name = "M", default_value_t = 60, requires = "soak")]
+    minutes: u64,
     /// List the tests and their groups, run nothing.
     #[arg(long)]
     list: bool,
@@ -74,6 +85,13 @@ fn main() {
                 1
             }
         }
+    } else if args.soak {
+        soak::run(
+            &env,
+            args.filter.as_deref(),
+            args.runs,
+            std::time::Duration::from_secs(args.minutes * 60),
+        )
     } else if args.demo {
         match demo::run(&env) {
             Ok(()) => 0,
