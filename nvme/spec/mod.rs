@@ -20,6 +20,7 @@ pub mod limits;
 pub mod lm;
 pub mod migration;
 pub mod mode;
+pub mod params;
 pub mod passthru;
 pub mod prp;
 pub mod queue;
