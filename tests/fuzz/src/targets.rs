@@ -500,10 +500,15 @@ pub fn module_params(input: &[u8]) {
     let Some(v) = kstrto::parse(word) else {
         return;
     };
-    if v > u64::from(param.type_max()) || !param.valid(v as u32) {
+    let Ok(v) = u32::try_from(v) else {
+        return;
+    };
+    if !param.valid(v) {
         return;
     }
-    let v = v as u32;
+    // The kernel refuses a number its C type does not hold (ERANGE) before it asks the
+    // rule, so the rule must not take one.
+    assert!(v <= param.type_max(), "{} takes {v}", param.name());
     assert_eq!(kstrto::parse(v.to_string().as_bytes()), Some(u64::from(v)));
     let vfs = u16_at(ctx, 1).max(1);
     let caps = PrimaryCaps {
