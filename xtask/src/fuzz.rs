@@ -61,6 +61,8 @@ struct Stats {
     execs: u64,
     /// Edges covered (`cov:` of libFuzzer's last status line).
     edges: u64,
+    /// Edges instrumented in the binary (`N inline 8-bit counters`).
+    instrumented: u64,
     /// Inputs in the corpus afterwards (`corp:`).
     corpus: u64,
 }
@@ -81,6 +83,11 @@ fn number_after(line: &str, key: &str) -> Option<u64> {
 fn parse_output(log: &str) -> Stats {
     let mut s = Stats::default();
     for line in log.lines() {
+        if let Some(n) = number_after(line, "(") {
+            if line.contains("inline 8-bit counters)") {
+                s.instrumented = n;
+            }
+        }
         if let Some(n) = number_after(line, "stat::number_of_executed_units:") {
             s.execs = n;
         }
@@ -204,11 +211,13 @@ pub fn run(paths: &Paths, opts: &FuzzOpts) -> Result<i32> {
     for t in &chosen {
         let (s, found) = run_target(paths, &bins, t, opts.seconds)?;
         println!(
-            "fuzz {}: {} execs, {} edges, {} findings ({} inputs in the corpus)",
+            "fuzz {}: {} execs, {} edges, {} findings ({} edges instrumented, {} inputs in the \
+             corpus)",
             t.name,
             s.execs,
             s.edges,
             found.len(),
+            s.instrumented,
             s.corpus
         );
         for f in &found {
@@ -238,6 +247,7 @@ mod tests {
     #[test]
     fn reads_libfuzzer_output() {
         let log = "INFO: Seed: 1\n\
+                   INFO: Loaded 1 modules   (801 inline 8-bit counters): 801 [0x1, 0x2), \n\
                    #2\tINITED cov: 40 ft: 41 corp: 12/3Kb exec/s: 0 rss: 30Mb\n\
                    #65536\tpulse  cov: 512 ft: 900 corp: 80/20Kb lim: 4096 exec/s: 32768\n\
                    #70000\tDONE   cov: 530 ft: 950 corp: 85/21Kb lim: 4096 exec/s: 7000\n\
@@ -249,6 +259,7 @@ mod tests {
             Stats {
                 execs: 70012,
                 edges: 530,
+                instrumented: 801,
                 corpus: 85
             }
         );
