@@ -1,10 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The module's parameters. 6.12's `module!` macro has no parameters, so they are declared
-//! in the C glue (`kapi/glue/helpers.c`), which validates every write; these functions read
-//! their current values.
+//! in the C glue (`kapi/glue/helpers.c`), which parses every write with the kernel's
+//! `kstrtou16`/`kstrtouint` and asks the `rnvme_param_valid_*` functions below whether the
+//! number is valid: the rules are the pure ones of [`crate::nvme::spec::params`]. The other
+//! functions read the parameters' current values.
 
 use crate::kapi::bindings::sys;
+use crate::nvme::spec::params::Param;
+
+/// Defines `extern "C" fn $name(value: u32) -> bool`, the rule of `$param` for the C glue.
+macro_rules! param_rule {
+    ($name:ident, $param:expr) => {
+        /// Whether the module parameter takes `value` (called by its `set` callback in
+        /// `kapi/glue/helpers.c`, after the kernel's parser).
+        #[no_mangle]
+        extern "C" fn $name(value: u32) -> bool {
+            $param.valid(value)
+        }
+    };
+}
+
+param_rule!(rnvme_param_valid_vf_queues, Param::VfQueues);
+param_rule!(rnvme_param_valid_vf_vectors, Param::VfVectors);
+param_rule!(rnvme_param_valid_cdq_entries, Param::CdqEntries);
+param_rule!(rnvme_param_valid_poll_queues, Param::PollQueues);
+param_rule!(rnvme_param_valid_sgls, Param::Sgls);
 
 /// `rnvme.poll_queues`: polled I/O queues per controller (0 to 8), read at probe.
 pub(crate) fn poll_queues() -> u32 {

@@ -395,9 +395,17 @@ void rnvme_kunit_fail(const char *file, int line, const void *fmt_args)
 
 /*
  * Module parameters (6.12's Rust module! macro has none): the flexible resources each
- * VF's secondary controller gets; 0 means an even split (nvme/pf/sriov.rs). Writes are
- * validated here; the driver checks them against the controller when VFs are enabled.
+ * VF's secondary controller gets; 0 means an even split (nvme/pf/sriov.rs). A write is
+ * parsed here with the kernel's kstrto*, and the number checked by the driver's rule
+ * (nvme/spec/params.rs, exported by kapi/params.rs); the messages below describe those
+ * rules. The driver checks the VF resources against the controller when VFs are enabled.
  */
+bool rnvme_param_valid_vf_queues(u32 value);
+bool rnvme_param_valid_vf_vectors(u32 value);
+bool rnvme_param_valid_cdq_entries(u32 value);
+bool rnvme_param_valid_poll_queues(u32 value);
+bool rnvme_param_valid_sgls(u32 value);
+
 static unsigned short rnvme_vf_queues;
 static unsigned short rnvme_vf_vectors;
 
@@ -411,7 +419,7 @@ static int rnvme_param_set_vf_queues(const char *val, const struct kernel_param 
 		return ret;
 	}
 	/* A secondary controller needs its admin queue and at least one I/O queue. */
-	if (v == 1 || v > 4096) {
+	if (!rnvme_param_valid_vf_queues(v)) {
 		pr_err("rnvme: vf_queues: %u is not 0 or 2 to 4096\n", v);
 		return -EINVAL;
 	}
@@ -428,7 +436,7 @@ static int rnvme_param_set_vf_vectors(const char *val, const struct kernel_param
 		pr_err("rnvme: vf_vectors: \"%s\" is not a number up to 2048\n", val);
 		return ret;
 	}
-	if (v > 2048) {
+	if (!rnvme_param_valid_vf_vectors(v)) {
 		pr_err("rnvme: vf_vectors: %u is more than 2048\n", v);
 		return -EINVAL;
 	}
@@ -471,7 +479,7 @@ static int rnvme_param_set_cdq_entries(const char *val, const struct kernel_para
 		pr_err("rnvme: cdq_entries: \"%s\" is not a number\n", val);
 		return ret;
 	}
-	if (v < RNVME_CDQ_ENTRIES_MIN || v > RNVME_CDQ_ENTRIES_MAX || !is_power_of_2(v)) {
+	if (!rnvme_param_valid_cdq_entries(v)) {
 		pr_err("rnvme: cdq_entries: %u is not a power of two from %u to %u\n", v,
 		       RNVME_CDQ_ENTRIES_MIN, RNVME_CDQ_ENTRIES_MAX);
 		return -EINVAL;
@@ -502,20 +510,18 @@ unsigned int rnvme_param_cdq_entries(void)
 static unsigned int rnvme_poll_queues;
 
 /*
- * Parses unsigned int parameter @name from @val into @dst; a value above @max is refused,
- * with a message naming the parameter, as is anything that is not a number.
+ * Sets unsigned int parameter @name from @val into @dst if it is a number and @valid (the
+ * driver's rule, called directly by the caller: no indirect call into Rust); either
+ * refusal logs a message naming the parameter. @max is the largest valid value.
  */
-static int rnvme_param_set_uint_upto(const char *name, const char *val, unsigned int max,
-				     unsigned int *dst)
+static int rnvme_param_set_uint(const char *name, const char *val, unsigned int v, int ret,
+				bool valid, unsigned int max, unsigned int *dst)
 {
-	unsigned int v;
-	int ret = kstrtouint(val, 0, &v);
-
 	if (ret) {
 		pr_err("rnvme: %s: \"%s\" is not a number\n", name, val);
 		return ret;
 	}
-	if (v > max) {
+	if (!valid) {
 		pr_err("rnvme: %s: %u is more than %u\n", name, v, max);
 		return -EINVAL;
 	}
@@ -525,8 +531,12 @@ static int rnvme_param_set_uint_upto(const char *name, const char *val, unsigned
 
 static int rnvme_param_set_poll_queues(const char *val, const struct kernel_param *kp)
 {
-	return rnvme_param_set_uint_upto("poll_queues", val, RNVME_MAX_POLL_QUEUES,
-					 &rnvme_poll_queues);
+	unsigned int v = 0;
+	int ret = kstrtouint(val, 0, &v);
+
+	return rnvme_param_set_uint("poll_queues", val, v, ret,
+				    !ret && rnvme_param_valid_poll_queues(v), RNVME_MAX_POLL_QUEUES,
+				    &rnvme_poll_queues);
 }
 
 static const struct kernel_param_ops rnvme_poll_queues_ops = {
@@ -552,7 +562,11 @@ static unsigned int rnvme_sgls = 1;
 
 static int rnvme_param_set_sgls(const char *val, const struct kernel_param *kp)
 {
-	return rnvme_param_set_uint_upto("sgls", val, 1, &rnvme_sgls);
+	unsigned int v = 0;
+	int ret = kstrtouint(val, 0, &v);
+
+	return rnvme_param_set_uint("sgls", val, v, ret, !ret && rnvme_param_valid_sgls(v), 1,
+				    &rnvme_sgls);
 }
 
 static const struct kernel_param_ops rnvme_sgls_ops = {

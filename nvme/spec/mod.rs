@@ -2,7 +2,8 @@
 
 //! The driver's pure logic: definitions from the NVM Express Base Specification and TP4159
 //! and the arithmetic on them, the VFIO migration state machine and rnvme's migration
-//! stream ([`migration`]), and the words of the `mode` attributes ([`mode`]).
+//! stream ([`migration`]), the words of the `mode` attributes ([`mode`]) and the values
+//! the numeric module parameters take ([`params`]).
 //!
 //! Everything below `spec` is `core`-only: no kernel APIs, no allocation, no `unsafe`. The
 //! kernel module (as `crate::nvme::spec`) and the host test crate (`rnvme-spec`, as
@@ -20,6 +21,7 @@ pub mod limits;
 pub mod lm;
 pub mod migration;
 pub mod mode;
+pub mod params;
 pub mod passthru;
 pub mod prp;
 pub mod queue;

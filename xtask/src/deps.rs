@@ -35,6 +35,8 @@ pub const BOOKWORM_PKGS: &[&str] = &[
     "rust-web-clippy",
     // Building Documentation/ with warnings as errors (`cargo xtask lint`).
     "python3-sphinx",
+    // libFuzzer's C++ runtime, built by the crate libfuzzer-sys (`cargo xtask fuzz`).
+    "g++",
     // Building the L0 QEMU from Debian's source (`cargo xtask qemu`).
     "ninja-build",
     "libglib2.0-dev",

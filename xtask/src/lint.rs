@@ -38,6 +38,17 @@ pub fn run(paths: &Paths, k: &Kernel) -> Result<()> {
     if proc::run(&mut fmt).is_err() {
         failures.push("cargo fmt --check (host crates)".to_string());
     }
+    // The libFuzzer binaries are outside the workspace (tests/fuzz/libfuzzer/Cargo.toml).
+    let mut fmt_fuzz = Command::new("cargo");
+    fmt_fuzz.current_dir(&paths.repo).args([
+        "fmt",
+        "--check",
+        "--manifest-path",
+        "tests/fuzz/libfuzzer/Cargo.toml",
+    ]);
+    if proc::run(&mut fmt_fuzz).is_err() {
+        failures.push("cargo fmt --check (tests/fuzz/libfuzzer)".to_string());
+    }
 
     let mut rustfmt = Command::new("rustfmt");
     rustfmt

@@ -121,11 +121,12 @@ enum Cmd {
     /// each; last `migrate-vm downtime ratio: X.XX` ((a) / (c)). About an
     /// hour.
     Bench(BenchArgs),
-    /// Fuzz the migration stream parser on the host: the code the kernel's resuming data
-    /// fd runs, with mutated streams (at least a million by default). Prints the inputs
-    /// tried, accepted and refused by reason, and last `fuzz executions: N, accepted: A,
-    /// refused: R, crashes: C`; writes a corpus to $RNVME_CACHE/fuzz-corpus for the
-    /// in-kernel replay test. Not part of `test` (nor of CI).
+    /// Coverage-guided fuzzing (libFuzzer) of the parsers of untrusted input: the migration
+    /// stream, the controller state, the compatibility section, the sysfs words, the module
+    /// parameters and the passthrough commands (`tests/fuzz`). Each target runs for a time
+    /// budget on its corpus in $RNVME_CACHE/fuzz-corpus/<target>; prints `fuzz <target>: N
+    /// execs, E edges, F findings` and exits non-zero if anything was found (the input is
+    /// in $RNVME_CACHE/fuzz-artifacts/<target>). Not part of `test` (nor of CI).
     Fuzz(FuzzArgs),
     /// Soak the riskiest concurrent cases (release kernel unless --debug): mode
     /// switches refused during fio, resets and function resets during fio, resets
@@ -141,12 +142,13 @@ enum Cmd {
 
 #[derive(Args)]
 struct FuzzArgs {
-    /// Inputs to try.
-    #[arg(long, default_value_t = 1_000_000)]
-    execs: u64,
-    /// PRNG seed; the same seed tries the same inputs.
-    #[arg(long, default_value_t = 0x5eed)]
-    seed: u64,
+    /// Seconds each target runs.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Run only this target (stream, controller-state, compat, sysfs-words,
+    /// module-params, passthru).
+    #[arg(long)]
+    target: Option<String>,
 }
 
 #[derive(Args)]
@@ -326,8 +328,8 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Fuzz(a) => fuzz::run(
             &paths,
             &fuzz::FuzzOpts {
-                execs: a.execs,
-                seed: a.seed,
+                seconds: a.seconds,
+                target: a.target,
             },
         ),
         Cmd::Lint => {

@@ -3,21 +3,23 @@
 //! Fuzzed migration streams replayed into the kernel's resuming data fd.
 //!
 //! The fuzzer (`tests/fuzz`, `cargo xtask fuzz`) runs the stream parser on the host
-//! against a made-up destination. Here the destination is a real VF: its compatibility
-//! section (from a stream of the other VF of the pair), the PF's state formats (Identify
-//! CNS 20h) and its limits, as the driver builds them (`vfio-mode/migration/target.rs`). From the
-//! fuzzer's seeds for that destination plus the captured stream, the fuzzer's own input
-//! sequence (same mutations, same PRNG, seed 0x5eed) gives the corpus, [`INPUTS`] inputs
-//! in well under a second; it is written to `fuzz-corpus/` in the run directory with the
-//! host parser's verdict on each. Each input is written in one write to a resuming fd of
-//! the destination, which then goes to STOP; the kernel must refuse it exactly where and
-//! how the host parser does (`EINVAL` malformed, `EOPNOTSUPP` incompatible, at the write
-//! or at STOP), and may only accept what the host accepts; an accepted state may still be
+//! against a made-up destination, which no VF in the VM is. Here the destination is a real
+//! VF: its compatibility section (from a stream of the other VF of the pair), the PF's
+//! state formats (Identify CNS 20h) and its limits, as the driver builds them
+//! (`vfio-mode/migration/target.rs`). From the fuzzer's seeds for that destination plus
+//! the captured stream, the deterministic input sequence of `rnvme_fuzz::inputs` (blind
+//! mutations, PRNG seed 0x5eed) gives [`INPUTS`] inputs in well under a second; the
+//! regression inputs of the fuzzer's `stream` target (`tests/fuzz/regressions/stream/`)
+//! follow. The corpus is written to `fuzz-corpus/` in the run directory with the host
+//! parser's verdict on each. Each input is written in one write to a resuming fd of the
+//! destination, which then goes to STOP; the kernel must refuse it exactly where and how
+//! the host parser does (`EINVAL` malformed, `EOPNOTSUPP` incompatible, at the write or at
+//! STOP), and may only accept what the host accepts; an accepted state may still be
 //! refused by the device (`EIO`: what only the device checks, such as a queue address).
 
 use std::{fs, io::Write, os::fd::AsRawFd};
 
-use rnvme_fuzz::{inputs, seeds};
+use rnvme_fuzz::{inputs, seeds, targets::stream_of};
 use rnvme_spec::{
     spec::lm::{formats::StateFormats, state::Limits},
     spec::migration::{
@@ -160,7 +162,15 @@ fn replay(env: &Env) -> Result<Vec<Report>, String> {
         })?;
         let mut seeds = seeds::all(&d);
         seeds.push(good);
-        let corpus: Vec<Vec<u8>> = inputs(&seeds, SEED).take(INPUTS).map(|(i, _)| i).collect();
+        let mut corpus: Vec<Vec<u8>> = inputs(&seeds, SEED).take(INPUTS).map(|(i, _)| i).collect();
+        // Then the stream target's regression inputs, read from the tree (the guest sees
+        // the host's root over 9p at the same path), as the stream they stand for.
+        let kept = rnvme_fuzz::regressions("stream")
+            .map_err(|e| format!("tests/fuzz/regressions/stream: {e}"))?;
+        corpus.extend(
+            kept.iter()
+                .filter_map(|(_, i)| stream_of(i).map(|(s, _)| s)),
+        );
         let dir = env.out.join("fuzz-corpus");
         fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut index = String::new();
@@ -192,8 +202,9 @@ fn replay(env: &Env) -> Result<Vec<Report>, String> {
         fs::write(dir.join("index.txt"), index).map_err(|e| format!("index.txt: {e}"))?;
         c.finish()?;
         println!(
-            "# of which {loaded} loaded, {device_refused} accepted by the parser and refused by \
-             the device"
+            "# of which {} regression inputs of the fuzzer's stream target, {loaded} loaded, \
+             {device_refused} accepted by the parser and refused by the device",
+            corpus.len() - INPUTS
         );
         ensure(loaded >= 1, || "no input was loaded".into())?;
         // The destination takes a real migration afterwards.

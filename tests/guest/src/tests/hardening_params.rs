@@ -99,25 +99,6 @@ fn param_path(name: &str) -> PathBuf {
     PathBuf::from(format!("/sys/module/{RNVME}/parameters/{name}"))
 }
 
-/// The number `kstrtou16`/`kstrtouint` (base 0) makes of `s`, if any: an optional `+`,
-/// `0x` hex, leading-`0` octal or decimal, at most one trailing newline.
-fn kstrto(s: &[u8], max: u64) -> Option<u64> {
-    let s = s.strip_suffix(b"\n").unwrap_or(s);
-    let s = s.strip_prefix(b"+").unwrap_or(s);
-    let (radix, digits) = if let Some(h) = s.strip_prefix(b"0x").or_else(|| s.strip_prefix(b"0X")) {
-        (16, h)
-    } else if s.len() > 1 && s[0] == b'0' {
-        (8, &s[1..])
-    } else {
-        (10, s)
-    };
-    let text = std::str::from_utf8(digits).ok()?;
-    if text.is_empty() || !text.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(text, radix).ok().filter(|v| *v <= max)
-}
-
 /// What a run-time write of `bytes` to numeric parameter `p` must do: `Ok(Some(v))` the
 /// parameter becomes `v`, `Ok(None)` nothing happens (an empty write), `Err(errnos)`
 /// refused with one of them.
@@ -135,7 +116,8 @@ fn expected(p: &Param, bytes: &[u8]) -> Result<Option<u64>, &'static [i32]> {
     } else {
         u64::from(u16::MAX)
     };
-    match kstrto(c_string, u64::MAX) {
+    // The kernel's parser, as modelled for the fuzzer's module-params target.
+    match rnvme_fuzz::kstrto::parse(c_string) {
         Some(v)
             if v >= min
                 && v <= max
