@@ -77,11 +77,15 @@ const SETTLE: Duration = Duration::from_secs(60);
 /// How long one fio run of a loop may take (the debug kernel under TCG is slow).
 const FIO_RUN: Duration = Duration::from_secs(600);
 
-/// The verify job that runs in a loop on each block disk.
+/// The verify job that runs in a loop on each block disk. Each run is long against the
+/// gap between two runs (fio exiting and starting again, a second or more on a loaded
+/// host), so that the disks are busy all through the concurrent migrations, which last a
+/// few seconds: with 8 MiB runs a loaded release run once saw two disks idle for the whole
+/// concurrent phase. 32 MiB still fits before the next region (`FIO_OFFSETS`).
 const LOOP_VERIFY: FioVerify = FioVerify {
     name: "concurrent",
     iodepth: 8,
-    size: "8M",
+    size: "32M",
     output: "--output=/dev/null",
 };
 
